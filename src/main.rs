@@ -1,0 +1,420 @@
+//! The `facewatch` command line. Errors end in one line on stderr and a non-zero status.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use facewatch::config::Settings;
+use facewatch::enroll;
+use facewatch::eval;
+use facewatch::pipeline::Pipeline;
+use facewatch::vision::decode::decode_file;
+use facewatch::vision::quality::{QualityGate, Rejection};
+use facewatch::watchlist::Watchlist;
+
+#[derive(Parser)]
+#[command(name = "facewatch", version, about = "Face-recognition checkpoint: watch-list matching on the edge")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll a subject from one or more photos (the largest good face of each).
+    Enroll {
+        #[arg(long)]
+        list: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Threshold for the list if it is created now (default: the model's).
+        #[arg(long)]
+        threshold: Option<f32>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Enroll a folder with one sub-folder of photos per subject.
+    Import {
+        #[arg(long)]
+        list: String,
+        #[arg(long)]
+        threshold: Option<f32>,
+        dir: PathBuf,
+    },
+    /// Match every face of every image against the watch lists.
+    Identify {
+        #[arg(long)]
+        json: bool,
+        /// Candidates to report per face.
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Print detections and embeddings, one JSON line per face.
+    Embed {
+        #[arg(long, required = true)]
+        json: bool,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Show the watch lists.
+    Lists {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a subject and purge its templates.
+    Remove {
+        #[arg(long)]
+        list: String,
+        #[arg(long)]
+        subject: String,
+    },
+    /// Set a list's match threshold.
+    Threshold {
+        #[arg(long)]
+        list: String,
+        value: f32,
+    },
+    /// Measure accuracy on an LFW-style folder (pairs + open-set identification).
+    Eval {
+        /// Folder with <Identity>/*.jpg and pairs_lfw_view2.tsv.
+        faces: PathBuf,
+        /// Parallel pipelines (each with --threads intra-op threads).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FACEWATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let s = cli.settings;
+    match cli.command {
+        Command::Enroll { list, subject, name, threshold, images } => {
+            enroll_cmd(&s, &list, &subject, name.as_deref(), threshold, &images)
+        }
+        Command::Import { list, threshold, dir } => import_cmd(&s, &list, threshold, &dir),
+        Command::Identify { json, top, images } => identify_cmd(&s, json, top, &images),
+        Command::Embed { json: _, images } => embed_cmd(&s, &images),
+        Command::Lists { json } => {
+            let wl = open_watchlist_light(&s)?;
+            let lists = wl.summaries()?;
+            if json {
+                println!("{}", serde_json::to_string(&lists)?);
+            } else if lists.is_empty() {
+                println!("no watch lists");
+            } else {
+                println!("{:<24} {:>9} {:>9} {:>10}", "list", "threshold", "subjects", "templates");
+                for l in lists {
+                    println!("{:<24} {:>9.3} {:>9} {:>10}", l.name, l.threshold, l.subjects, l.templates);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Remove { list, subject } => {
+            let mut wl = open_watchlist_light(&s)?;
+            let n = wl.remove(&list, &subject)?;
+            wl.flush()?;
+            println!("removed {subject} from {list} ({n} templates purged)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Threshold { list, value } => {
+            let mut wl = open_watchlist_light(&s)?;
+            wl.set_threshold(&list, value)?;
+            println!("{list}: threshold {value}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { faces, workers } => eval_cmd(&s, &faces, workers),
+    }
+}
+
+fn open_pipeline(s: &Settings) -> anyhow::Result<Pipeline> {
+    Pipeline::open(&s.models_dir(), s.pipeline_options()).context("loading models")
+}
+
+fn open_watchlist(s: &Settings, p: &Pipeline) -> anyhow::Result<Watchlist> {
+    let e = &p.manifest.embedder;
+    Ok(Watchlist::open(&s.data_dir, &s.index_factory, &e.name, e.embedding_size as u32)?)
+}
+
+/// The watch list without loading the model sessions (model identity from the manifest).
+fn open_watchlist_light(s: &Settings) -> anyhow::Result<Watchlist> {
+    let m = facewatch::manifest::Manifest::load(&s.models_dir())?;
+    Ok(Watchlist::open(&s.data_dir, &s.index_factory, &m.embedder.name, m.embedder.embedding_size as u32)?)
+}
+
+fn reasons(r: &[Rejection]) -> String {
+    r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// Embeds the enrollable face of each photo; refusals are returned with their reasons.
+fn enrollment_templates(
+    s: &Settings,
+    p: &mut Pipeline,
+    images: &[PathBuf],
+) -> (Vec<(Vec<f32>, String, String)>, Vec<(PathBuf, String)>) {
+    let gate = QualityGate::enrollment();
+    let mut ok = Vec::new();
+    let mut refused = Vec::new();
+    for path in images {
+        let res = decode_file(path, s.max_pixels).and_then(|img| enroll::select(p, &img, &gate));
+        match res {
+            Ok(Ok(face)) => {
+                let q = serde_json::to_string(&face.quality).unwrap_or_default();
+                if let Some(e) = face.embedding {
+                    ok.push((e, q, path.display().to_string()));
+                }
+            }
+            Ok(Err(r)) => refused.push((path.clone(), reasons(&r))),
+            Err(e) => refused.push((path.clone(), e.to_string())),
+        }
+    }
+    (ok, refused)
+}
+
+fn enroll_cmd(
+    s: &Settings,
+    list: &str,
+    subject: &str,
+    name: Option<&str>,
+    threshold: Option<f32>,
+    images: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let mut p = open_pipeline(s)?;
+    let mut wl = open_watchlist(s, &p)?;
+    wl.create_list(list, threshold.unwrap_or(p.manifest.embedder.default_threshold))?;
+    let (ok, refused) = enrollment_templates(s, &mut p, images);
+    for (path, why) in &refused {
+        eprintln!("refused {}: {why}", path.display());
+    }
+    if ok.is_empty() {
+        bail!("nothing enrolled for {subject}: every photo was refused");
+    }
+    let n = ok.len();
+    wl.enroll(list, subject, name, ok)?;
+    wl.flush()?;
+    println!("enrolled {subject} in {list}: {n} template(s), {} photo(s) refused", refused.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> anyhow::Result<ExitCode> {
+    let mut subjects: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    subjects.sort();
+    if subjects.is_empty() {
+        bail!("{}: no sub-folders (expected one folder of photos per subject)", dir.display());
+    }
+    let mut p = open_pipeline(s)?;
+    let mut wl = open_watchlist(s, &p)?;
+    wl.create_list(list, threshold.unwrap_or(p.manifest.embedder.default_threshold))?;
+    let bar = indicatif::ProgressBar::new(subjects.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} subjects {elapsed_precise} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut enrolled, mut templates) = (0usize, 0usize);
+    let mut refused_photos: Vec<(PathBuf, String)> = Vec::new();
+    let mut refused_subjects = Vec::new();
+    for sub in &subjects {
+        let id = sub.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let mut photos: Vec<PathBuf> = std::fs::read_dir(sub)
+            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
+            .unwrap_or_default();
+        photos.sort();
+        let (ok, refused) = enrollment_templates(s, &mut p, &photos);
+        refused_photos.extend(refused);
+        if ok.is_empty() {
+            refused_subjects.push(id);
+        } else {
+            templates += ok.len();
+            let name = id.replace('_', " ");
+            match wl.enroll(list, &id, Some(&name), ok) {
+                Ok(_) => enrolled += 1,
+                Err(e) => refused_photos.push((sub.clone(), e.to_string())),
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    wl.flush()?;
+    println!(
+        "imported {enrolled}/{} subjects into {list}: {templates} templates; {} photos refused",
+        subjects.len(),
+        refused_photos.len()
+    );
+    let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, why) in &refused_photos {
+        let key = why.split(" (").next().unwrap_or(why).to_string();
+        *by_reason.entry(key).or_default() += 1;
+    }
+    for (why, n) in &by_reason {
+        println!("  refused {n:>5}: {why}");
+    }
+    for (path, why) in &refused_photos {
+        eprintln!("refused {}: {why}", path.display());
+    }
+    if !refused_subjects.is_empty() {
+        println!("  subjects with no usable photo: {}", refused_subjects.join(", "));
+    }
+    Ok(if enrolled > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn identify_cmd(s: &Settings, json: bool, top: usize, images: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut p = open_pipeline(s)?;
+    let mut wl = open_watchlist(s, &p)?;
+    let gate = QualityGate::default();
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for path in images {
+        let file = path.display().to_string();
+        let faces = match decode_file(path, s.max_pixels).and_then(|img| p.faces(&img, Some(&gate))) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {file}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let mut rows = Vec::new();
+        for f in &faces {
+            let matches = match &f.embedding {
+                Some(e) => wl.matches(e, top)?,
+                None => Vec::new(),
+            };
+            rows.push((f, matches));
+        }
+        if json {
+            let faces: Vec<_> = rows
+                .iter()
+                .map(|(f, m)| {
+                    json!({
+                        "bbox": f.detection.bbox,
+                        "score": f.detection.score,
+                        "quality": f.quality,
+                        "status": if !f.rejections.is_empty() { "rejected" } else if m.is_empty() { "unknown" } else { "match" },
+                        "rejections": f.rejections.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                        "matches": m,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", json!({"file": file, "faces": faces}))?;
+        } else {
+            writeln!(out, "{file}: {} face(s)", rows.len())?;
+            for (i, (f, m)) in rows.iter().enumerate() {
+                let b = f.detection.bbox;
+                let head = format!("  face {} at [{:.0},{:.0} {:.0}x{:.0}]", i + 1, b[0], b[1], b[2], b[3]);
+                if !f.rejections.is_empty() {
+                    writeln!(out, "{head}: not usable ({})", reasons(&f.rejections))?;
+                } else if m.is_empty() {
+                    writeln!(out, "{head}: unknown")?;
+                } else {
+                    for c in m {
+                        let name = c.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                        writeln!(
+                            out,
+                            "{head}: MATCH {}/{}{name} score {:.3} (threshold {:.3})",
+                            c.list, c.subject, c.score, c.threshold
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn embed_cmd(s: &Settings, images: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut p = open_pipeline(s)?;
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for path in images {
+        let file = path.display().to_string();
+        let faces = match decode_file(path, s.max_pixels).and_then(|img| p.faces(&img, None)) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {file}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        if faces.is_empty() {
+            writeln!(out, "{}", json!({"file": file, "faces": 0}))?;
+        }
+        for f in faces {
+            let d = f.detection;
+            writeln!(
+                out,
+                "{}",
+                json!({"file": file, "bbox": d.bbox, "score": d.score, "landmarks": d.landmarks, "embedding": f.embedding})
+            )?;
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn eval_cmd(s: &Settings, faces: &Path, workers: usize) -> anyhow::Result<ExitCode> {
+    let mut opts = s.pipeline_options();
+    // Evaluation picks the labelled (centre) face among all candidates, as the reference does.
+    opts.detector.score_threshold = opts.detector.score_threshold.min(0.6);
+    if s.threads == 0 {
+        opts.runtime.intra_threads = 1;
+    }
+    let set = eval::IdentificationSet::from_faces_dir(faces)?;
+    let pairs = eval::read_pairs(&faces.join("pairs_lfw_view2.tsv"))?;
+    let paths = set.all_paths();
+    let bar = indicatif::ProgressBar::new(paths.len() as u64);
+    let t0 = std::time::Instant::now();
+    let embs = eval::embed_centre_faces(&s.models_dir(), &opts, &paths, workers, &|n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let by_path: BTreeMap<PathBuf, Option<Vec<f32>>> = paths.iter().cloned().zip(embs).collect();
+    let by_rel: BTreeMap<String, Option<Vec<f32>>> = by_path
+        .iter()
+        .filter_map(|(p, e)| Some((p.strip_prefix(faces).ok()?.to_string_lossy().into_owned(), e.clone())))
+        .collect();
+    let m = facewatch::manifest::Manifest::load(&s.models_dir())?;
+    let ver = eval::verification(&pairs, &by_rel);
+    let ident = eval::identification(&set, &by_path, &s.index_factory, &m.embedder.name, m.embedder.embedding_size as u32)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "images": paths.len(),
+            "seconds": secs,
+            "images_per_second": paths.len() as f64 / secs,
+            "verification": ver,
+            "identification": ident,
+        }))?
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,132 @@
+//! Frame -> faces with quality verdicts and embeddings. Composes the vision stages and is the
+//! only owner of the model sessions.
+
+use std::path::Path;
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::manifest::{self, Manifest};
+use crate::vision::align::{self, Affine};
+use crate::vision::detect::{Detection, Detector, DetectorOptions};
+use crate::vision::embed::Embedder;
+use crate::vision::quality::{self, Quality, QualityGate, Rejection};
+use crate::vision::runtime::{self, RuntimeOptions};
+
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub runtime: RuntimeOptions,
+    pub detector: DetectorOptions,
+    pub max_batch: usize,
+    /// Check model files against the manifest's sha256 when loading.
+    pub verify_models: bool,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            runtime: RuntimeOptions::default(),
+            detector: DetectorOptions::default(),
+            max_batch: 32,
+            verify_models: true,
+        }
+    }
+}
+
+/// One face of a frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct Face {
+    pub detection: Detection,
+    pub quality: Quality,
+    /// Why the gate refused it (empty = usable).
+    pub rejections: Vec<Rejection>,
+    /// Unit-length embedding; `None` for refused faces.
+    pub embedding: Option<Vec<f32>>,
+    #[serde(skip)]
+    pub transform: Affine,
+    #[serde(skip)]
+    pub chip: RgbImage,
+}
+
+pub struct Pipeline {
+    pub detector: Detector,
+    pub embedder: Embedder,
+    pub manifest: Manifest,
+}
+
+impl Pipeline {
+    /// Loads both models described by `models_dir/manifest.toml`.
+    pub fn open(models_dir: &Path, opts: PipelineOptions) -> Result<Self> {
+        let manifest = Manifest::load(models_dir)?;
+        if opts.verify_models {
+            manifest::verify_file(&manifest.detector_path(), &manifest.detector.sha256)?;
+            manifest::verify_file(&manifest.embedder_path(), &manifest.embedder.sha256)?;
+        }
+        let det = runtime::session(&manifest.detector_path(), &opts.runtime)?;
+        let emb = runtime::session(&manifest.embedder_path(), &opts.runtime)?;
+        Ok(Self {
+            detector: Detector::new(det, manifest.detector.clone(), opts.detector),
+            embedder: Embedder::new(emb, manifest.embedder.clone(), opts.max_batch),
+            manifest,
+        })
+    }
+
+    /// Name of the embedding model, stored with every template.
+    pub fn model_name(&self) -> &str {
+        &self.manifest.embedder.name
+    }
+
+    /// Detection + alignment + quality for every face; faces that pass `gate` (all faces when
+    /// `gate` is `None`) are embedded together in one batch.
+    pub fn faces(&mut self, img: &RgbImage, gate: Option<&QualityGate>) -> Result<Vec<Face>> {
+        let dets = self.detector.detect(img)?;
+        let mut faces = self.prepare(img, dets, gate);
+        self.embed_faces(&mut faces)?;
+        Ok(faces)
+    }
+
+    /// Aligns and measures detections (no model call).
+    pub fn prepare(&self, img: &RgbImage, dets: Vec<Detection>, gate: Option<&QualityGate>) -> Vec<Face> {
+        let spec = &self.manifest.embedder;
+        dets.into_iter()
+            .map(|d| {
+                let (transform, chip) = align::align(img, &d.landmarks, &spec.template, spec.input_size);
+                let quality = quality::measure(&d, &chip);
+                let rejections = gate.map(|g| g.check(&quality)).unwrap_or_default();
+                Face { detection: d, quality, rejections, embedding: None, transform, chip }
+            })
+            .collect()
+    }
+
+    /// Embeds every accepted face in one batched call.
+    pub fn embed_faces(&mut self, faces: &mut [Face]) -> Result<()> {
+        let idx: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].rejections.is_empty()).collect();
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let chips: Vec<&RgbImage> = idx.iter().map(|&i| &faces[i].chip).collect();
+        let embs = self.embedder.embed(&chips)?;
+        for (i, e) in idx.into_iter().zip(embs) {
+            faces[i].embedding = Some(e);
+        }
+        Ok(())
+    }
+}
+
+/// The face whose box centre is nearest the image centre (LFW's labelled person).
+pub fn nearest_center(faces: &[Face], width: u32, height: u32) -> Option<&Face> {
+    let (cx, cy) = (width as f32 / 2.0, height as f32 / 2.0);
+    faces.iter().min_by(|a, b| {
+        let d = |f: &Face| {
+            let c = f.detection.center();
+            (c[0] - cx).powi(2) + (c[1] - cy).powi(2)
+        };
+        d(a).total_cmp(&d(b))
+    })
+}
+
+/// The largest face by box area.
+pub fn largest(faces: &[Face]) -> Option<&Face> {
+    faces.iter().max_by(|a, b| a.detection.area().total_cmp(&b.detection.area()))
+}

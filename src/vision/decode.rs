@@ -1,0 +1,111 @@
+//! Bytes -> upright RGB image. The header is read first so a decompression bomb is refused
+//! before any pixel buffer is allocated; EXIF orientation is applied; grey and alpha become RGB.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+use crate::error::{Error, Result};
+
+/// 40 megapixels: a 8K frame fits, a 20000x20000 bomb does not.
+pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
+
+/// Decodes JPEG or PNG bytes into an upright 8-bit RGB image of at most `max_pixels` pixels.
+pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
+    if bytes.is_empty() {
+        return Err(Error::EmptyInput);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::CorruptImage(e.to_string()))?;
+    match reader.format() {
+        Some(ImageFormat::Jpeg | ImageFormat::Png) => {}
+        Some(other) => return Err(Error::UnsupportedImage(format!("{other:?}"))),
+        None => return Err(Error::UnsupportedImage("unrecognised file signature".into())),
+    }
+    let mut decoder = reader.into_decoder().map_err(|e| Error::CorruptImage(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(Error::ImageTooLarge { width, height, pixels, max_pixels });
+    }
+    if pixels == 0 {
+        return Err(Error::CorruptImage("image has zero width or height".into()));
+    }
+    let mut limits = Limits::default();
+    // Room for the decoded buffer at 16 bits x 4 channels plus the decoder's own working set.
+    limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
+    decoder.set_limits(limits).map_err(|e| Error::CorruptImage(e.to_string()))?;
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| Error::CorruptImage(e.to_string()))?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    Ok(match img {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        DynamicImage::ImageRgba8(rgba) => flatten_alpha(&rgba),
+        other if other.color().has_alpha() => flatten_alpha(&other.to_rgba8()),
+        other => other.to_rgb8(),
+    })
+}
+
+/// Composites transparent pixels onto white (a transparent background is not a black face).
+fn flatten_alpha(rgba: &image::RgbaImage) -> RgbImage {
+    let mut out = RgbImage::new(rgba.width(), rgba.height());
+    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u16::from(src[3]);
+        for c in 0..3 {
+            dst[c] = ((u16::from(src[c]) * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+    }
+    out
+}
+
+/// Reads and decodes a file.
+pub fn decode_file(path: &std::path::Path, max_pixels: u64) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode(&bytes, max_pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32, color: image::ExtendedColorType, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut out),
+            data,
+            w,
+            h,
+            color,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn grey_and_alpha_become_rgb() {
+        let grey = png(2, 1, image::ExtendedColorType::L8, &[10, 200]);
+        let img = decode(&grey, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(img.get_pixel(1, 0).0, [200, 200, 200]);
+        let rgba = png(1, 1, image::ExtendedColorType::Rgba8, &[0, 0, 0, 0]);
+        let img = decode(&rgba, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(img.get_pixel(0, 0).0, [255, 255, 255], "transparent composites onto white");
+    }
+
+    #[test]
+    fn refuses_empty_text_and_truncated() {
+        assert!(matches!(decode(b"", DEFAULT_MAX_PIXELS), Err(Error::EmptyInput)));
+        assert!(matches!(decode(b"hello, world\n", DEFAULT_MAX_PIXELS), Err(Error::UnsupportedImage(_))));
+        let ok = png(4, 4, image::ExtendedColorType::Rgb8, &[7; 48]);
+        let cut = &ok[..ok.len() / 2];
+        assert!(matches!(decode(cut, DEFAULT_MAX_PIXELS), Err(Error::CorruptImage(_))));
+    }
+
+    #[test]
+    fn pixel_limit_is_checked_before_decoding() {
+        let ok = png(4, 4, image::ExtendedColorType::Rgb8, &[7; 48]);
+        assert!(matches!(decode(&ok, 15), Err(Error::ImageTooLarge { pixels: 16, .. })));
+    }
+}

@@ -1,0 +1,215 @@
+//! YuNet face detector: pad to a multiple of 32 (dynamic-size model, so small faces in large
+//! frames survive), one ort call, anchor-free decoding per stride, then NMS.
+
+use image::RgbImage;
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::manifest::{ChannelOrder, DetectorSpec};
+
+const STRIDES: [usize; 3] = [8, 16, 32];
+
+/// One detected face in original-image pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Detection {
+    /// x, y, width, height.
+    pub bbox: [f32; 4],
+    /// Subject's right eye, left eye, nose tip, right mouth corner, left mouth corner.
+    pub landmarks: [[f32; 2]; 5],
+    pub score: f32,
+}
+
+impl Detection {
+    pub fn area(&self) -> f32 {
+        self.bbox[2].max(0.0) * self.bbox[3].max(0.0)
+    }
+
+    pub fn center(&self) -> [f32; 2] {
+        [self.bbox[0] + self.bbox[2] / 2.0, self.bbox[1] + self.bbox[3] / 2.0]
+    }
+
+    fn iou(&self, other: &Detection) -> f32 {
+        let [ax, ay, aw, ah] = self.bbox;
+        let [bx, by, bw, bh] = other.bbox;
+        let iw = ((ax + aw).min(bx + bw) - ax.max(bx)).max(0.0);
+        let ih = ((ay + ah).min(by + bh) - ay.max(by)).max(0.0);
+        let inter = iw * ih;
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 { 0.0 } else { inter / union }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectorOptions {
+    /// Minimum face score (OpenCV's default 0.9 gives no false positives on the non-face set).
+    pub score_threshold: f32,
+    pub nms_iou: f32,
+    /// Frames whose longer side exceeds this are downscaled before detection (0 = never).
+    pub max_side: u32,
+    /// Keep at most this many candidates before NMS.
+    pub top_k: usize,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        Self { score_threshold: 0.9, nms_iou: 0.3, max_side: 2560, top_k: 5000 }
+    }
+}
+
+pub struct Detector {
+    session: Session,
+    spec: DetectorSpec,
+    pub options: DetectorOptions,
+    input: Vec<f32>,
+}
+
+impl Detector {
+    pub fn new(session: Session, spec: DetectorSpec, options: DetectorOptions) -> Self {
+        Self { session, spec, options, input: Vec::new() }
+    }
+
+    /// All faces above the score threshold, best first.
+    pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Detection>> {
+        let (w, h) = img.dimensions();
+        let longest = w.max(h);
+        let (scale, resized);
+        let src = if self.options.max_side > 0 && longest > self.options.max_side {
+            scale = self.options.max_side as f32 / longest as f32;
+            let nw = ((w as f32 * scale).round() as u32).max(1);
+            let nh = ((h as f32 * scale).round() as u32).max(1);
+            resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
+            &resized
+        } else {
+            scale = 1.0;
+            img
+        };
+        let mut dets = self.detect_unscaled(src)?;
+        if scale != 1.0 {
+            let inv = 1.0 / scale;
+            for d in &mut dets {
+                d.bbox.iter_mut().for_each(|v| *v *= inv);
+                d.landmarks.iter_mut().flatten().for_each(|v| *v *= inv);
+            }
+        }
+        Ok(dets)
+    }
+
+    fn detect_unscaled(&mut self, img: &RgbImage) -> Result<Vec<Detection>> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let m = self.spec.pad_multiple as usize;
+        let (pw, ph) = (w.div_ceil(m) * m, h.div_ceil(m) * m);
+        fill_planar(img, pw, ph, self.spec.channel_order, &mut self.input);
+        let outputs = self
+            .session
+            .run(ort::inputs![TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..]))?])?;
+        let mut candidates = Vec::new();
+        for s in STRIDES {
+            let (cols, rows) = (pw / s, ph / s);
+            let anchors = cols * rows;
+            let get = |name: String, width: usize| -> Result<&[f32]> {
+                let v = outputs
+                    .get(&name)
+                    .ok_or_else(|| Error::ModelOutput(format!("detector has no output {name}")))?;
+                let (_, data) = v.try_extract_tensor::<f32>()?;
+                if data.len() != anchors * width {
+                    return Err(Error::ModelOutput(format!(
+                        "{name}: {} values, expected {}",
+                        data.len(),
+                        anchors * width
+                    )));
+                }
+                Ok(data)
+            };
+            let cls = get(format!("cls_{s}"), 1)?;
+            let obj = get(format!("obj_{s}"), 1)?;
+            let bbox = get(format!("bbox_{s}"), 4)?;
+            let kps = get(format!("kps_{s}"), 10)?;
+            let sf = s as f32;
+            for a in 0..anchors {
+                let score = (cls[a].clamp(0.0, 1.0) * obj[a].clamp(0.0, 1.0)).sqrt();
+                if score < self.options.score_threshold {
+                    continue;
+                }
+                let (row, col) = ((a / cols) as f32, (a % cols) as f32);
+                let b = &bbox[a * 4..a * 4 + 4];
+                let cx = (col + b[0]) * sf;
+                let cy = (row + b[1]) * sf;
+                let bw = b[2].exp() * sf;
+                let bh = b[3].exp() * sf;
+                let k = &kps[a * 10..a * 10 + 10];
+                let mut landmarks = [[0.0f32; 2]; 5];
+                for (j, lm) in landmarks.iter_mut().enumerate() {
+                    *lm = [(k[2 * j] + col) * sf, (k[2 * j + 1] + row) * sf];
+                }
+                candidates.push(Detection { bbox: [cx - bw / 2.0, cy - bh / 2.0, bw, bh], landmarks, score });
+            }
+        }
+        Ok(nms(candidates, self.options.nms_iou, self.options.top_k))
+    }
+}
+
+/// Writes the image as planar float 0..255 in the model's channel order, zero-padded
+/// right/bottom to `pw` x `ph`. The buffer is reused across frames.
+fn fill_planar(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, buf: &mut Vec<f32>) {
+    let plane = pw * ph;
+    buf.clear();
+    buf.resize(3 * plane, 0.0);
+    let map: [usize; 3] = match order {
+        ChannelOrder::Rgb => [0, 1, 2],
+        ChannelOrder::Bgr => [2, 1, 0],
+    };
+    let w = img.width() as usize;
+    let (p0, rest) = buf.split_at_mut(plane);
+    let (p1, p2) = rest.split_at_mut(plane);
+    let planes: [&mut [f32]; 3] = [p0, p1, p2];
+    let [a, b, c] = planes;
+    for (y, row) in img.as_raw().chunks_exact(w * 3).enumerate() {
+        let off = y * pw;
+        let (ra, rb, rc) = (&mut a[off..off + w], &mut b[off..off + w], &mut c[off..off + w]);
+        for (x, px) in row.chunks_exact(3).enumerate() {
+            ra[x] = f32::from(px[map[0]]);
+            rb[x] = f32::from(px[map[1]]);
+            rc[x] = f32::from(px[map[2]]);
+        }
+    }
+}
+
+/// Greedy non-maximum suppression, highest score first (as OpenCV's NMSBoxes).
+pub fn nms(mut dets: Vec<Detection>, iou: f32, top_k: usize) -> Vec<Detection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    dets.truncate(top_k);
+    let mut keep: Vec<Detection> = Vec::new();
+    for d in dets {
+        if keep.iter().all(|k| k.iou(&d) <= iou) {
+            keep.push(d);
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, score: f32) -> Detection {
+        Detection { bbox: [x, 0.0, 10.0, 10.0], landmarks: [[0.0; 2]; 5], score }
+    }
+
+    #[test]
+    fn nms_keeps_best_of_overlapping() {
+        let out = nms(vec![det(0.0, 0.8), det(1.0, 0.95), det(50.0, 0.91)], 0.3, 100);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].score, 0.95);
+        assert_eq!(out[1].bbox[0], 50.0);
+    }
+
+    #[test]
+    fn planar_fill_pads_and_swaps_channels() {
+        let img = RgbImage::from_raw(1, 1, vec![1, 2, 3]).unwrap();
+        let mut buf = Vec::new();
+        fill_planar(&img, 2, 2, ChannelOrder::Bgr, &mut buf);
+        assert_eq!(buf, vec![3.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    }
+}

@@ -1,0 +1,91 @@
+//! Face embedder: a batch of aligned chips -> L2-normalised vectors, in one ort call per batch.
+//! Input size, channel order and normalisation come from the model manifest.
+
+use image::RgbImage;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::error::{Error, Result};
+use crate::manifest::{ChannelOrder, EmbedderSpec};
+
+pub struct Embedder {
+    session: Session,
+    spec: EmbedderSpec,
+    /// Largest batch sent to the model in one call.
+    pub max_batch: usize,
+    input: Vec<f32>,
+}
+
+impl Embedder {
+    pub fn new(session: Session, spec: EmbedderSpec, max_batch: usize) -> Self {
+        Self { session, spec, max_batch: max_batch.max(1), input: Vec::new() }
+    }
+
+    pub fn spec(&self) -> &EmbedderSpec {
+        &self.spec
+    }
+
+    /// One unit-length embedding per chip, in order.
+    pub fn embed(&mut self, chips: &[&RgbImage]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(chips.len());
+        for batch in chips.chunks(self.max_batch) {
+            self.embed_batch(batch, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&mut self, chips: &[&RgbImage], out: &mut Vec<Vec<f32>>) -> Result<()> {
+        let s = self.spec.input_size as usize;
+        let plane = s * s;
+        self.input.clear();
+        self.input.resize(chips.len() * 3 * plane, 0.0);
+        let map: [usize; 3] = match self.spec.channel_order {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        };
+        let scale = self.spec.std.map(|v| 1.0 / v);
+        let mean = self.spec.mean;
+        for (i, chip) in chips.iter().enumerate() {
+            if chip.width() as usize != s || chip.height() as usize != s {
+                return Err(Error::Invalid(format!(
+                    "chip is {}x{}, the embedder takes {s}x{s}",
+                    chip.width(),
+                    chip.height()
+                )));
+            }
+            let base = i * 3 * plane;
+            for (p, px) in chip.as_raw().chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    let v = f32::from(px[map[c]]);
+                    self.input[base + c * plane + p] = (v - mean[c]) * scale[c];
+                }
+            }
+        }
+        let outputs = self
+            .session
+            .run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &self.input[..]))?])?;
+        let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
+        let d = self.spec.embedding_size;
+        if data.len() != chips.len() * d {
+            return Err(Error::ModelOutput(format!(
+                "embedder returned {} values for {} chips, expected {} each",
+                data.len(),
+                chips.len(),
+                d
+            )));
+        }
+        out.extend(data.chunks_exact(d).map(normalized));
+        Ok(())
+    }
+}
+
+/// L2-normalised copy (a zero vector stays zero).
+pub fn normalized(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 { v.iter().map(|x| x / n).collect() } else { v.to_vec() }
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

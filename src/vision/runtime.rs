@@ -1,0 +1,152 @@
+//! ONNX Runtime: one environment per process (ort allows only one), sessions with explicit
+//! threading, and the execution provider that really runs, logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use crate::error::{Error, Result};
+
+/// How model sessions run.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Intra-op threads per session (0 = all cores).
+    pub intra_threads: usize,
+    /// Ask for the CUDA execution provider (needs the `cuda` feature and a GPU build of ONNX Runtime).
+    pub cuda: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self { intra_threads: 0, cuda: cfg!(feature = "cuda") }
+    }
+}
+
+static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+
+/// Where the ONNX Runtime shared library is: `ORT_DYLIB_PATH`, else the copy that
+/// `scripts/setup.sh` put under `.deps/onnxruntime/` (next to the working directory or the crate).
+pub fn locate_library() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return Some(PathBuf::from(p));
+    }
+    let roots = [std::env::current_dir().ok(), Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")))];
+    for root in roots.into_iter().flatten() {
+        let dir = root.join(".deps/onnxruntime");
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            let mut libs: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libonnxruntime.so."))
+                })
+                .collect();
+            libs.sort();
+            if let Some(lib) = libs.pop() {
+                return Some(lib);
+            }
+        }
+    }
+    None
+}
+
+/// The process-wide ONNX Runtime environment, loaded on first use.
+pub fn environment() -> Result<&'static Environment> {
+    let env = ENV.get_or_init(|| {
+        let lib = locate_library().ok_or_else(|| {
+            "ONNX Runtime library not found: set ORT_DYLIB_PATH or run scripts/setup.sh".to_string()
+        })?;
+        let lib = std::path::absolute(&lib).unwrap_or(lib);
+        if !lib.exists() {
+            return Err(format!("ONNX Runtime library not found at {}", lib.display()));
+        }
+        tracing::debug!(lib = %lib.display(), "loading ONNX Runtime");
+        let builder = ort::init_from(&lib).map_err(|e| format!("loading {}: {e}", lib.display()))?;
+        builder.with_name("facewatch").build().map_err(|e| e.to_string())
+    });
+    env.as_ref().map_err(|e| Error::Runtime(e.clone()))
+}
+
+fn threads(requested: usize) -> usize {
+    if requested > 0 {
+        requested
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
+}
+
+/// Builds a session for one model file. Idle intra-op threads do not spin: two sessions
+/// (detector + embedder) share the cores, and spinning doubled latency in measurements.
+pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
+    let env = environment()?;
+    let mut builder = Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(ort::Error::from)?
+        .with_intra_threads(threads(opts.intra_threads))
+        .map_err(ort::Error::from)?
+        .with_inter_threads(1)
+        .map_err(ort::Error::from)?
+        .with_intra_op_spinning(false)
+        .map_err(ort::Error::from)?;
+    builder = register_providers(builder, opts)?;
+    let session = builder.commit_from_file(model)?;
+    tracing::info!(model = %model.display(), provider = provider_name(opts), "model session ready");
+    Ok(session)
+}
+
+#[cfg(feature = "cuda")]
+fn register_providers(
+    builder: ort::session::builder::SessionBuilder,
+    opts: &RuntimeOptions,
+) -> Result<ort::session::builder::SessionBuilder> {
+    use ort::ep::ExecutionProvider;
+    if !opts.cuda {
+        return Ok(builder);
+    }
+    let cuda = ort::ep::CUDA::default();
+    match cuda.is_available() {
+        Ok(true) => {}
+        _ => {
+            tracing::warn!("CUDA execution provider not available in this ONNX Runtime build: running on CPU");
+            return Ok(builder);
+        }
+    }
+    match builder.with_execution_providers([cuda.build().error_on_failure()]) {
+        Ok(b) => {
+            CUDA_ACTIVE.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(b)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "registering CUDA failed: running on CPU");
+            Ok(e.recover())
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn register_providers(
+    builder: ort::session::builder::SessionBuilder,
+    opts: &RuntimeOptions,
+) -> Result<ort::session::builder::SessionBuilder> {
+    if opts.cuda {
+        tracing::warn!("CUDA requested but facewatch was built without the `cuda` feature: running on CPU");
+    }
+    Ok(builder)
+}
+
+#[cfg(feature = "cuda")]
+static CUDA_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The execution provider sessions actually run on.
+pub fn provider_name(_opts: &RuntimeOptions) -> &'static str {
+    #[cfg(feature = "cuda")]
+    if CUDA_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) {
+        return "CUDA";
+    }
+    "CPU"
+}

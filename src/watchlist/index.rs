@@ -1,0 +1,195 @@
+//! One FAISS index per watch list, keyed by template id. Inner product over unit vectors is
+//! cosine similarity. Persisted to disk as a cache, valid only while its fingerprint matches
+//! the store; anything missing, stale or corrupt is rebuilt from the store.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use faiss::index::IndexImpl;
+use faiss::selector::IdSelector;
+use faiss::{Idx, Index, MetricType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::watchlist::store::{Fingerprint, TemplateRow};
+
+/// Default factory: exact search, supports removal. "IDMap2,HNSW32" or "IDMap2,IVF…" serve
+/// large lists (removal then rebuilds).
+pub const DEFAULT_FACTORY: &str = "IDMap2,Flat";
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Meta {
+    fingerprint: Fingerprint,
+    factory: String,
+    model: String,
+    dim: u32,
+}
+
+/// Who a template belongs to.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub subject: String,
+    pub name: Option<String>,
+}
+
+pub struct ListIndex {
+    index: IndexImpl,
+    owners: HashMap<i64, Owner>,
+    factory: String,
+    model: String,
+    dim: u32,
+}
+
+/// A raw hit: template id and cosine score.
+pub type Hit = (i64, f32);
+
+impl ListIndex {
+    /// Builds a fresh index over `templates`.
+    pub fn build(templates: &[TemplateRow], factory: &str, model: &str, dim: u32) -> Result<Self> {
+        let mut index = faiss::index_factory(dim, factory, MetricType::InnerProduct)?;
+        let mut owners = HashMap::with_capacity(templates.len());
+        let mut data = Vec::with_capacity(templates.len() * dim as usize);
+        let mut ids = Vec::with_capacity(templates.len());
+        for t in templates {
+            if t.model != model {
+                return Err(Error::ModelMismatch { stored: t.model.clone(), loaded: model.to_string() });
+            }
+            if t.embedding.len() != dim as usize {
+                return Err(Error::Index(format!("template {} has {} dims, expected {dim}", t.id, t.embedding.len())));
+            }
+            data.extend_from_slice(&t.embedding);
+            ids.push(Idx::new(t.id as u64));
+            owners.insert(t.id, Owner { subject: t.subject.clone(), name: t.name.clone() });
+        }
+        if !index.is_trained() && !data.is_empty() {
+            index.train(&data)?;
+        }
+        if !data.is_empty() {
+            index.add_with_ids(&data, &ids)?;
+        }
+        Ok(Self { index, owners, factory: factory.to_string(), model: model.to_string(), dim })
+    }
+
+    /// Loads the persisted index if it matches `fingerprint`, else rebuilds and persists it.
+    /// Returns the index and whether it was rebuilt.
+    pub fn load_or_build(
+        path: &Path,
+        fingerprint: Fingerprint,
+        templates: impl FnOnce() -> Result<Vec<TemplateRow>>,
+        factory: &str,
+        model: &str,
+        dim: u32,
+    ) -> Result<(Self, bool)> {
+        let templates = templates()?;
+        let expected = Meta { fingerprint, factory: factory.into(), model: model.into(), dim };
+        if let Some(index) = Self::try_load(path, &expected) {
+            if index.ntotal() == fingerprint.count as u64 {
+                let owners = templates
+                    .iter()
+                    .map(|t| (t.id, Owner { subject: t.subject.clone(), name: t.name.clone() }))
+                    .collect();
+                let li = Self { index, owners, factory: factory.into(), model: model.into(), dim };
+                return Ok((li, false));
+            }
+        }
+        let li = Self::build(&templates, factory, model, dim)?;
+        li.save(path, fingerprint)?;
+        Ok((li, true))
+    }
+
+    fn try_load(path: &Path, expected: &Meta) -> Option<IndexImpl> {
+        let meta: Meta = serde_json::from_slice(&std::fs::read(meta_path(path)).ok()?).ok()?;
+        if &meta != expected {
+            tracing::info!(index = %path.display(), "index is stale: rebuilding from the store");
+            return None;
+        }
+        match faiss::read_index(path.to_str()?) {
+            Ok(ix) if ix.d() == expected.dim => Some(ix),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(index = %path.display(), error = %e, "index unreadable: rebuilding from the store");
+                None
+            }
+        }
+    }
+
+    /// Writes the index and its metadata atomically (temp file + rename).
+    pub fn save(&self, path: &Path, fingerprint: Fingerprint) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let tmp = path.with_extension("faiss.tmp");
+        let tmp_str = tmp.to_str().ok_or_else(|| Error::Index("non-UTF-8 index path".into()))?;
+        faiss::write_index(&self.index, tmp_str)?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        let meta = Meta { fingerprint, factory: self.factory.clone(), model: self.model.clone(), dim: self.dim };
+        let mp = meta_path(path);
+        let tmp_meta = mp.with_extension("json.tmp");
+        std::fs::write(&tmp_meta, serde_json::to_vec(&meta).unwrap_or_default())
+            .map_err(|e| Error::io(&tmp_meta, e))?;
+        std::fs::rename(&tmp_meta, &mp).map_err(|e| Error::io(&mp, e))?;
+        Ok(())
+    }
+
+    pub fn add(&mut self, ids: &[i64], embeddings: &[Vec<f32>], owner: &Owner) -> Result<()> {
+        let mut data = Vec::with_capacity(ids.len() * self.dim as usize);
+        for e in embeddings {
+            if e.len() != self.dim as usize {
+                return Err(Error::Index(format!("embedding has {} dims, index has {}", e.len(), self.dim)));
+            }
+            data.extend_from_slice(e);
+        }
+        let fids: Vec<Idx> = ids.iter().map(|&i| Idx::new(i as u64)).collect();
+        self.index.add_with_ids(&data, &fids)?;
+        for &i in ids {
+            self.owners.insert(i, owner.clone());
+        }
+        Ok(())
+    }
+
+    /// Removes templates; returns false when the index type cannot remove (caller rebuilds).
+    pub fn remove(&mut self, ids: &[i64]) -> Result<bool> {
+        for i in ids {
+            self.owners.remove(i);
+        }
+        let fids: Vec<Idx> = ids.iter().map(|&i| Idx::new(i as u64)).collect();
+        let sel = IdSelector::batch(&fids)?;
+        Ok(self.index.remove_ids(&sel).is_ok())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.index.ntotal()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn owner(&self, template_id: i64) -> Option<&Owner> {
+        self.owners.get(&template_id)
+    }
+
+    /// Top `k` templates by cosine for each query (queries concatenated).
+    pub fn search(&mut self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        let n = queries.len() / self.dim as usize;
+        if n == 0 || self.is_empty() || k == 0 {
+            return Ok(vec![Vec::new(); n]);
+        }
+        let k = k.min(self.len() as usize);
+        let res = self.index.search(queries, k)?;
+        Ok((0..n)
+            .map(|q| {
+                (0..k)
+                    .filter_map(|j| {
+                        let id = res.labels[q * k + j].get()?;
+                        Some((id as i64, res.distances[q * k + j]))
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+fn meta_path(path: &Path) -> PathBuf {
+    path.with_extension("json")
+}

@@ -1,0 +1,188 @@
+//! Watch lists: named lists of subjects with per-list thresholds, SQLite as the source of
+//! truth and one FAISS index per list for matching. Open-set: a probe matches a subject only
+//! above that list's threshold; otherwise it is unknown.
+
+pub mod index;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use index::{ListIndex, Owner};
+use store::{ListRow, ListSummary, Store};
+
+/// A candidate subject for a probe, best template score.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Candidate {
+    pub list: String,
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub score: f32,
+    pub threshold: f32,
+}
+
+impl Candidate {
+    pub fn is_match(&self) -> bool {
+        self.score >= self.threshold
+    }
+}
+
+pub struct Watchlist {
+    store: Store,
+    dir: PathBuf,
+    factory: String,
+    model: String,
+    dim: u32,
+    lists: HashMap<i64, (ListRow, ListIndex, bool)>,
+}
+
+impl Watchlist {
+    /// Opens (or creates) the store in `data_dir` and loads or rebuilds every list's index.
+    pub fn open(data_dir: &Path, factory: &str, model: &str, dim: u32) -> Result<Self> {
+        let store = Store::open(&data_dir.join("facewatch.db"))?;
+        let mut wl = Self {
+            store,
+            dir: data_dir.join("index"),
+            factory: factory.to_string(),
+            model: model.to_string(),
+            dim,
+            lists: HashMap::new(),
+        };
+        for row in wl.store.lists()? {
+            wl.load_list(row)?;
+        }
+        Ok(wl)
+    }
+
+    fn index_path(&self, list_id: i64) -> PathBuf {
+        self.dir.join(format!("list-{list_id}.faiss"))
+    }
+
+    fn load_list(&mut self, row: ListRow) -> Result<()> {
+        let fp = self.store.fingerprint(row.id)?;
+        let path = self.index_path(row.id);
+        let (ix, rebuilt) = ListIndex::load_or_build(
+            &path,
+            fp,
+            || self.store.templates(row.id),
+            &self.factory,
+            &self.model,
+            self.dim,
+        )?;
+        if rebuilt {
+            tracing::info!(list = %row.name, templates = ix.len(), "index rebuilt from the store");
+        }
+        self.lists.insert(row.id, (row, ix, false));
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Creates a list (no-op if it exists) and returns it.
+    pub fn create_list(&mut self, name: &str, threshold: f32) -> Result<ListRow> {
+        let row = self.store.create_list(name, threshold)?;
+        if !self.lists.contains_key(&row.id) {
+            self.load_list(row.clone())?;
+        }
+        Ok(row)
+    }
+
+    pub fn set_threshold(&mut self, list: &str, threshold: f32) -> Result<()> {
+        self.store.set_threshold(list, threshold)?;
+        let row = self.store.list(list)?;
+        if let Some(entry) = self.lists.get_mut(&row.id) {
+            entry.0 = row;
+        }
+        Ok(())
+    }
+
+    pub fn summaries(&self) -> Result<Vec<ListSummary>> {
+        self.store.summaries()
+    }
+
+    /// Stores templates for a subject and adds them to the list's index.
+    pub fn enroll(
+        &mut self,
+        list: &str,
+        subject: &str,
+        name: Option<&str>,
+        templates: Vec<(Vec<f32>, String, String)>,
+    ) -> Result<Vec<i64>> {
+        let row = self.store.list(list)?;
+        let ids = self.store.add_templates(row.id, subject, name, &self.model, &templates)?;
+        let (_, ix, dirty) = self.lists.get_mut(&row.id).ok_or_else(|| Error::UnknownList(list.into()))?;
+        let embs: Vec<Vec<f32>> = templates.into_iter().map(|t| t.0).collect();
+        let owner = Owner { subject: subject.to_string(), name: name.map(str::to_string) };
+        ix.add(&ids, &embs, &owner)?;
+        *dirty = true;
+        Ok(ids)
+    }
+
+    /// Removes a subject and purges its templates from store and index; returns how many.
+    pub fn remove(&mut self, list: &str, subject: &str) -> Result<usize> {
+        let row = self.store.list(list)?;
+        let ids = self.store.remove_subject(&row, subject)?;
+        let (_, ix, dirty) = self.lists.get_mut(&row.id).ok_or_else(|| Error::UnknownList(list.into()))?;
+        *dirty = true;
+        if !ix.remove(&ids)? {
+            // Index type without removal (HNSW): rebuild from the store.
+            let t = self.store.templates(row.id)?;
+            *ix = ListIndex::build(&t, &self.factory, &self.model, self.dim)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Persists every changed index.
+    pub fn flush(&mut self) -> Result<()> {
+        let dirty: Vec<i64> = self.lists.iter().filter(|(_, v)| v.2).map(|(k, _)| *k).collect();
+        for id in dirty {
+            let fp = self.store.fingerprint(id)?;
+            let path = self.index_path(id);
+            if let Some(entry) = self.lists.get_mut(&id) {
+                entry.1.save(&path, fp)?;
+                entry.2 = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// The best `k` subjects of every list for one probe, best first, threshold not applied.
+    pub fn candidates(&mut self, probe: &[f32], k: usize) -> Result<Vec<Candidate>> {
+        let mut out = Vec::new();
+        for (row, ix, _) in self.lists.values_mut() {
+            // Several templates per subject: over-fetch, keep each subject's best.
+            let hits = ix.search(probe, k.saturating_mul(4).max(8))?.pop().unwrap_or_default();
+            let mut best: HashMap<&str, Candidate> = HashMap::new();
+            for (tid, score) in hits {
+                let Some(owner) = ix.owner(tid) else { continue };
+                let e = best.entry(owner.subject.as_str()).or_insert_with(|| Candidate {
+                    list: row.name.clone(),
+                    subject: owner.subject.clone(),
+                    name: owner.name.clone(),
+                    score,
+                    threshold: row.threshold,
+                });
+                if score > e.score {
+                    e.score = score;
+                }
+            }
+            let mut v: Vec<Candidate> = best.into_values().collect();
+            v.sort_by(|a, b| b.score.total_cmp(&a.score));
+            v.truncate(k);
+            out.extend(v);
+        }
+        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(out)
+    }
+
+    /// Open-set identification: the candidates at or above their list's threshold.
+    pub fn matches(&mut self, probe: &[f32], k: usize) -> Result<Vec<Candidate>> {
+        Ok(self.candidates(probe, k)?.into_iter().filter(Candidate::is_match).collect())
+    }
+}
