@@ -12,8 +12,10 @@ mkdir -p "$DEPS"
 
 log() { printf '[setup] %s\n' "$*"; }
 
-# --- 1. Debian packages (cmake + OpenBLAS build FAISS; python3 runs the model installer) ---
-PKGS=(cmake libopenblas-dev pkg-config python3 unzip)
+# --- 1. Debian packages: cmake + OpenBLAS build FAISS; nasm builds the bundled
+#     libjpeg-turbo (SIMD), which decodes JPEG exactly as
+#     OpenCV does (the reference); python3 runs the model installer ---
+PKGS=(cmake nasm libopenblas-dev pkg-config python3 unzip)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 
 /// Decodes JPEG or PNG bytes into an upright 8-bit RGB image of at most `max_pixels` pixels.
+///
+/// JPEG goes through libjpeg-turbo, the decoder OpenCV uses, so pixels (and therefore
+/// detections) agree with the reference pipeline exactly; PNG through the `image` crate.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(Error::EmptyInput);
@@ -18,26 +21,29 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::CorruptImage(e.to_string()))?;
-    match reader.format() {
-        Some(ImageFormat::Jpeg | ImageFormat::Png) => {}
+    let format = match reader.format() {
+        Some(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => f,
         Some(other) => return Err(Error::UnsupportedImage(format!("{other:?}"))),
         None => return Err(Error::UnsupportedImage("unrecognised file signature".into())),
+    };
+    if format == ImageFormat::Jpeg {
+        let header = turbojpeg::read_header(bytes).map_err(|e| Error::CorruptImage(e.to_string()))?;
+        check_size(header.width as u32, header.height as u32, max_pixels)?;
     }
     let mut decoder = reader.into_decoder().map_err(|e| Error::CorruptImage(e.to_string()))?;
     let (width, height) = decoder.dimensions();
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(Error::ImageTooLarge { width, height, pixels, max_pixels });
-    }
-    if pixels == 0 {
-        return Err(Error::CorruptImage("image has zero width or height".into()));
-    }
-    let mut limits = Limits::default();
-    // Room for the decoded buffer at 16 bits x 4 channels plus the decoder's own working set.
-    limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
-    decoder.set_limits(limits).map_err(|e| Error::CorruptImage(e.to_string()))?;
+    let pixels = check_size(width, height, max_pixels)?;
     let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| Error::CorruptImage(e.to_string()))?;
+    let mut img = if format == ImageFormat::Jpeg {
+        drop(decoder);
+        DynamicImage::ImageRgb8(decode_jpeg(bytes)?)
+    } else {
+        let mut limits = Limits::default();
+        // Room for the decoded buffer at 16 bits x 4 channels plus the decoder's working set.
+        limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
+        decoder.set_limits(limits).map_err(|e| Error::CorruptImage(e.to_string()))?;
+        DynamicImage::from_decoder(decoder).map_err(|e| Error::CorruptImage(e.to_string()))?
+    };
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
@@ -47,6 +53,32 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
         other if other.color().has_alpha() => flatten_alpha(&other.to_rgba8()),
         other => other.to_rgb8(),
     })
+}
+
+fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<u64> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(Error::ImageTooLarge { width, height, pixels, max_pixels });
+    }
+    if pixels == 0 {
+        return Err(Error::CorruptImage("image has zero width or height".into()));
+    }
+    Ok(pixels)
+}
+
+/// libjpeg-turbo to RGB (grey JPEGs are expanded); a truncated or corrupt stream is an error,
+/// not a half-grey picture.
+fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
+    let img = turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB)
+        .map_err(|e| Error::CorruptImage(e.to_string()))?;
+    let (w, h) = (img.width, img.height);
+    let row = w * 3;
+    let data = if img.pitch == row {
+        img.pixels
+    } else {
+        img.pixels.chunks(img.pitch).flat_map(|r| &r[..row]).copied().collect()
+    };
+    RgbImage::from_raw(w as u32, h as u32, data).ok_or_else(|| Error::CorruptImage("short JPEG buffer".into()))
 }
 
 /// Composites transparent pixels onto white (a transparent background is not a black face).

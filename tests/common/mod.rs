@@ -1,0 +1,45 @@
+//! Shared test fixtures: where the real data and models are. A missing data folder fails the
+//! test run (it is never a silent skip).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use facewatch::pipeline::{Pipeline, PipelineOptions};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared(env: &str, sub: &str) -> PathBuf {
+    let p = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| root().join("..").join("shared").join(sub));
+    assert!(
+        p.is_dir(),
+        "{} not found: set {env} (tests need the real images and models, see README)",
+        p.display()
+    );
+    p
+}
+
+/// `../shared/data` or `$FACEWATCH_TEST_DATA`.
+pub fn data() -> PathBuf {
+    shared("FACEWATCH_TEST_DATA", "data")
+}
+
+/// Reference outputs: `$FACEWATCH_MODEL_MIRROR/golden` or `../shared/models/golden`.
+pub fn golden() -> PathBuf {
+    shared("FACEWATCH_MODEL_MIRROR", "models").join("golden")
+}
+
+pub fn models() -> PathBuf {
+    root().join("models")
+}
+
+pub fn pipeline() -> Pipeline {
+    Pipeline::open(&models(), PipelineOptions::default()).expect("models installed by scripts/setup.sh")
+}
+
+pub fn pipeline_with(f: impl FnOnce(&mut PipelineOptions)) -> Pipeline {
+    let mut o = PipelineOptions::default();
+    f(&mut o);
+    Pipeline::open(&models(), o).expect("models installed by scripts/setup.sh")
+}

@@ -1,0 +1,141 @@
+//! Cross-checks against the reference outputs in `models/golden/golden.json` (onnxruntime +
+//! OpenCV in Python): detections, alignment and embeddings.
+
+mod common;
+
+use facewatch::vision::align;
+use facewatch::vision::decode::{DEFAULT_MAX_PIXELS, decode_file};
+use facewatch::vision::detect::Detection;
+use facewatch::vision::embed::cosine;
+use serde_json::Value;
+
+fn golden() -> Value {
+    let p = common::golden().join("golden.json");
+    serde_json::from_slice(&std::fs::read(&p).expect("golden.json")).expect("valid JSON")
+}
+
+fn f(v: &Value) -> f32 {
+    v.as_f64().expect("number") as f32
+}
+
+fn row_to_det(r: &[Value]) -> Detection {
+    let v: Vec<f32> = r.iter().map(f).collect();
+    Detection {
+        bbox: [v[0], v[1], v[2], v[3]],
+        landmarks: [[v[4], v[5]], [v[6], v[7]], [v[8], v[9]], [v[10], v[11]], [v[12], v[13]]],
+        score: v[14],
+    }
+}
+
+fn image_path(rel: &str) -> std::path::PathBuf {
+    common::data().join(rel.trim_start_matches("data/"))
+}
+
+#[test]
+fn detections_match_reference() {
+    let g = golden();
+    let mut p = common::pipeline_with(|o| o.detector.score_threshold = 0.6);
+    let mut checked = 0;
+    for (name, img) in g["images"].as_object().unwrap() {
+        let want: Vec<Detection> = img["yunet_dynamic_detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| row_to_det(r.as_array().unwrap()))
+            .collect();
+        let frame = decode_file(&image_path(img["path"].as_str().unwrap()), DEFAULT_MAX_PIXELS).unwrap();
+        let got = p.detector.detect(&frame).unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: face count");
+        for w in &want {
+            // Match by nearest box centre (order can differ between equal scores).
+            let d = got
+                .iter()
+                .min_by(|a, b| {
+                    let da = (a.center()[0] - w.center()[0]).abs() + (a.center()[1] - w.center()[1]).abs();
+                    let db = (b.center()[0] - w.center()[0]).abs() + (b.center()[1] - w.center()[1]).abs();
+                    da.total_cmp(&db)
+                })
+                .unwrap();
+            for k in 0..4 {
+                assert!((d.bbox[k] - w.bbox[k]).abs() <= 0.5, "{name}: bbox {:?} vs {:?}", d.bbox, w.bbox);
+            }
+            for (a, b) in d.landmarks.iter().zip(&w.landmarks) {
+                assert!((a[0] - b[0]).abs() <= 0.5 && (a[1] - b[1]).abs() <= 0.5, "{name}: landmark {a:?} vs {b:?}");
+            }
+            assert!((d.score - w.score).abs() <= 1e-3, "{name}: score {} vs {}", d.score, w.score);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "checked {checked} faces");
+}
+
+/// For every image with a golden chip: the alignment matrix from the golden landmarks, the
+/// warped chip against the golden chip, and embeddings of both chips against the golden one.
+#[test]
+fn alignment_and_embedding_match_reference() {
+    let g = golden();
+    let mut p = common::pipeline();
+    let spec = p.manifest.embedder.clone();
+    let mut checked = 0;
+    for (name, img) in g["images"].as_object().unwrap() {
+        let Some(m_want) = img.get("align150_matrix") else { continue };
+        let m_want: Vec<Vec<f32>> =
+            m_want.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(f).collect()).collect();
+        let dets: Vec<Detection> = img["yunet_dynamic_detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| row_to_det(r.as_array().unwrap()))
+            .collect();
+        // The golden chip is of one of the detections: the one whose transform matches.
+        let (m, _) = dets
+            .iter()
+            .map(|d| {
+                let m = align::similarity(&d.landmarks, &spec.template);
+                let err: f32 = (0..2).flat_map(|r| (0..3).map(move |c| (r, c))).map(|(r, c)| (m[r][c] - m_want[r][c]).abs()).sum();
+                (m, err)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        for r in 0..2 {
+            for c in 0..3 {
+                let tol = if c == 2 { 0.05 } else { 1e-4 };
+                assert!((m[r][c] - m_want[r][c]).abs() <= tol, "{name}: matrix {m:?} vs {m_want:?}");
+            }
+        }
+        let frame = decode_file(&image_path(img["path"].as_str().unwrap()), DEFAULT_MAX_PIXELS).unwrap();
+        let chip = align::warp(&frame, &m, spec.input_size);
+        let want_chip = image::open(common::golden().join(img["chip150_png"].as_str().unwrap())).unwrap().to_rgb8();
+        let mae: f64 = chip.as_raw().iter().zip(want_chip.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>()
+            / chip.as_raw().len() as f64;
+        assert!(mae < 2.0, "{name}: chip mean abs error {mae}");
+
+        let want_emb: Vec<f32> = img["dlib_embedding_of_chip150"].as_array().unwrap().iter().map(f).collect();
+        let want_emb = facewatch::vision::embed::normalized(&want_emb);
+        let embs = p.embedder.embed(&[&want_chip, &chip]).unwrap();
+        let c_golden = cosine(&embs[0], &want_emb);
+        let c_ours = cosine(&embs[1], &want_emb);
+        assert!(c_golden >= 0.9999, "{name}: embedding of the golden chip, cosine {c_golden}");
+        assert!(c_ours >= 0.999, "{name}: embedding of our chip, cosine {c_ours} (chip MAE {mae})");
+        eprintln!("{name}: chip MAE {mae:.3}, cosine golden-chip {c_golden:.6}, own-chip {c_ours:.6}");
+        checked += 1;
+    }
+    assert!(checked >= 3);
+}
+
+/// Batching must not change results: 8 chips at once equal 8 single calls.
+#[test]
+fn batched_embeddings_equal_single() {
+    let mut p = common::pipeline();
+    let frame = decode_file(&common::data().join("multiface/selfie.jpg"), DEFAULT_MAX_PIXELS).unwrap();
+    let faces = p.faces(&frame, None).unwrap();
+    assert!(faces.len() >= 5);
+    let chips: Vec<&image::RgbImage> = faces.iter().map(|f| &f.chip).collect();
+    let batch = p.embedder.embed(&chips).unwrap();
+    for (c, b) in chips.iter().zip(&batch) {
+        let single = p.embedder.embed(&[c]).unwrap().pop().unwrap();
+        assert!(cosine(&single, b) > 0.99999);
+        let norm: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+}
