@@ -108,7 +108,7 @@ fn alignment_and_embedding_match_reference() {
         let want_chip = image::open(common::golden().join(img["chip150_png"].as_str().unwrap())).unwrap().to_rgb8();
         let mae: f64 = chip.as_raw().iter().zip(want_chip.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>()
             / chip.as_raw().len() as f64;
-        assert!(mae < 2.0, "{name}: chip mean abs error {mae}");
+        assert!(mae < 0.5, "{name}: chip mean abs error {mae}");
 
         let want_emb: Vec<f32> = img["dlib_embedding_of_chip150"].as_array().unwrap().iter().map(f).collect();
         let want_emb = facewatch::vision::embed::normalized(&want_emb);

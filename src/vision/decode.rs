@@ -26,9 +26,12 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
         Some(other) => return Err(Error::UnsupportedImage(format!("{other:?}"))),
         None => return Err(Error::UnsupportedImage("unrecognised file signature".into())),
     };
+    // Refuse oversized images from the header alone, before any decoder allocates.
     if format == ImageFormat::Jpeg {
         let header = turbojpeg::read_header(bytes).map_err(|e| Error::CorruptImage(e.to_string()))?;
         check_size(header.width as u32, header.height as u32, max_pixels)?;
+    } else if let Some((w, h)) = png_dimensions(bytes) {
+        check_size(w, h, max_pixels)?;
     }
     let mut decoder = reader.into_decoder().map_err(|e| Error::CorruptImage(e.to_string()))?;
     let (width, height) = decoder.dimensions();
@@ -53,6 +56,15 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
         other if other.color().has_alpha() => flatten_alpha(&other.to_rgba8()),
         other => other.to_rgb8(),
     })
+}
+
+/// Width and height from a PNG's IHDR chunk (always the first chunk, at a fixed offset).
+fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |o: usize| u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    Some((be(16), be(20)))
 }
 
 fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<u64> {

@@ -1,0 +1,64 @@
+//! Accuracy on the real development faces (LFW): pair verification on the view-2 pairs and
+//! open-set identification (gallery = first photo of each identity with >= 2 photos).
+//! Every photo is embedded once, with the same pipeline the service runs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use facewatch::eval::{self, IdentificationSet};
+use facewatch::pipeline::PipelineOptions;
+use facewatch::watchlist::index::DEFAULT_FACTORY;
+
+struct Lfw {
+    set: IdentificationSet,
+    emb: BTreeMap<PathBuf, Option<Vec<f32>>>,
+}
+
+fn lfw() -> &'static Lfw {
+    static LFW: OnceLock<Lfw> = OnceLock::new();
+    LFW.get_or_init(|| {
+        let faces = common::data().join("faces");
+        let set = IdentificationSet::from_faces_dir(&faces).expect("LFW folder");
+        let paths = set.all_paths();
+        assert!(paths.len() > 9000, "expected the full development set, found {} photos", paths.len());
+        let mut opts = PipelineOptions::default();
+        // The labelled face is picked among all candidates, as the reference evaluation does.
+        opts.detector.score_threshold = 0.6;
+        opts.runtime.intra_threads = 1;
+        let embs = eval::embed_centre_faces(&common::models(), &opts, &paths, 2, &|_| {}).expect("embedding");
+        Lfw { set, emb: paths.into_iter().zip(embs).collect() }
+    })
+}
+
+#[test]
+fn lfw_pair_verification_at_least_99_percent() {
+    let lfw = lfw();
+    let faces = common::data().join("faces");
+    let pairs = eval::read_pairs(&faces.join("pairs_lfw_view2.tsv")).unwrap();
+    assert!(pairs.len() > 3000);
+    let by_rel: BTreeMap<String, Option<Vec<f32>>> = lfw
+        .emb
+        .iter()
+        .map(|(p, e)| (p.strip_prefix(&faces).unwrap().to_string_lossy().into_owned(), e.clone()))
+        .collect();
+    let v = eval::verification(&pairs, &by_rel);
+    eprintln!("{}", serde_json::to_string_pretty(&v).unwrap());
+    assert!(v.best_accuracy >= 0.990, "verification accuracy {:.4}", v.best_accuracy);
+    assert!(v.cv_accuracy >= 0.985, "10-fold accuracy {:.4}", v.cv_accuracy);
+    assert!(v.tar_at_far_1pct >= 0.98, "TAR at FAR 1%: {:.4}", v.tar_at_far_1pct);
+}
+
+#[test]
+fn open_set_identification_rank1_at_least_92_percent() {
+    let lfw = lfw();
+    let r = eval::identification(&lfw.set, &lfw.emb, DEFAULT_FACTORY, "dlib-resnet-v1", 128).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
+    assert!(r.gallery > 1000 && r.mated > 5000 && r.non_mated > 2500, "{r:?}");
+    assert!(r.rank1 >= 0.92, "rank-1 {:.4}", r.rank1);
+    // Open-set: a watch-list threshold that keeps false alarms at 1% must still find most mates.
+    assert!(r.fnir_at_fpir_1pct < 0.6, "FNIR at FPIR 1%: {:.4}", r.fnir_at_fpir_1pct);
+    assert!(r.fnir_at_fpir_5pct < r.fnir_at_fpir_1pct);
+}

@@ -1,0 +1,273 @@
+//! The `facewatch` binary end to end on real photos: enroll, identify, lists, remove, embed,
+//! refusals with reasons, and bad inputs that must fail with one clear line (never a panic).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Cli {
+    data: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self { data: tempfile::tempdir().unwrap() }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_facewatch"))
+            .args(args)
+            .env("FACEWATCH_DATA_DIR", self.data.path())
+            .env("FACEWATCH_MODELS_DIR", common::models())
+            .env_remove("FACEWATCH_LOG")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail cleanly; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(!err.contains("panicked") && !err.contains("stack backtrace"), "{args:?} panicked: {err}");
+        assert!(err.lines().any(|l| l.starts_with("error:") || l.starts_with("refused")), "{args:?}: {err}");
+        err
+    }
+}
+
+fn face(rel: &str) -> String {
+    common::data().join("faces").join(rel).display().to_string()
+}
+
+fn identify(cli: &Cli, img: &str) -> Value {
+    let out = cli.ok(&["identify", "--json", img]);
+    serde_json::from_str(out.lines().next().unwrap()).unwrap()
+}
+
+fn statuses(v: &Value) -> Vec<String> {
+    v["faces"].as_array().unwrap().iter().map(|f| f["status"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn enroll_identify_list_remove() {
+    let cli = Cli::new();
+    let out = cli.ok(&[
+        "enroll", "--list", "wanted", "--subject", "George_W_Bush", "--name", "George W Bush",
+        &face("George_W_Bush/0001.jpg"), &face("George_W_Bush/0002.jpg"),
+    ]);
+    assert!(out.contains("2 template(s)"), "{out}");
+    cli.ok(&["enroll", "--list", "wanted", "--subject", "Colin_Powell", &face("Colin_Powell/0001.jpg")]);
+    cli.ok(&["enroll", "--list", "overstay", "--threshold", "0.93", "--subject", "Tony_Blair", &face("Tony_Blair/0002.jpg"), &face("Tony_Blair/0003.jpg")]);
+
+    let lists: Value = serde_json::from_str(&cli.ok(&["lists", "--json"])).unwrap();
+    let wanted = lists.as_array().unwrap().iter().find(|l| l["name"] == "wanted").unwrap();
+    assert_eq!(wanted["subjects"], 2);
+    assert_eq!(wanted["templates"], 3);
+    let overstay = lists.as_array().unwrap().iter().find(|l| l["name"] == "overstay").unwrap();
+    assert!((overstay["threshold"].as_f64().unwrap() - 0.93).abs() < 1e-6);
+
+    // Another photo of an enrolled person matches, in the right list, above its threshold.
+    let v = identify(&cli, &face("George_W_Bush/0010.jpg"));
+    let m = &v["faces"][0]["matches"][0];
+    assert_eq!(m["subject"], "George_W_Bush", "{v}");
+    assert_eq!(m["list"], "wanted");
+    assert_eq!(m["name"], "George W Bush");
+    assert!(m["score"].as_f64().unwrap() >= m["threshold"].as_f64().unwrap());
+    let v = identify(&cli, &face("Tony_Blair/0006.jpg"));
+    assert_eq!(v["faces"][0]["matches"][0]["list"], "overstay", "{v}");
+
+    // A passer-by who is on no list is unknown.
+    let v = identify(&cli, &face("Aaron_Sorkin/0001.jpg"));
+    assert_eq!(statuses(&v), vec!["unknown"], "{v}");
+
+    // Human-readable output names the match.
+    let text = cli.ok(&["identify", &face("Colin_Powell/0005.jpg")]);
+    assert!(text.contains("MATCH wanted/Colin_Powell"), "{text}");
+
+    // Removal purges the templates: the person is no longer found.
+    let out = cli.ok(&["remove", "--list", "wanted", "--subject", "George_W_Bush"]);
+    assert!(out.contains("2 templates purged"), "{out}");
+    let v = identify(&cli, &face("George_W_Bush/0010.jpg"));
+    assert!(v["faces"][0]["matches"].as_array().unwrap().iter().all(|m| m["subject"] != "George_W_Bush"), "{v}");
+    let err = cli.fails(&["remove", "--list", "wanted", "--subject", "George_W_Bush"]);
+    assert!(err.contains("unknown subject"), "{err}");
+    let err = cli.fails(&["remove", "--list", "nope", "--subject", "x"]);
+    assert!(err.contains("unknown watch list: nope"), "{err}");
+}
+
+#[test]
+fn corrupt_or_missing_index_is_rebuilt_from_the_store() {
+    let cli = Cli::new();
+    cli.ok(&["enroll", "--list", "wanted", "--subject", "Colin_Powell", &face("Colin_Powell/0001.jpg")]);
+    let index_dir = cli.data.path().join("index");
+    let files: Vec<PathBuf> = std::fs::read_dir(&index_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "faiss"))
+        .collect();
+    assert_eq!(files.len(), 1);
+    std::fs::write(&files[0], b"garbage, not a FAISS index").unwrap();
+    let v = identify(&cli, &face("Colin_Powell/0005.jpg"));
+    assert_eq!(v["faces"][0]["matches"][0]["subject"], "Colin_Powell", "{v}");
+    std::fs::remove_file(&files[0]).unwrap();
+    let v = identify(&cli, &face("Colin_Powell/0005.jpg"));
+    assert_eq!(v["faces"][0]["matches"][0]["subject"], "Colin_Powell", "{v}");
+}
+
+#[test]
+fn import_a_folder_with_a_summary_of_refusals() {
+    let cli = Cli::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (who, n) in [("Colin_Powell", 2), ("Tony_Blair", 3)] {
+        let d = dir.path().join(who);
+        std::fs::create_dir(&d).unwrap();
+        for i in 1..=n {
+            std::fs::copy(face(&format!("{who}/{i:04}.jpg")), d.join(format!("{i}.jpg"))).unwrap();
+        }
+    }
+    let d = dir.path().join("Nobody");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::copy(common::data().join("nonface/coffee.jpg"), d.join("1.jpg")).unwrap();
+    let out = cli.ok(&["import", "--list", "wanted", dir.path().to_str().unwrap()]);
+    assert!(out.contains("imported 2/3 subjects"), "{out}");
+    assert!(out.contains("no face found"), "{out}");
+    assert!(out.contains("Nobody"), "{out}");
+    let v = identify(&cli, &face("Tony_Blair/0006.jpg"));
+    assert_eq!(v["faces"][0]["matches"][0]["subject"], "Tony_Blair");
+}
+
+fn write_jpeg(path: &Path, img: &image::RgbImage) {
+    img.save_with_format(path, image::ImageFormat::Jpeg).unwrap();
+}
+
+#[test]
+fn bad_enrollment_photos_are_refused_with_the_reason() {
+    let cli = Cli::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = image::open(face("George_W_Bush/0001.jpg")).unwrap().to_rgb8();
+    let small = tmp.path().join("small.jpg");
+    write_jpeg(&small, &image::imageops::resize(&src, 80, 80, image::imageops::FilterType::Triangle));
+    let blurry = tmp.path().join("blurry.jpg");
+    write_jpeg(&blurry, &image::imageops::blur(&src, 4.0));
+    let cases = [
+        (common::data().join("nonface/coffee.jpg").display().to_string(), "no face found"),
+        (common::data().join("multiface/selfie.jpg").display().to_string(), "faces found, exactly one expected"),
+        (small.display().to_string(), "face too small"),
+        (blurry.display().to_string(), "too blurry"),
+    ];
+    for (img, reason) in &cases {
+        let err = cli.fails(&["enroll", "--list", "wanted", "--subject", "X", img]);
+        assert!(err.contains(reason), "{img}: expected {reason:?}, got {err}");
+    }
+    // A good photo next to a bad one: the good one is enrolled, the bad one reported.
+    let o = cli.run(&["enroll", "--list", "wanted", "--subject", "X", &face("George_W_Bush/0001.jpg"), &cases[0].0]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no face found"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 template(s), 1 photo(s) refused"));
+}
+
+/// CRC-32 (IEEE) for hand-made PNG chunks.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&ihdr);
+    out.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    out
+}
+
+#[test]
+fn bad_inputs_fail_with_one_clear_line() {
+    let cli = Cli::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let jpeg = std::fs::read(face("George_W_Bush/0001.jpg")).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("truncated.jpg", jpeg[..jpeg.len() / 3].to_vec(), "corrupt or truncated"),
+        ("empty.jpg", Vec::new(), "zero bytes"),
+        ("notes.jpg", b"this is a text file, not a photo\n".to_vec(), "not a supported image"),
+        ("bomb.png", png_header_only(20_000, 20_000), "image too large"),
+    ];
+    for (name, bytes, want) in &cases {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let p = p.display().to_string();
+        for cmd in [vec!["identify", p.as_str()], vec!["embed", "--json", p.as_str()]] {
+            let err = cli.fails(&cmd);
+            assert!(err.contains(want), "{cmd:?}: expected {want:?}, got {err}");
+            assert_eq!(err.lines().count(), 1, "{cmd:?}: one line, got {err}");
+        }
+        let err = cli.fails(&["enroll", "--list", "wanted", "--subject", "X", &p]);
+        assert!(err.contains(want), "enroll {name}: {err}");
+    }
+    let err = cli.fails(&["identify", "/no/such/file.jpg"]);
+    assert!(err.contains("No such file"), "{err}");
+}
+
+#[test]
+fn embed_json_is_the_evaluation_interface() {
+    let cli = Cli::new();
+    let nonface = common::data().join("nonface/coffee.jpg").display().to_string();
+    let out = cli.ok(&["embed", "--json", &face("George_W_Bush/0001.jpg"), &nonface]);
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let f = &lines[0];
+    assert_eq!(f["file"], face("George_W_Bush/0001.jpg"));
+    assert_eq!(f["bbox"].as_array().unwrap().len(), 4);
+    assert!(f["score"].as_f64().unwrap() > 0.9);
+    let lm = f["landmarks"].as_array().unwrap();
+    assert_eq!(lm.len(), 5);
+    assert!(lm.iter().all(|p| p.as_array().unwrap().len() == 2));
+    let e: Vec<f64> = f["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(e.len(), 128);
+    assert!((e.iter().map(|x| x * x).sum::<f64>().sqrt() - 1.0).abs() < 1e-4);
+    assert_eq!(lines[1], serde_json::json!({"file": nonface, "faces": 0}));
+}
+
+#[test]
+fn missing_models_are_a_clear_error() {
+    let cli = Cli::new();
+    let models = tempfile::tempdir().unwrap();
+    std::fs::copy(common::models().join("manifest.toml"), models.path().join("manifest.toml")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_facewatch"))
+        .args(["embed", "--json", &face("George_W_Bush/0001.jpg")])
+        .env("FACEWATCH_DATA_DIR", cli.data.path())
+        .env("FACEWATCH_MODELS_DIR", models.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("model file missing"), "{err}");
+    // A file that is not the manifest's model is refused by its checksum.
+    std::fs::write(models.path().join("face_detection_yunet_2023mar_dynamic.onnx"), b"not a model").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_facewatch"))
+        .args(["embed", "--json", &face("George_W_Bush/0001.jpg")])
+        .env("FACEWATCH_DATA_DIR", cli.data.path())
+        .env("FACEWATCH_MODELS_DIR", models.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sha256"));
+}
