@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: set-up (idempotent), then every test on the real models and images.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+"$ROOT/scripts/setup.sh"
+source "$ROOT/scripts/env.sh"
+if [ ! -d "$FACEWATCH_TEST_DATA/faces" ]; then
+  echo "test data not found at $FACEWATCH_TEST_DATA (set FACEWATCH_TEST_DATA)" >&2
+  exit 1
+fi
+cd "$ROOT"
+cargo test --release --all-targets "$@"
