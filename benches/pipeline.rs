@@ -1,7 +1,7 @@
 //! Per-stage and end-to-end latency on real photos: decode, detect (3 frame sizes), align,
 //! embed (batch 1 and 8), and one image from bytes to embeddings.
 
-#[path = "common.rs"]
+#[path = "support/mod.rs"]
 mod common;
 
 use std::hint::black_box;

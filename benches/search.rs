@@ -1,6 +1,6 @@
 //! Watch-list search latency: one probe against 1k and 100k templates (exact inner product).
 
-#[path = "common.rs"]
+#[path = "support/mod.rs"]
 mod common;
 
 use std::hint::black_box;

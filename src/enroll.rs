@@ -16,12 +16,7 @@ pub fn select(pipeline: &mut Pipeline, img: &RgbImage, gate: &QualityGate) -> Re
     if dets.is_empty() {
         return Ok(Err(vec![Rejection::NoFace]));
     }
-    let largest = dets
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.area().total_cmp(&b.1.area()))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
+    let largest = dets.iter().enumerate().max_by(|a, b| a.1.area().total_cmp(&b.1.area())).map(|(i, _)| i).unwrap_or(0);
     let big = dets[largest].area();
     let comparable = dets.iter().filter(|d| d.area() >= AMBIGUOUS_AREA_RATIO * big).count();
     if comparable > 1 {

@@ -114,7 +114,11 @@ fn best_threshold(samples: &[(f32, bool)]) -> (f32, f64) {
     let mut neg_below = 0usize;
     let mut pos_below = 0usize;
     for i in 0..s.len() {
-        if s[i].1 { pos_below += 1 } else { neg_below += 1 }
+        if s[i].1 {
+            pos_below += 1
+        } else {
+            neg_below += 1
+        }
         let correct = neg_below + (positives - pos_below);
         if correct > best_correct {
             best_correct = correct;

@@ -16,6 +16,7 @@ use facewatch::pipeline::Pipeline;
 use facewatch::vision::decode::decode_file;
 use facewatch::vision::quality::{QualityGate, Rejection};
 use facewatch::watchlist::Watchlist;
+use facewatch::watchlist::store::NewTemplate;
 
 #[derive(Parser)]
 #[command(name = "facewatch", version, about = "Face-recognition checkpoint: watch-list matching on the edge")]
@@ -179,7 +180,7 @@ fn enrollment_templates(
     s: &Settings,
     p: &mut Pipeline,
     images: &[PathBuf],
-) -> (Vec<(Vec<f32>, String, String)>, Vec<(PathBuf, String)>) {
+) -> (Vec<NewTemplate>, Vec<(PathBuf, String)>) {
     let gate = QualityGate::enrollment();
     let mut ok = Vec::new();
     let mut refused = Vec::new();
@@ -189,7 +190,7 @@ fn enrollment_templates(
             Ok(Ok(face)) => {
                 let q = serde_json::to_string(&face.quality).unwrap_or_default();
                 if let Some(e) = face.embedding {
-                    ok.push((e, q, path.display().to_string()));
+                    ok.push(NewTemplate { embedding: e, quality: q, source: path.display().to_string() });
                 }
             }
             Ok(Err(r)) => refused.push((path.clone(), reasons(&r))),
@@ -405,7 +406,8 @@ fn eval_cmd(s: &Settings, faces: &Path, workers: usize) -> anyhow::Result<ExitCo
         .collect();
     let m = facewatch::manifest::Manifest::load(&s.models_dir())?;
     let ver = eval::verification(&pairs, &by_rel);
-    let ident = eval::identification(&set, &by_path, &s.index_factory, &m.embedder.name, m.embedder.embedding_size as u32)?;
+    let ident =
+        eval::identification(&set, &by_path, &s.index_factory, &m.embedder.name, m.embedder.embedding_size as u32)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({

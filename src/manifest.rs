@@ -62,8 +62,7 @@ impl Manifest {
     pub fn load(models_dir: &Path) -> Result<Self> {
         let path = models_dir.join("manifest.toml");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let mut m: Manifest =
-            toml::from_str(&text).map_err(|e| Error::Manifest(format!("{}: {e}", path.display())))?;
+        let mut m: Manifest = toml::from_str(&text).map_err(|e| Error::Manifest(format!("{}: {e}", path.display())))?;
         m.dir = models_dir.to_path_buf();
         m.validate()?;
         Ok(m)
@@ -77,7 +76,7 @@ impl Manifest {
         if e.embedding_size == 0 || e.embedding_size > 4096 {
             return Err(Error::Manifest(format!("embedding_size {} out of range", e.embedding_size)));
         }
-        if e.std.iter().any(|s| *s == 0.0) {
+        if e.std.contains(&0.0) {
             return Err(Error::Manifest("embedder std must be non-zero".into()));
         }
         if self.detector.pad_multiple == 0 {
@@ -106,11 +105,7 @@ pub fn verify_file(path: &Path, expected_sha256: &str) -> Result<()> {
     };
     let actual = hex::encode(Sha256::digest(&bytes));
     if !actual.eq_ignore_ascii_case(expected_sha256) {
-        return Err(Error::ModelChecksum {
-            path: path.to_path_buf(),
-            expected: expected_sha256.to_string(),
-            actual,
-        });
+        return Err(Error::ModelChecksum { path: path.to_path_buf(), expected: expected_sha256.to_string(), actual });
     }
     Ok(())
 }

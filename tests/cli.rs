@@ -61,12 +61,29 @@ fn statuses(v: &Value) -> Vec<String> {
 fn enroll_identify_list_remove() {
     let cli = Cli::new();
     let out = cli.ok(&[
-        "enroll", "--list", "wanted", "--subject", "George_W_Bush", "--name", "George W Bush",
-        &face("George_W_Bush/0001.jpg"), &face("George_W_Bush/0002.jpg"),
+        "enroll",
+        "--list",
+        "wanted",
+        "--subject",
+        "George_W_Bush",
+        "--name",
+        "George W Bush",
+        &face("George_W_Bush/0001.jpg"),
+        &face("George_W_Bush/0002.jpg"),
     ]);
     assert!(out.contains("2 template(s)"), "{out}");
     cli.ok(&["enroll", "--list", "wanted", "--subject", "Colin_Powell", &face("Colin_Powell/0001.jpg")]);
-    cli.ok(&["enroll", "--list", "overstay", "--threshold", "0.93", "--subject", "Tony_Blair", &face("Tony_Blair/0002.jpg"), &face("Tony_Blair/0003.jpg")]);
+    cli.ok(&[
+        "enroll",
+        "--list",
+        "overstay",
+        "--threshold",
+        "0.93",
+        "--subject",
+        "Tony_Blair",
+        &face("Tony_Blair/0002.jpg"),
+        &face("Tony_Blair/0003.jpg"),
+    ]);
 
     let lists: Value = serde_json::from_str(&cli.ok(&["lists", "--json"])).unwrap();
     let wanted = lists.as_array().unwrap().iter().find(|l| l["name"] == "wanted").unwrap();

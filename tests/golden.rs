@@ -92,7 +92,8 @@ fn alignment_and_embedding_match_reference() {
             .iter()
             .map(|d| {
                 let m = align::similarity(&d.landmarks, &spec.template);
-                let err: f32 = (0..2).flat_map(|r| (0..3).map(move |c| (r, c))).map(|(r, c)| (m[r][c] - m_want[r][c]).abs()).sum();
+                let err: f32 =
+                    (0..2).flat_map(|r| (0..3).map(move |c| (r, c))).map(|(r, c)| (m[r][c] - m_want[r][c]).abs()).sum();
                 (m, err)
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
@@ -106,8 +107,9 @@ fn alignment_and_embedding_match_reference() {
         let frame = decode_file(&image_path(img["path"].as_str().unwrap()), DEFAULT_MAX_PIXELS).unwrap();
         let chip = align::warp(&frame, &m, spec.input_size);
         let want_chip = image::open(common::golden().join(img["chip150_png"].as_str().unwrap())).unwrap().to_rgb8();
-        let mae: f64 = chip.as_raw().iter().zip(want_chip.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>()
-            / chip.as_raw().len() as f64;
+        let mae: f64 =
+            chip.as_raw().iter().zip(want_chip.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>()
+                / chip.as_raw().len() as f64;
         assert!(mae < 0.5, "{name}: chip mean abs error {mae}");
 
         let want_emb: Vec<f32> = img["dlib_embedding_of_chip150"].as_array().unwrap().iter().map(f).collect();

@@ -55,11 +55,7 @@ pub fn warp(img: &RgbImage, m: &Affine, size: u32) -> RgbImage {
     let mut out = RgbImage::new(size, size);
     let dst = out.as_mut();
     let px = |x: i64, y: i64, c: usize| -> f32 {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            0.0
-        } else {
-            f32::from(src[y as usize * stride + x as usize * 3 + c])
-        }
+        if x < 0 || y < 0 || x >= w || y >= h { 0.0 } else { f32::from(src[y as usize * stride + x as usize * 3 + c]) }
     };
     for v in 0..size {
         let (vf, row) = (v as f32, (v * size * 3) as usize);

@@ -18,9 +18,8 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(Error::EmptyInput);
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::CorruptImage(e.to_string()))?;
+    let reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::CorruptImage(e.to_string()))?;
     let format = match reader.format() {
         Some(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => f,
         Some(other) => return Err(Error::UnsupportedImage(format!("{other:?}"))),
@@ -81,8 +80,8 @@ fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<u64> {
 /// libjpeg-turbo to RGB (grey JPEGs are expanded); a truncated or corrupt stream is an error,
 /// not a half-grey picture.
 fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
-    let img = turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB)
-        .map_err(|e| Error::CorruptImage(e.to_string()))?;
+    let img =
+        turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB).map_err(|e| Error::CorruptImage(e.to_string()))?;
     let (w, h) = (img.width, img.height);
     let row = w * 3;
     let data = if img.pitch == row {
@@ -117,14 +116,7 @@ mod tests {
 
     fn png(w: u32, h: u32, color: image::ExtendedColorType, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        image::ImageEncoder::write_image(
-            image::codecs::png::PngEncoder::new(&mut out),
-            data,
-            w,
-            h,
-            color,
-        )
-        .unwrap();
+        image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut out), data, w, h, color).unwrap();
         out
     }
 

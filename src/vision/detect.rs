@@ -101,17 +101,15 @@ impl Detector {
         let m = self.spec.pad_multiple as usize;
         let (pw, ph) = (w.div_ceil(m) * m, h.div_ceil(m) * m);
         fill_planar(img, pw, ph, self.spec.channel_order, &mut self.input);
-        let outputs = self
-            .session
-            .run(ort::inputs![TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..]))?])?;
+        let outputs =
+            self.session.run(ort::inputs![TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..]))?])?;
         let mut candidates = Vec::new();
         for s in STRIDES {
             let (cols, rows) = (pw / s, ph / s);
             let anchors = cols * rows;
             let get = |name: String, width: usize| -> Result<&[f32]> {
-                let v = outputs
-                    .get(&name)
-                    .ok_or_else(|| Error::ModelOutput(format!("detector has no output {name}")))?;
+                let v =
+                    outputs.get(&name).ok_or_else(|| Error::ModelOutput(format!("detector has no output {name}")))?;
                 let (_, data) = v.try_extract_tensor::<f32>()?;
                 if data.len() != anchors * width {
                     return Err(Error::ModelOutput(format!(

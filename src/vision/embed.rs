@@ -61,9 +61,8 @@ impl Embedder {
                 }
             }
         }
-        let outputs = self
-            .session
-            .run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &self.input[..]))?])?;
+        let outputs =
+            self.session.run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &self.input[..]))?])?;
         let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
         let d = self.spec.embedding_size;
         if data.len() != chips.len() * d {

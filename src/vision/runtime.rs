@@ -19,6 +19,7 @@ pub struct RuntimeOptions {
     pub cuda: bool,
 }
 
+#[allow(clippy::derivable_impls)] // `cuda` defaults on when built with the feature
 impl Default for RuntimeOptions {
     fn default() -> Self {
         Self { intra_threads: 0, cuda: cfg!(feature = "cuda") }
@@ -40,11 +41,7 @@ pub fn locate_library() -> Option<PathBuf> {
             let mut libs: Vec<PathBuf> = rd
                 .flatten()
                 .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("libonnxruntime.so."))
-                })
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so.")))
                 .collect();
             libs.sort();
             if let Some(lib) = libs.pop() {
@@ -58,9 +55,8 @@ pub fn locate_library() -> Option<PathBuf> {
 /// The process-wide ONNX Runtime environment, loaded on first use.
 pub fn environment() -> Result<&'static Environment> {
     let env = ENV.get_or_init(|| {
-        let lib = locate_library().ok_or_else(|| {
-            "ONNX Runtime library not found: set ORT_DYLIB_PATH or run scripts/setup.sh".to_string()
-        })?;
+        let lib = locate_library()
+            .ok_or_else(|| "ONNX Runtime library not found: set ORT_DYLIB_PATH or run scripts/setup.sh".to_string())?;
         let lib = std::path::absolute(&lib).unwrap_or(lib);
         if !lib.exists() {
             return Err(format!("ONNX Runtime library not found at {}", lib.display()));
@@ -73,11 +69,7 @@ pub fn environment() -> Result<&'static Environment> {
 }
 
 fn threads(requested: usize) -> usize {
-    if requested > 0 {
-        requested
-    } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    }
+    if requested > 0 { requested } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
 }
 
 /// Builds a session for one model file. Idle intra-op threads do not spin: two sessions
@@ -101,31 +93,19 @@ pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
 
 #[cfg(feature = "cuda")]
 fn register_providers(
-    builder: ort::session::builder::SessionBuilder,
+    mut builder: ort::session::builder::SessionBuilder,
     opts: &RuntimeOptions,
 ) -> Result<ort::session::builder::SessionBuilder> {
     use ort::ep::ExecutionProvider;
     if !opts.cuda {
         return Ok(builder);
     }
-    let cuda = ort::ep::CUDA::default();
-    match cuda.is_available() {
-        Ok(true) => {}
-        _ => {
-            tracing::warn!("CUDA execution provider not available in this ONNX Runtime build: running on CPU");
-            return Ok(builder);
-        }
+    // Registration fails cleanly with a CPU-only ONNX Runtime or without a usable GPU.
+    match ort::ep::CUDA::default().register(&mut builder) {
+        Ok(()) => CUDA_ACTIVE.store(true, std::sync::atomic::Ordering::Relaxed),
+        Err(e) => tracing::warn!(error = %e, "CUDA execution provider unavailable: running on CPU"),
     }
-    match builder.with_execution_providers([cuda.build().error_on_failure()]) {
-        Ok(b) => {
-            CUDA_ACTIVE.store(true, std::sync::atomic::Ordering::Relaxed);
-            Ok(b)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "registering CUDA failed: running on CPU");
-            Ok(e.recover())
-        }
-    }
+    Ok(builder)
 }
 
 #[cfg(not(feature = "cuda"))]

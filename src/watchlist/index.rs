@@ -82,15 +82,13 @@ impl ListIndex {
     ) -> Result<(Self, bool)> {
         let templates = templates()?;
         let expected = Meta { fingerprint, factory: factory.into(), model: model.into(), dim };
-        if let Some(index) = Self::try_load(path, &expected) {
-            if index.ntotal() == fingerprint.count as u64 {
-                let owners = templates
-                    .iter()
-                    .map(|t| (t.id, Owner { subject: t.subject.clone(), name: t.name.clone() }))
-                    .collect();
-                let li = Self { index, owners, factory: factory.into(), model: model.into(), dim };
-                return Ok((li, false));
-            }
+        if let Some(index) = Self::try_load(path, &expected)
+            && index.ntotal() == fingerprint.count as u64
+        {
+            let owners =
+                templates.iter().map(|t| (t.id, Owner { subject: t.subject.clone(), name: t.name.clone() })).collect();
+            let li = Self { index, owners, factory: factory.into(), model: model.into(), dim };
+            return Ok((li, false));
         }
         let li = Self::build(&templates, factory, model, dim)?;
         li.save(path, fingerprint)?;

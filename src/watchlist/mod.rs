@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use index::{ListIndex, Owner};
-use store::{ListRow, ListSummary, Store};
+use store::{ListRow, ListSummary, NewTemplate, Store};
 
 /// A candidate subject for a probe, best template score.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -38,6 +38,7 @@ pub struct Watchlist {
     model: String,
     dim: u32,
     lists: HashMap<i64, (ListRow, ListIndex, bool)>,
+    rebuilds: usize,
 }
 
 impl Watchlist {
@@ -51,6 +52,7 @@ impl Watchlist {
             model: model.to_string(),
             dim,
             lists: HashMap::new(),
+            rebuilds: 0,
         };
         for row in wl.store.lists()? {
             wl.load_list(row)?;
@@ -65,19 +67,19 @@ impl Watchlist {
     fn load_list(&mut self, row: ListRow) -> Result<()> {
         let fp = self.store.fingerprint(row.id)?;
         let path = self.index_path(row.id);
-        let (ix, rebuilt) = ListIndex::load_or_build(
-            &path,
-            fp,
-            || self.store.templates(row.id),
-            &self.factory,
-            &self.model,
-            self.dim,
-        )?;
+        let (ix, rebuilt) =
+            ListIndex::load_or_build(&path, fp, || self.store.templates(row.id), &self.factory, &self.model, self.dim)?;
         if rebuilt {
+            self.rebuilds += 1;
             tracing::info!(list = %row.name, templates = ix.len(), "index rebuilt from the store");
         }
         self.lists.insert(row.id, (row, ix, false));
         Ok(())
+    }
+
+    /// How many list indexes had to be rebuilt from the store since opening.
+    pub fn rebuilds(&self) -> usize {
+        self.rebuilds
     }
 
     pub fn store(&self) -> &Store {
@@ -112,12 +114,12 @@ impl Watchlist {
         list: &str,
         subject: &str,
         name: Option<&str>,
-        templates: Vec<(Vec<f32>, String, String)>,
+        templates: Vec<NewTemplate>,
     ) -> Result<Vec<i64>> {
         let row = self.store.list(list)?;
         let ids = self.store.add_templates(row.id, subject, name, &self.model, &templates)?;
         let (_, ix, dirty) = self.lists.get_mut(&row.id).ok_or_else(|| Error::UnknownList(list.into()))?;
-        let embs: Vec<Vec<f32>> = templates.into_iter().map(|t| t.0).collect();
+        let embs: Vec<Vec<f32>> = templates.into_iter().map(|t| t.embedding).collect();
         let owner = Owner { subject: subject.to_string(), name: name.map(str::to_string) };
         ix.add(&ids, &embs, &owner)?;
         *dirty = true;

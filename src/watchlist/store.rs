@@ -52,6 +52,14 @@ pub struct ListSummary {
     pub templates: i64,
 }
 
+/// A template to store: the embedding, its quality measures (JSON) and where it came from.
+#[derive(Debug, Clone)]
+pub struct NewTemplate {
+    pub embedding: Vec<f32>,
+    pub quality: String,
+    pub source: String,
+}
+
 /// One stored template with the subject it belongs to.
 #[derive(Debug, Clone)]
 pub struct TemplateRow {
@@ -154,7 +162,7 @@ impl Store {
         subject: &str,
         name: Option<&str>,
         model: &str,
-        templates: &[(Vec<f32>, String, String)],
+        templates: &[NewTemplate],
     ) -> Result<Vec<i64>> {
         validate_name("subject", subject)?;
         let tx = self.conn.transaction()?;
@@ -174,8 +182,9 @@ impl Store {
                 "INSERT INTO templates (subject_id, model, dim, embedding, quality, source, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for (emb, quality, source) in templates {
-                st.execute(params![subject_id, model, emb.len() as i64, to_blob(emb), quality, source, now()])?;
+            for t in templates {
+                let e = &t.embedding;
+                st.execute(params![subject_id, model, e.len() as i64, to_blob(e), t.quality, t.source, now()])?;
                 ids.push(tx.last_insert_rowid());
             }
         }
@@ -242,9 +251,7 @@ fn validate_name(what: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
-            "{what} name {name:?}: 1-128 letters, digits, space, '-', '_', '.' or apostrophe"
-        )))
+        Err(Error::Invalid(format!("{what} name {name:?}: 1-128 letters, digits, space, '-', '_', '.' or apostrophe")))
     }
 }
 
@@ -260,16 +267,18 @@ fn validate_threshold(t: f32) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn nt(embedding: Vec<f32>) -> NewTemplate {
+        NewTemplate { embedding, quality: "{}".into(), source: "test".into() }
+    }
+
     #[test]
     fn subjects_templates_and_removal() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("fw.db")).unwrap();
         let l = s.create_list("wanted", 0.9).unwrap();
         assert_eq!(s.create_list("wanted", 0.5).unwrap().threshold, 0.9, "create is idempotent");
-        let ids = s
-            .add_templates(l.id, "A1", Some("Ann"), "m", &[(vec![1.0, 0.0], "{}".into(), "a.jpg".into())])
-            .unwrap();
-        s.add_templates(l.id, "A1", None, "m", &[(vec![0.0, 1.0], "{}".into(), "b.jpg".into())]).unwrap();
+        let ids = s.add_templates(l.id, "A1", Some("Ann"), "m", &[nt(vec![1.0, 0.0])]).unwrap();
+        s.add_templates(l.id, "A1", None, "m", &[nt(vec![0.0, 1.0])]).unwrap();
         let t = s.templates(l.id).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].name.as_deref(), Some("Ann"));

@@ -12,11 +12,7 @@ pub fn root() -> PathBuf {
 
 fn shared(env: &str, sub: &str) -> PathBuf {
     let p = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| root().join("..").join("shared").join(sub));
-    assert!(
-        p.is_dir(),
-        "{} not found: set {env} (tests need the real images and models, see README)",
-        p.display()
-    );
+    assert!(p.is_dir(), "{} not found: set {env} (tests need the real images and models, see README)", p.display());
     p
 }
 
