@@ -53,40 +53,52 @@ pub fn warp(img: &RgbImage, m: &Affine, size: u32) -> RgbImage {
     let src = img.as_raw();
     let stride = (w * 3) as usize;
     let mut out = RgbImage::new(size, size);
-    let dst = out.as_mut();
-    let px = |x: i64, y: i64, c: usize| -> f32 {
-        if x < 0 || y < 0 || x >= w || y >= h { 0.0 } else { f32::from(src[y as usize * stride + x as usize * 3 + c]) }
+    let sample = |x: i64, y: i64| -> [f32; 3] {
+        if x < 0 || y < 0 || x >= w || y >= h {
+            [0.0; 3]
+        } else {
+            let i = y as usize * stride + x as usize * 3;
+            [f32::from(src[i]), f32::from(src[i + 1]), f32::from(src[i + 2])]
+        }
     };
-    for v in 0..size {
-        let (vf, row) = (v as f32, (v * size * 3) as usize);
-        for u in 0..size {
-            let uf = u as f32;
-            let sx = inv[0][0] * uf + inv[0][1] * vf + inv[0][2];
-            let sy = inv[1][0] * uf + inv[1][1] * vf + inv[1][2];
-            let (x0, y0) = (sx.floor(), sy.floor());
-            let (fx, fy) = (sx - x0, sy - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
-            let o = row + (u * 3) as usize;
-            let inside = x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h;
-            for c in 0..3 {
-                let (p00, p10, p01, p11) = if inside {
-                    let i = y0 as usize * stride + x0 as usize * 3 + c;
-                    (
-                        f32::from(src[i]),
-                        f32::from(src[i + 3]),
-                        f32::from(src[i + stride]),
-                        f32::from(src[i + stride + 3]),
-                    )
-                } else {
-                    (px(x0, y0, c), px(x0 + 1, y0, c), px(x0, y0 + 1, c), px(x0 + 1, y0 + 1, c))
-                };
-                let top = p00 + (p10 - p00) * fx;
-                let bottom = p01 + (p11 - p01) * fx;
-                dst[o + c] = (top + (bottom - top) * fy).round().clamp(0.0, 255.0) as u8;
+    for (v, row) in out.as_mut().chunks_exact_mut(size as usize * 3).enumerate() {
+        let vf = v as f32;
+        // Walk the source along the row: one add per pixel instead of a matrix product.
+        let mut sx = inv[0][1] * vf + inv[0][2];
+        let mut sy = inv[1][1] * vf + inv[1][2];
+        for px in row.chunks_exact_mut(3) {
+            let (x0, y0) = (floor(sx), floor(sy));
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            let weights = [(1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy];
+            if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+                let i = y0 as usize * stride + x0 as usize * 3;
+                let (top, bottom) = (&src[i..i + 6], &src[i + stride..i + stride + 6]);
+                for c in 0..3 {
+                    let v = weights[0] * f32::from(top[c])
+                        + weights[1] * f32::from(top[c + 3])
+                        + weights[2] * f32::from(bottom[c])
+                        + weights[3] * f32::from(bottom[c + 3]);
+                    px[c] = (v + 0.5) as u8;
+                }
+            } else {
+                let p = [sample(x0, y0), sample(x0 + 1, y0), sample(x0, y0 + 1), sample(x0 + 1, y0 + 1)];
+                for c in 0..3 {
+                    let v: f32 = (0..4).map(|k| weights[k] * p[k][c]).sum();
+                    px[c] = (v + 0.5).clamp(0.0, 255.0) as u8;
+                }
             }
+            sx += inv[0][0];
+            sy += inv[1][0];
         }
     }
     out
+}
+
+/// Floor without a libm call (the x86-64 baseline has no SSE4.1 round instruction).
+#[inline(always)]
+fn floor(v: f32) -> i64 {
+    let t = v as i64;
+    if (t as f32) > v { t - 1 } else { t }
 }
 
 /// Aligns one face: fit to the template, warp to the chip.
