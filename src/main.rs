@@ -161,14 +161,16 @@ fn open_pipeline(s: &Settings) -> anyhow::Result<Pipeline> {
 }
 
 fn open_watchlist(s: &Settings, p: &Pipeline) -> anyhow::Result<Watchlist> {
-    let e = &p.manifest.embedder;
-    Ok(Watchlist::open(&s.data_dir, &s.index_factory, &e.name, e.embedding_size as u32)?)
+    watchlist_for(s, &p.manifest.embedder)
 }
 
 /// The watch list without loading the model sessions (model identity from the manifest).
 fn open_watchlist_light(s: &Settings) -> anyhow::Result<Watchlist> {
-    let m = facewatch::manifest::Manifest::load(&s.models_dir())?;
-    Ok(Watchlist::open(&s.data_dir, &s.index_factory, &m.embedder.name, m.embedder.embedding_size as u32)?)
+    watchlist_for(s, &facewatch::manifest::Manifest::load(&s.models_dir())?.embedder)
+}
+
+fn watchlist_for(s: &Settings, e: &facewatch::manifest::EmbedderSpec) -> anyhow::Result<Watchlist> {
+    Ok(Watchlist::open(&s.data_dir, &s.index_factory, &e.name, e.embedding_size as u32)?)
 }
 
 fn reasons(r: &[Rejection]) -> String {

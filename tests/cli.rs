@@ -10,18 +10,23 @@ use serde_json::Value;
 
 struct Cli {
     data: tempfile::TempDir,
+    models: PathBuf,
 }
 
 impl Cli {
     fn new() -> Self {
-        Self { data: tempfile::tempdir().unwrap() }
+        Self::with_models(common::models())
+    }
+
+    fn with_models(models: PathBuf) -> Self {
+        Self { data: tempfile::tempdir().unwrap(), models }
     }
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_facewatch"))
             .args(args)
             .env("FACEWATCH_DATA_DIR", self.data.path())
-            .env("FACEWATCH_MODELS_DIR", common::models())
+            .env("FACEWATCH_MODELS_DIR", &self.models)
             .env_remove("FACEWATCH_LOG")
             .output()
             .unwrap()
@@ -266,25 +271,14 @@ fn embed_json_is_the_evaluation_interface() {
 
 #[test]
 fn missing_models_are_a_clear_error() {
-    let cli = Cli::new();
     let models = tempfile::tempdir().unwrap();
     std::fs::copy(common::models().join("manifest.toml"), models.path().join("manifest.toml")).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_facewatch"))
-        .args(["embed", "--json", &face("George_W_Bush/0001.jpg")])
-        .env("FACEWATCH_DATA_DIR", cli.data.path())
-        .env("FACEWATCH_MODELS_DIR", models.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let cli = Cli::with_models(models.path().to_path_buf());
+    let photo = face("George_W_Bush/0001.jpg");
+    let err = cli.fails(&["embed", "--json", &photo]);
     assert!(err.contains("model file missing"), "{err}");
     // A file that is not the manifest's model is refused by its checksum.
     std::fs::write(models.path().join("face_detection_yunet_2023mar_dynamic.onnx"), b"not a model").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_facewatch"))
-        .args(["embed", "--json", &face("George_W_Bush/0001.jpg")])
-        .env("FACEWATCH_DATA_DIR", cli.data.path())
-        .env("FACEWATCH_MODELS_DIR", models.path())
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&o.stderr).contains("sha256"));
+    let err = cli.fails(&["embed", "--json", &photo]);
+    assert!(err.contains("sha256"), "{err}");
 }

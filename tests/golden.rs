@@ -27,6 +27,10 @@ fn row_to_det(r: &[Value]) -> Detection {
     }
 }
 
+fn golden_detections(img: &Value) -> Vec<Detection> {
+    img["yunet_dynamic_detections"].as_array().unwrap().iter().map(|r| row_to_det(r.as_array().unwrap())).collect()
+}
+
 fn image_path(rel: &str) -> std::path::PathBuf {
     common::data().join(rel.trim_start_matches("data/"))
 }
@@ -37,12 +41,7 @@ fn detections_match_reference() {
     let mut p = common::pipeline_with(|o| o.detector.score_threshold = 0.6);
     let mut checked = 0;
     for (name, img) in g["images"].as_object().unwrap() {
-        let want: Vec<Detection> = img["yunet_dynamic_detections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| row_to_det(r.as_array().unwrap()))
-            .collect();
+        let want = golden_detections(img);
         let frame = decode_file(&image_path(img["path"].as_str().unwrap()), DEFAULT_MAX_PIXELS).unwrap();
         let got = p.detector.detect(&frame).unwrap();
         assert_eq!(got.len(), want.len(), "{name}: face count");
@@ -81,12 +80,7 @@ fn alignment_and_embedding_match_reference() {
         let Some(m_want) = img.get("align150_matrix") else { continue };
         let m_want: Vec<Vec<f32>> =
             m_want.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(f).collect()).collect();
-        let dets: Vec<Detection> = img["yunet_dynamic_detections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| row_to_det(r.as_array().unwrap()))
-            .collect();
+        let dets = golden_detections(img);
         // The golden chip is of one of the detections: the one whose transform matches.
         let (m, _) = dets
             .iter()
