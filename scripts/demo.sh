@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 cargo build --release --quiet
-FW="$ROOT/target/release/facewatch"
+FW="${CARGO_TARGET_DIR:-$ROOT/target}/release/facewatch"
 FACES="$FACEWATCH_TEST_DATA/faces"
 export FACEWATCH_DATA_DIR="${FACEWATCH_DATA_DIR:-$ROOT/data/demo}"
 rm -rf "$FACEWATCH_DATA_DIR"
