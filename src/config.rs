@@ -57,3 +57,180 @@ impl Settings {
         }
     }
 }
+
+/// The service's configuration: defaults, then a TOML file, then `FACEWATCH_<KEY>` environment
+/// variables (e.g. `FACEWATCH_BIND`, `FACEWATCH_QUEUE_CAPACITY`), validated once at start.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Name of this checkpoint, carried by every alert.
+    pub site: String,
+    /// Address the HTTP API listens on.
+    pub bind: String,
+    pub data_dir: PathBuf,
+    /// Models folder; empty = `./models`, else the crate's own.
+    pub models_dir: PathBuf,
+    /// ONNX Runtime intra-op threads per model session (0 = all cores).
+    pub threads: usize,
+    pub detect_workers: usize,
+    /// Frames that may wait for a detect worker before new ones get 503.
+    pub queue_capacity: usize,
+    pub embed_max_batch: usize,
+    pub detect_threshold: f32,
+    pub max_pixels: u64,
+    /// Largest request body in bytes (frames and enrollment uploads).
+    pub max_body_bytes: usize,
+    pub index_factory: String,
+    pub cuda: bool,
+    /// Seconds a client refused with 503 is told to wait.
+    pub retry_after_secs: u64,
+    /// How often the retention sweep runs.
+    pub retention_sweep_secs: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+    /// Check model files against the manifest's sha256 at start.
+    pub verify_models: bool,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            site: "checkpoint".into(),
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("data"),
+            models_dir: PathBuf::new(),
+            threads: 1,
+            detect_workers: 1,
+            queue_capacity: 32,
+            embed_max_batch: 32,
+            detect_threshold: 0.9,
+            max_pixels: DEFAULT_MAX_PIXELS,
+            max_body_bytes: 20 << 20,
+            index_factory: DEFAULT_FACTORY.into(),
+            cuda: cfg!(feature = "cuda"),
+            retry_after_secs: 1,
+            retention_sweep_secs: 3600,
+            shutdown_grace_secs: 30,
+            verify_models: true,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// Defaults <- `file` (if given) <- environment (`env` is the process environment in production).
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> crate::Result<Self> {
+        use crate::error::Error;
+        let defaults = toml::Table::try_from(Self::default()).map_err(|e| Error::Config(e.to_string()))?;
+        let mut table = defaults.clone();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let from_file: toml::Table =
+                text.parse().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            for (k, v) in from_file {
+                if !defaults.contains_key(&k) {
+                    return Err(Error::Config(format!("{}: unknown key {k:?}", path.display())));
+                }
+                table.insert(k, v);
+            }
+        }
+        for (name, raw) in env {
+            let Some(key) = name.strip_prefix("FACEWATCH_").map(str::to_ascii_lowercase) else { continue };
+            let Some(default) = defaults.get(&key) else { continue };
+            let value = match default {
+                toml::Value::String(_) => toml::Value::String(raw.clone()),
+                toml::Value::Integer(_) => toml::Value::Integer(
+                    raw.trim().parse().map_err(|_| Error::Config(format!("{name}={raw:?}: expected an integer")))?,
+                ),
+                toml::Value::Float(_) => toml::Value::Float(
+                    raw.trim().parse().map_err(|_| Error::Config(format!("{name}={raw:?}: expected a number")))?,
+                ),
+                toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+                    "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" => false,
+                    _ => return Err(Error::Config(format!("{name}={raw:?}: expected true or false"))),
+                }),
+                _ => continue,
+            };
+            table.insert(key, value);
+        }
+        let cfg: Self = table.try_into().map_err(|e: toml::de::Error| Error::Config(e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> crate::Result<()> {
+        let mut bad = Vec::new();
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            bad.push(format!("bind {:?} is not an address:port", self.bind));
+        }
+        if self.site.is_empty() || !self.site.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bad.push(format!("site {:?}: letters, digits, '-' or '_'", self.site));
+        }
+        for (k, v) in [
+            ("detect_workers", self.detect_workers),
+            ("queue_capacity", self.queue_capacity),
+            ("embed_max_batch", self.embed_max_batch),
+        ] {
+            if v == 0 || v > 1024 {
+                bad.push(format!("{k} {v}: expected 1..1024"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.detect_threshold) {
+            bad.push(format!("detect_threshold {}: expected 0..1", self.detect_threshold));
+        }
+        if self.max_body_bytes < 1024 {
+            bad.push(format!("max_body_bytes {}: at least 1024", self.max_body_bytes));
+        }
+        if self.retention_sweep_secs == 0 {
+            bad.push("retention_sweep_secs must be at least 1".into());
+        }
+        if bad.is_empty() { Ok(()) } else { Err(crate::error::Error::Config(bad.join("; "))) }
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        let s = Settings {
+            data_dir: self.data_dir.clone(),
+            models_dir: (!self.models_dir.as_os_str().is_empty()).then(|| self.models_dir.clone()),
+            threads: self.threads,
+            detect_threshold: self.detect_threshold,
+            max_pixels: self.max_pixels,
+            index_factory: self.index_factory.clone(),
+            cuda: self.cuda,
+        };
+        s.models_dir()
+    }
+
+    pub fn pipeline_options(&self) -> PipelineOptions {
+        PipelineOptions {
+            runtime: RuntimeOptions { intra_threads: self.threads, cuda: self.cuda },
+            detector: DetectorOptions { score_threshold: self.detect_threshold, ..DetectorOptions::default() },
+            max_batch: self.embed_max_batch,
+            verify_models: self.verify_models,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_then_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fw.toml");
+        std::fs::write(&f, "site = \"lhr-t5\"\nqueue_capacity = 4\n").unwrap();
+        let env = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let c = ServiceConfig::load(Some(&f), env(&[("FACEWATCH_QUEUE_CAPACITY", "8"), ("HOME", "/x")])).unwrap();
+        assert_eq!((c.site.as_str(), c.queue_capacity, c.detect_workers), ("lhr-t5", 8, 1));
+        let e = ServiceConfig::load(Some(&f), env(&[("FACEWATCH_QUEUE_CAPACITY", "many")])).unwrap_err();
+        assert!(e.to_string().contains("FACEWATCH_QUEUE_CAPACITY"), "{e}");
+        let e = ServiceConfig::load(None, env(&[("FACEWATCH_BIND", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("bind"), "{e}");
+        std::fs::write(&f, "sight = \"typo\"\n").unwrap();
+        assert!(ServiceConfig::load(Some(&f), env(&[])).unwrap_err().to_string().contains("sight"));
+        assert!(ServiceConfig::load(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
+    }
+}

@@ -40,11 +40,61 @@ pub enum Error {
     EnrollmentRefused(String),
     #[error("templates were made by model {stored}, the loaded embedder is {loaded}: re-enroll the list")]
     ModelMismatch { stored: String, loaded: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("role {role} may not {action}")]
+    Forbidden { role: String, action: String },
+    #[error("unsupported content type {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("request body too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("busy: the {queue} queue is full, retry in {retry_after_s} s")]
+    Overloaded { queue: &'static str, retry_after_s: u64 },
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+}
+
+impl Error {
+    /// HTTP status and stable machine-readable code: the one mapping of errors to the API.
+    pub fn status_code(&self) -> (u16, &'static str) {
+        match self {
+            Error::UnsupportedImage(_) | Error::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
+            Error::CorruptImage(_) => (422, "corrupt_image"),
+            Error::ImageTooLarge { .. } => (413, "image_too_large"),
+            Error::PayloadTooLarge { .. } => (413, "payload_too_large"),
+            Error::EmptyInput => (400, "empty_input"),
+            Error::Invalid(_) | Error::BadRequest(_) => (400, "bad_request"),
+            Error::EnrollmentRefused(_) => (422, "enrollment_refused"),
+            Error::UnknownList(_) | Error::UnknownSubject { .. } | Error::NotFound(_) => (404, "not_found"),
+            Error::Conflict(_) => (409, "conflict"),
+            Error::Unauthorized => (401, "unauthorized"),
+            Error::Forbidden { .. } => (403, "forbidden"),
+            Error::Overloaded { .. } => (503, "overloaded"),
+            Error::ShuttingDown => (503, "shutting_down"),
+            Error::ModelMissing { .. } | Error::ModelChecksum { .. } => (503, "model_unavailable"),
+            Error::ModelMismatch { .. } => (409, "model_mismatch"),
+            Error::Io { .. }
+            | Error::Manifest(_)
+            | Error::Runtime(_)
+            | Error::ModelOutput(_)
+            | Error::Index(_)
+            | Error::Store(_)
+            | Error::Config(_) => (500, "internal"),
+        }
     }
 }
 

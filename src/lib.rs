@@ -1,15 +1,27 @@
 //! facewatch: an embedded face-recognition checkpoint service.
 //!
 //! One frame's way through the library: [`vision::decode`] -> [`vision::detect`] ->
-//! [`vision::align`] -> [`vision::quality`] -> [`vision::embed`] (composed by [`pipeline`]) ->
-//! [`watchlist`] (FAISS match against per-list thresholds).
+//! [`vision::align`] -> [`vision::quality`] -> [`vision::embed`] (composed by [`pipeline`], run
+//! off the async runtime by [`inference`]) -> [`watchlist`] (FAISS match against per-list
+//! policies) -> [`alert`] (stored with its crop, reviewed by officers) -> [`api`] (HTTP, SSE).
 
+pub mod alert;
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod checkpoint;
+pub mod clock;
 pub mod config;
+pub mod db;
 pub mod enroll;
 pub mod error;
 pub mod eval;
+pub mod inference;
 pub mod manifest;
+pub mod media;
+pub mod metrics;
 pub mod pipeline;
+pub mod serve;
 pub mod vision;
 pub mod watchlist;
 

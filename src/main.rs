@@ -9,13 +9,17 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use facewatch::config::Settings;
+use facewatch::audit::{self, Actor};
+use facewatch::auth::{Role, Tokens};
+use facewatch::config::{ServiceConfig, Settings};
 use facewatch::enroll;
+use facewatch::media::{self, Media};
 use facewatch::eval;
 use facewatch::pipeline::Pipeline;
 use facewatch::vision::decode::decode_file;
 use facewatch::vision::quality::{QualityGate, Rejection};
 use facewatch::watchlist::Watchlist;
+use facewatch::watchlist::policy::Policy;
 use facewatch::watchlist::store::NewTemplate;
 
 #[derive(Parser)]
@@ -29,6 +33,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the checkpoint service (HTTP API). Configuration: --config file, then FACEWATCH_* env.
+    Serve {
+        /// TOML file with service settings (see facewatch.example.toml).
+        #[arg(long, env = "FACEWATCH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Inspect the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Enroll a subject from one or more photos (the largest good face of each).
     Enroll {
         #[arg(long)]
@@ -96,6 +116,40 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        #[arg(long)]
+        role: String,
+        /// Who or what holds the token (an officer's name, a camera id).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Recompute the hash chain; exit status 1 if it is broken.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print entries as JSON lines.
+    Show {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -118,6 +172,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let s = cli.settings;
     match cli.command {
+        Command::Serve { config } => serve_cmd(config.as_deref()),
+        Command::Token { action } => token_cmd(&s, action),
+        Command::Audit { action } => audit_cmd(&s, action),
         Command::Enroll { list, subject, name, threshold, images } => {
             enroll_cmd(&s, &list, &subject, name.as_deref(), threshold, &images)
         }
@@ -141,14 +198,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Remove { list, subject } => {
             let mut wl = open_watchlist_light(&s)?;
-            let n = wl.remove(&list, &subject)?;
+            let ids = wl.remove(&list, &subject, &Actor::local())?;
             wl.flush()?;
-            println!("removed {subject} from {list} ({n} templates purged)");
+            Media::open(&s.data_dir)?.delete_references(&ids);
+            println!("removed {subject} from {list} ({} templates purged)", ids.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Threshold { list, value } => {
             let mut wl = open_watchlist_light(&s)?;
-            wl.set_threshold(&list, value)?;
+            let policy = Policy { threshold: value, ..wl.list(&list)?.policy };
+            wl.set_policy(&list, &policy, &Actor::local())?;
             println!("{list}: threshold {value}");
             Ok(ExitCode::SUCCESS)
         }
@@ -177,25 +236,29 @@ fn reasons(r: &[Rejection]) -> String {
     r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
 }
 
+/// An enrollable photo: its template and the face crop kept as the reference image.
+type Enrollable = (NewTemplate, Option<Vec<u8>>);
+
 /// Embeds the enrollable face of each photo; refusals are returned with their reasons.
 fn enrollment_templates(
     s: &Settings,
     p: &mut Pipeline,
     images: &[PathBuf],
-) -> (Vec<NewTemplate>, Vec<(PathBuf, String)>) {
+) -> (Vec<Enrollable>, Vec<(PathBuf, String)>) {
     let gate = QualityGate::enrollment();
     let mut ok = Vec::new();
     let mut refused = Vec::new();
     for path in images {
-        let res = decode_file(path, s.max_pixels).and_then(|img| enroll::select(p, &img, &gate));
+        let res = decode_file(path, s.max_pixels).and_then(|img| Ok((enroll::select(p, &img, &gate)?, img)));
         match res {
-            Ok(Ok(face)) => {
+            Ok((Ok(face), img)) => {
                 let q = serde_json::to_string(&face.quality).unwrap_or_default();
+                let crop = media::face_jpeg(&img, face.detection.bbox).ok();
                 if let Some(e) = face.embedding {
-                    ok.push(NewTemplate { embedding: e, quality: q, source: path.display().to_string() });
+                    ok.push((NewTemplate { embedding: e, quality: q, source: path.display().to_string() }, crop));
                 }
             }
-            Ok(Err(r)) => refused.push((path.clone(), reasons(&r))),
+            Ok((Err(r), _)) => refused.push((path.clone(), reasons(&r))),
             Err(e) => refused.push((path.clone(), e.to_string())),
         }
     }
@@ -212,7 +275,8 @@ fn enroll_cmd(
 ) -> anyhow::Result<ExitCode> {
     let mut p = open_pipeline(s)?;
     let mut wl = open_watchlist(s, &p)?;
-    wl.create_list(list, threshold.unwrap_or(p.manifest.embedder.default_threshold))?;
+    let policy = Policy::with_threshold(threshold.unwrap_or(p.manifest.embedder.default_threshold));
+    wl.create_list(list, &policy, &Actor::local())?;
     let (ok, refused) = enrollment_templates(s, &mut p, images);
     for (path, why) in &refused {
         eprintln!("refused {}: {why}", path.display());
@@ -221,10 +285,96 @@ fn enroll_cmd(
         bail!("nothing enrolled for {subject}: every photo was refused");
     }
     let n = ok.len();
-    wl.enroll(list, subject, name, ok)?;
+    store_enrollment(s, &mut wl, list, subject, name, ok)?;
     wl.flush()?;
     println!("enrolled {subject} in {list}: {n} template(s), {} photo(s) refused", refused.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stores the templates (audited) and their reference images.
+fn store_enrollment(
+    s: &Settings,
+    wl: &mut Watchlist,
+    list: &str,
+    subject: &str,
+    name: Option<&str>,
+    ok: Vec<Enrollable>,
+) -> anyhow::Result<Vec<i64>> {
+    let (templates, crops): (Vec<_>, Vec<_>) = ok.into_iter().unzip();
+    let ids = wl.enroll(list, subject, name, templates, &Actor::local())?;
+    let m = Media::open(&s.data_dir)?;
+    for (id, crop) in ids.iter().zip(crops) {
+        if let Some(jpeg) = crop {
+            m.save_reference(*id, &jpeg)?;
+        }
+    }
+    Ok(ids)
+}
+
+fn serve_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let cfg = ServiceConfig::load(config, std::env::vars())?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    rt.block_on(facewatch::serve::run(cfg))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_cmd(s: &Settings, action: TokenAction) -> anyhow::Result<ExitCode> {
+    let mut tokens = Tokens::open(&s.data_dir.join("facewatch.db"))?;
+    match action {
+        TokenAction::Create { role, name, json } => {
+            let role: Role = role.parse()?;
+            let t = tokens.create(&name, role, &Actor::local())?;
+            if json {
+                println!("{}", serde_json::to_string(&t)?);
+            } else {
+                println!("{}", t.token);
+                eprintln!("token {} for {} ({}): shown once, store it now", t.id, t.name, t.role);
+            }
+        }
+        TokenAction::List => {
+            for t in tokens.list()? {
+                let state = if t.revoked { "revoked" } else { "active" };
+                println!("{:>4} {:<8} {:<8} {}", t.id, t.role.as_str(), state, t.name);
+            }
+        }
+        TokenAction::Revoke { id } => {
+            tokens.revoke(id, &Actor::local())?;
+            println!("token {id} revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_cmd(s: &Settings, action: AuditAction) -> anyhow::Result<ExitCode> {
+    let db = s.data_dir.join("facewatch.db");
+    if !db.exists() {
+        bail!("no store at {} (set --data-dir)", db.display());
+    }
+    let tokens = Tokens::open(&db)?;
+    match action {
+        AuditAction::Verify { json } => {
+            let v = audit::verify(tokens.conn())?;
+            if json {
+                println!("{}", serde_json::to_string(&v)?);
+            } else if v.ok {
+                println!("audit chain intact: {} entries", v.entries);
+            } else {
+                println!(
+                    "audit chain BROKEN at entry {}: {}",
+                    v.first_bad_seq.unwrap_or_default(),
+                    v.problem.as_deref().unwrap_or("")
+                );
+            }
+            Ok(if v.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        AuditAction::Show { after, limit } => {
+            let mut out = std::io::stdout().lock();
+            for e in audit::entries(tokens.conn(), after, limit)? {
+                writeln!(out, "{}", serde_json::to_string(&e)?)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> anyhow::Result<ExitCode> {
@@ -240,7 +390,8 @@ fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> a
     }
     let mut p = open_pipeline(s)?;
     let mut wl = open_watchlist(s, &p)?;
-    wl.create_list(list, threshold.unwrap_or(p.manifest.embedder.default_threshold))?;
+    let policy = Policy::with_threshold(threshold.unwrap_or(p.manifest.embedder.default_threshold));
+    wl.create_list(list, &policy, &Actor::local())?;
     let bar = indicatif::ProgressBar::new(subjects.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} subjects {elapsed_precise} eta {eta}")
@@ -262,7 +413,7 @@ fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> a
         } else {
             templates += ok.len();
             let name = id.replace('_', " ");
-            match wl.enroll(list, &id, Some(&name), ok) {
+            match store_enrollment(s, &mut wl, list, &id, Some(&name), ok) {
                 Ok(_) => enrolled += 1,
                 Err(e) => refused_photos.push((sub.clone(), e.to_string())),
             }

@@ -7,7 +7,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, EmbedderSpec, Manifest};
 use crate::vision::align::{self, Affine};
 use crate::vision::detect::{Detection, Detector, DetectorOptions};
 use crate::vision::embed::Embedder;
@@ -88,15 +88,7 @@ impl Pipeline {
 
     /// Aligns and measures detections (no model call).
     pub fn prepare(&self, img: &RgbImage, dets: Vec<Detection>, gate: Option<&QualityGate>) -> Vec<Face> {
-        let spec = &self.manifest.embedder;
-        dets.into_iter()
-            .map(|d| {
-                let (transform, chip) = align::align(img, &d.landmarks, &spec.template, spec.input_size);
-                let quality = quality::measure(&d, &chip);
-                let rejections = gate.map(|g| g.check(&quality)).unwrap_or_default();
-                Face { detection: d, quality, rejections, embedding: None, transform, chip }
-            })
-            .collect()
+        prepare_faces(&self.manifest.embedder, img, dets, gate)
     }
 
     /// Embeds every accepted face in one batched call.
@@ -111,6 +103,24 @@ impl Pipeline {
             faces[i].embedding = Some(e);
         }
         Ok(())
+    }
+}
+
+/// Aligns every detection to the embedder's chip and measures its quality against `gate`.
+pub fn prepare_faces(spec: &EmbedderSpec, img: &RgbImage, dets: Vec<Detection>, gate: Option<&QualityGate>) -> Vec<Face> {
+    dets.into_iter()
+        .map(|d| {
+            let (transform, chip) = align::align(img, &d.landmarks, &spec.template, spec.input_size);
+            let quality = quality::measure(&d, &chip);
+            let rejections = gate.map(|g| g.check(&quality)).unwrap_or_default();
+            Face { detection: d, quality, rejections, embedding: None, transform, chip }
+        })
+        .collect()
+}
+
+impl Face {
+    pub fn accepted(&self) -> bool {
+        self.rejections.is_empty()
     }
 }
 

@@ -2,6 +2,8 @@
 //! templates, open-set thresholds, and a graph index (HNSW) that cannot remove in place.
 
 use facewatch::Error;
+use facewatch::audit::Actor;
+use facewatch::watchlist::policy::Policy;
 use facewatch::watchlist::Watchlist;
 use facewatch::watchlist::store::NewTemplate;
 
@@ -34,16 +36,17 @@ fn tpl(v: Vec<f32>) -> Vec<NewTemplate> {
 #[test]
 fn lists_thresholds_templates_and_persistence() {
     let dir = tempfile::tempdir().unwrap();
+    let me = Actor::local();
     let (a, b, c) = (unit(1, 128), unit(2, 128), unit(3, 128));
     {
         let mut wl = Watchlist::open(dir.path(), "IDMap2,Flat", "m", 128).unwrap();
-        wl.create_list("wanted", 0.9).unwrap();
-        wl.create_list("overstay", 0.99).unwrap();
-        wl.enroll("wanted", "A", Some("Ann"), tpl(a.clone())).unwrap();
-        wl.enroll("wanted", "A", None, tpl(unit(11, 128))).unwrap();
-        wl.enroll("wanted", "B", None, tpl(b.clone())).unwrap();
-        wl.enroll("overstay", "C", None, tpl(c.clone())).unwrap();
-        assert!(matches!(wl.enroll("nope", "X", None, tpl(a.clone())), Err(Error::UnknownList(_))));
+        wl.create_list("wanted", &Policy::with_threshold(0.9), &me).unwrap();
+        wl.create_list("overstay", &Policy::with_threshold(0.99), &me).unwrap();
+        wl.enroll("wanted", "A", Some("Ann"), tpl(a.clone()), &me).unwrap();
+        wl.enroll("wanted", "A", None, tpl(unit(11, 128)), &me).unwrap();
+        wl.enroll("wanted", "B", None, tpl(b.clone()), &me).unwrap();
+        wl.enroll("overstay", "C", None, tpl(c.clone()), &me).unwrap();
+        assert!(matches!(wl.enroll("nope", "X", None, tpl(a.clone()), &me), Err(Error::UnknownList(_))));
         wl.flush().unwrap();
     }
     let mut wl = Watchlist::open(dir.path(), "IDMap2,Flat", "m", 128).unwrap();
@@ -57,12 +60,12 @@ fn lists_thresholds_templates_and_persistence() {
     assert_eq!(cands[0].subject, "C");
     assert!(cands[0].score < 0.99 && !cands[0].is_match());
     assert!(wl.matches(&probe, 3).unwrap().is_empty(), "open-set: unknown below threshold");
-    wl.set_threshold("overstay", 0.5).unwrap();
+    wl.set_policy("overstay", &Policy::with_threshold(0.5), &me).unwrap();
     assert_eq!(wl.matches(&probe, 3).unwrap()[0].subject, "C");
     // A stranger is unknown.
     assert!(wl.matches(&unit(999, 128), 3).unwrap().is_empty());
     // Removal purges every template of the subject.
-    assert_eq!(wl.remove("wanted", "A").unwrap(), 2);
+    assert_eq!(wl.remove("wanted", "A", &me).unwrap().len(), 2);
     assert!(wl.matches(&near(&a, 102), 3).unwrap().iter().all(|m| m.subject != "A"));
     // A store changed behind the index's back (no flush) is detected and rebuilt.
     drop(wl);
@@ -75,9 +78,10 @@ fn lists_thresholds_templates_and_persistence() {
 #[test]
 fn templates_of_another_model_are_refused() {
     let dir = tempfile::tempdir().unwrap();
+    let me = Actor::local();
     let mut wl = Watchlist::open(dir.path(), "IDMap2,Flat", "model-a", 128).unwrap();
-    wl.create_list("wanted", 0.9).unwrap();
-    wl.enroll("wanted", "A", None, tpl(unit(1, 128))).unwrap();
+    wl.create_list("wanted", &Policy::with_threshold(0.9), &me).unwrap();
+    wl.enroll("wanted", "A", None, tpl(unit(1, 128)), &me).unwrap();
     drop(wl);
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
     match Watchlist::open(dir.path(), "IDMap2,Flat", "model-b", 128) {
@@ -92,18 +96,19 @@ fn templates_of_another_model_are_refused() {
 #[test]
 fn hnsw_index_serves_and_rebuilds_on_removal() {
     let dir = tempfile::tempdir().unwrap();
+    let me = Actor::local();
     let mut wl = Watchlist::open(dir.path(), "IDMap2,HNSW32", "m", 128).unwrap();
-    wl.create_list("big", 0.9).unwrap();
+    wl.create_list("big", &Policy::with_threshold(0.9), &me).unwrap();
     let vs: Vec<Vec<f32>> = (0..2000).map(|i| unit(i, 128)).collect();
     for (i, v) in vs.iter().enumerate() {
-        wl.enroll("big", &format!("S{i}"), None, tpl(v.clone())).unwrap();
+        wl.enroll("big", &format!("S{i}"), None, tpl(v.clone()), &me).unwrap();
     }
     wl.flush().unwrap();
     let hits = (0..200).filter(|&i| {
         wl.matches(&near(&vs[i], 5000 + i as u64), 1).unwrap().first().is_some_and(|m| m.subject == format!("S{i}"))
     });
     assert!(hits.count() >= 196, "HNSW recall");
-    assert_eq!(wl.remove("big", "S7").unwrap(), 1);
+    assert_eq!(wl.remove("big", "S7", &me).unwrap().len(), 1);
     assert!(wl.matches(&near(&vs[7], 77), 3).unwrap().iter().all(|m| m.subject != "S7"));
     assert_eq!(wl.matches(&near(&vs[8], 78), 1).unwrap()[0].subject, "S8");
 }

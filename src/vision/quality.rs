@@ -23,6 +23,18 @@ pub struct Quality {
     pub pitch_deg: f32,
 }
 
+impl Quality {
+    /// One number in 0..1 for policies: the product of size, sharpness, lighting, pose and
+    /// detector-score factors, each 1 when that measure is as good as a clear enrollment photo.
+    pub fn overall(&self) -> f32 {
+        let size = (self.face_px / 80.0).clamp(0.0, 1.0);
+        let sharp = (self.sharpness / 40.0).clamp(0.0, 1.0);
+        let light = 1.0 - ((self.brightness - 128.0).abs() / 128.0).clamp(0.0, 1.0).powi(2);
+        let pose = self.yaw_deg.to_radians().cos().max(0.0) * self.pitch_deg.to_radians().cos().max(0.0);
+        (size * sharp * light * pose * self.score.clamp(0.0, 1.0)).clamp(0.0, 1.0)
+    }
+}
+
 /// Thresholds a face must pass (enrollment uses a stricter gate than live matching).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

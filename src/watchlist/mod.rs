@@ -3,6 +3,7 @@
 //! above that list's threshold; otherwise it is unknown.
 
 pub mod index;
+pub mod policy;
 pub mod store;
 
 use std::collections::HashMap;
@@ -10,9 +11,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::audit::Actor;
 use crate::error::{Error, Result};
 use index::{ListIndex, Owner};
-use store::{ListRow, ListSummary, NewTemplate, Store};
+use policy::Policy;
+use store::{ListRow, ListSummary, NewTemplate, Store, SubjectInfo};
 
 /// A candidate subject for a probe, best template score.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -23,6 +26,8 @@ pub struct Candidate {
     pub name: Option<String>,
     pub score: f32,
     pub threshold: f32,
+    /// The subject's template that scored best (its reference image is shown to officers).
+    pub template_id: i64,
 }
 
 impl Candidate {
@@ -86,22 +91,64 @@ impl Watchlist {
         &self.store
     }
 
-    /// Creates a list (no-op if it exists) and returns it.
-    pub fn create_list(&mut self, name: &str, threshold: f32) -> Result<ListRow> {
-        let row = self.store.create_list(name, threshold)?;
+    /// Creates a list (no-op if it exists); returns it and whether it is new.
+    pub fn create_list(&mut self, name: &str, policy: &Policy, by: &Actor) -> Result<(ListRow, bool)> {
+        let (row, created) = self.store.create_list(name, policy, by)?;
         if !self.lists.contains_key(&row.id) {
             self.load_list(row.clone())?;
         }
-        Ok(row)
+        Ok((row, created))
     }
 
-    pub fn set_threshold(&mut self, list: &str, threshold: f32) -> Result<()> {
-        self.store.set_threshold(list, threshold)?;
+    /// Replaces a list's policy (audited); returns the old and the new policy.
+    pub fn set_policy(&mut self, list: &str, policy: &Policy, by: &Actor) -> Result<(Policy, Policy)> {
+        let change = self.store.set_policy(list, policy, by)?;
         let row = self.store.list(list)?;
         if let Some(entry) = self.lists.get_mut(&row.id) {
             entry.0 = row;
         }
-        Ok(())
+        Ok(change)
+    }
+
+    /// Deletes a list, its subjects, templates and index file; returns the purged template ids.
+    pub fn delete_list(&mut self, list: &str, by: &Actor) -> Result<Vec<i64>> {
+        let row = self.store.list(list)?;
+        let ids = self.store.delete_list(&row, by)?;
+        self.lists.remove(&row.id);
+        let path = self.index_path(row.id);
+        for p in [path.with_extension("faiss"), path.with_extension("json")] {
+            if let Err(e) = std::fs::remove_file(&p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %p.display(), error = %e, "could not delete index file");
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The list's current row (policy included).
+    pub fn list(&self, name: &str) -> Result<ListRow> {
+        self.lists
+            .values()
+            .find(|(row, _, _)| row.name == name)
+            .map(|(row, _, _)| row.clone())
+            .ok_or_else(|| Error::UnknownList(name.to_string()))
+    }
+
+    pub fn lists(&self) -> Vec<ListRow> {
+        let mut v: Vec<ListRow> = self.lists.values().map(|(row, _, _)| row.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn subjects(&self, list: &str) -> Result<Vec<SubjectInfo>> {
+        let row = self.list(list)?;
+        self.store.subjects(row.id)
+    }
+
+    pub fn subject(&self, list: &str, subject: &str) -> Result<SubjectInfo> {
+        let row = self.list(list)?;
+        self.store.subject(&row, subject)
     }
 
     pub fn summaries(&self) -> Result<Vec<ListSummary>> {
@@ -115,9 +162,10 @@ impl Watchlist {
         subject: &str,
         name: Option<&str>,
         templates: Vec<NewTemplate>,
+        by: &Actor,
     ) -> Result<Vec<i64>> {
         let row = self.store.list(list)?;
-        let ids = self.store.add_templates(row.id, subject, name, &self.model, &templates)?;
+        let ids = self.store.add_templates(row.id, subject, name, &self.model, &templates, by)?;
         let (_, ix, dirty) = self.lists.get_mut(&row.id).ok_or_else(|| Error::UnknownList(list.into()))?;
         let embs: Vec<Vec<f32>> = templates.into_iter().map(|t| t.embedding).collect();
         let owner = Owner { subject: subject.to_string(), name: name.map(str::to_string) };
@@ -126,10 +174,10 @@ impl Watchlist {
         Ok(ids)
     }
 
-    /// Removes a subject and purges its templates from store and index; returns how many.
-    pub fn remove(&mut self, list: &str, subject: &str) -> Result<usize> {
+    /// Removes a subject and purges its templates from store and index; returns their ids.
+    pub fn remove(&mut self, list: &str, subject: &str, by: &Actor) -> Result<Vec<i64>> {
         let row = self.store.list(list)?;
-        let ids = self.store.remove_subject(&row, subject)?;
+        let ids = self.store.remove_subject(&row, subject, by)?;
         let (_, ix, dirty) = self.lists.get_mut(&row.id).ok_or_else(|| Error::UnknownList(list.into()))?;
         *dirty = true;
         if !ix.remove(&ids)? {
@@ -137,7 +185,7 @@ impl Watchlist {
             let t = self.store.templates(row.id)?;
             *ix = ListIndex::build(&t, &self.factory, &self.model, self.dim)?;
         }
-        Ok(ids.len())
+        Ok(ids)
     }
 
     /// Persists every changed index.
@@ -168,10 +216,12 @@ impl Watchlist {
                     subject: owner.subject.clone(),
                     name: owner.name.clone(),
                     score,
-                    threshold: row.threshold,
+                    threshold: row.policy.threshold,
+                    template_id: tid,
                 });
                 if score > e.score {
                     e.score = score;
+                    e.template_id = tid;
                 }
             }
             let mut v: Vec<Candidate> = best.into_values().collect();

@@ -4,10 +4,13 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
+use serde_json::json;
 
+use crate::audit::{self, Actor};
 use crate::error::{Error, Result};
+use crate::watchlist::policy::{Policy, Severity};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS lists (
@@ -37,11 +40,41 @@ CREATE TABLE IF NOT EXISTS templates (
 CREATE INDEX IF NOT EXISTS templates_subject ON templates(subject_id);
 ";
 
+/// Policy columns added to `lists` after the first release (added in place on older stores).
+const POLICY_COLUMNS: [(&str, &str); 6] = [
+    ("min_face_px", "REAL NOT NULL DEFAULT 40"),
+    ("min_quality", "REAL NOT NULL DEFAULT 0"),
+    ("severity", "TEXT NOT NULL DEFAULT 'high'"),
+    ("cooldown_secs", "INTEGER NOT NULL DEFAULT 60"),
+    ("retention_days", "INTEGER NOT NULL DEFAULT 30"),
+    ("share_crops", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+const LIST_COLUMNS: &str =
+    "id, name, threshold, min_face_px, min_quality, severity, cooldown_secs, retention_days, share_crops";
+
+fn list_row(r: &Row) -> rusqlite::Result<ListRow> {
+    let severity: String = r.get(5)?;
+    Ok(ListRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        policy: Policy {
+            threshold: r.get(2)?,
+            min_face_px: r.get(3)?,
+            min_quality: r.get(4)?,
+            severity: Severity::parse(&severity).unwrap_or(Severity::High),
+            cooldown_secs: r.get(6)?,
+            retention_days: r.get(7)?,
+            share_crops: r.get(8)?,
+        },
+    })
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ListRow {
     pub id: i64,
     pub name: String,
-    pub threshold: f32,
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +83,15 @@ pub struct ListSummary {
     pub threshold: f32,
     pub subjects: i64,
     pub templates: i64,
+}
+
+/// A subject as the API shows it (no biometric data).
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectInfo {
+    pub subject: String,
+    pub name: Option<String>,
+    pub templates: Vec<i64>,
+    pub created_at: i64,
 }
 
 /// A template to store: the embedding, its quality measures (JSON) and where it came from.
@@ -99,37 +141,143 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = crate::db::connect(path)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(audit::SCHEMA)?;
+        let have: Vec<String> = {
+            let mut st = conn.prepare("SELECT name FROM pragma_table_info('lists')")?;
+            st.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
+        };
+        for (col, ddl) in POLICY_COLUMNS {
+            if !have.iter().any(|c| c == col) {
+                conn.execute_batch(&format!("ALTER TABLE lists ADD COLUMN {col} {ddl}"))?;
+            }
+        }
         Ok(Self { conn })
     }
 
-    pub fn create_list(&self, name: &str, threshold: f32) -> Result<ListRow> {
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Creates a list with `policy` unless it exists; returns the list and whether it is new.
+    pub fn create_list(&mut self, name: &str, policy: &Policy, by: &Actor) -> Result<(ListRow, bool)> {
         validate_name("list", name)?;
-        validate_threshold(threshold)?;
-        self.conn.execute(
-            "INSERT INTO lists (name, threshold, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
-            params![name, threshold, now()],
+        policy.validate()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "INSERT INTO lists (name, threshold, min_face_px, min_quality, severity, cooldown_secs, retention_days,
+                                share_crops, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(name) DO NOTHING",
+            params![
+                name,
+                policy.threshold,
+                policy.min_face_px,
+                policy.min_quality,
+                policy.severity.as_str(),
+                policy.cooldown_secs,
+                policy.retention_days,
+                policy.share_crops,
+                now()
+            ],
         )?;
-        self.list(name)
+        if n == 1 {
+            let new = json!({"name": name, "policy": policy});
+            audit::append(&tx, by, "list.create", &format!("list:{name}"), None, Some(&new))?;
+        }
+        tx.commit()?;
+        Ok((self.list(name)?, n == 1))
     }
 
     pub fn list(&self, name: &str) -> Result<ListRow> {
         self.conn
-            .query_row("SELECT id, name, threshold FROM lists WHERE name = ?1", [name], |r| {
-                Ok(ListRow { id: r.get(0)?, name: r.get(1)?, threshold: r.get(2)? })
-            })
+            .query_row(&format!("SELECT {LIST_COLUMNS} FROM lists WHERE name = ?1"), [name], list_row)
             .optional()?
             .ok_or_else(|| Error::UnknownList(name.to_string()))
     }
 
     pub fn lists(&self) -> Result<Vec<ListRow>> {
-        let mut st = self.conn.prepare("SELECT id, name, threshold FROM lists ORDER BY name")?;
-        let rows = st.query_map([], |r| Ok(ListRow { id: r.get(0)?, name: r.get(1)?, threshold: r.get(2)? }))?;
+        let mut st = self.conn.prepare(&format!("SELECT {LIST_COLUMNS} FROM lists ORDER BY name"))?;
+        let rows = st.query_map([], list_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Replaces a list's policy; the old and new values go to the audit log in the same transaction.
+    pub fn set_policy(&mut self, list: &str, policy: &Policy, by: &Actor) -> Result<(Policy, Policy)> {
+        policy.validate()?;
+        let old = self.list(list)?.policy;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE lists SET threshold = ?1, min_face_px = ?2, min_quality = ?3, severity = ?4, cooldown_secs = ?5,
+                              retention_days = ?6, share_crops = ?7 WHERE name = ?8",
+            params![
+                policy.threshold,
+                policy.min_face_px,
+                policy.min_quality,
+                policy.severity.as_str(),
+                policy.cooldown_secs,
+                policy.retention_days,
+                policy.share_crops,
+                list
+            ],
+        )?;
+        audit::append(&tx, by, "policy.update", &format!("list:{list}"), Some(&json!(old)), Some(&json!(policy)))?;
+        tx.commit()?;
+        Ok((old, policy.clone()))
+    }
+
+    /// Deletes a list with all its subjects and templates; returns the removed template ids.
+    pub fn delete_list(&mut self, list: &ListRow, by: &Actor) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids: Vec<i64> = {
+            let mut st = tx.prepare(
+                "SELECT t.id FROM templates t JOIN subjects s ON t.subject_id = s.id WHERE s.list_id = ?1",
+            )?;
+            st.query_map([list.id], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
+        };
+        tx.execute(
+            "DELETE FROM templates WHERE subject_id IN (SELECT id FROM subjects WHERE list_id = ?1)",
+            [list.id],
+        )?;
+        tx.execute("DELETE FROM subjects WHERE list_id = ?1", [list.id])?;
+        tx.execute("DELETE FROM lists WHERE id = ?1", [list.id])?;
+        let old = json!({"policy": list.policy, "templates": ids.len()});
+        audit::append(&tx, by, "list.delete", &format!("list:{}", list.name), Some(&old), None)?;
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    pub fn subjects(&self, list_id: i64) -> Result<Vec<SubjectInfo>> {
+        let mut st = self.conn.prepare(
+            "SELECT s.external_id, s.name, s.created_at, COALESCE(GROUP_CONCAT(t.id), '')
+             FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id
+             WHERE s.list_id = ?1 GROUP BY s.id ORDER BY s.external_id",
+        )?;
+        let rows = st.query_map([list_id], |r| {
+            let ids: String = r.get(3)?;
+            Ok(SubjectInfo {
+                subject: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                templates: ids.split(',').filter_map(|x| x.parse().ok()).collect(),
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn subject(&self, list: &ListRow, subject: &str) -> Result<SubjectInfo> {
+        self.subjects(list.id)?
+            .into_iter()
+            .find(|s| s.subject == subject)
+            .ok_or_else(|| Error::UnknownSubject { list: list.name.clone(), subject: subject.to_string() })
+    }
+
+    /// Template ids with their creation time, for the retention sweep of reference images.
+    pub fn template_ages(&self, list_id: i64) -> Result<Vec<(i64, i64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT t.id, t.created_at FROM templates t JOIN subjects s ON t.subject_id = s.id WHERE s.list_id = ?1",
+        )?;
+        let rows = st.query_map([list_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
@@ -146,14 +294,6 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    pub fn set_threshold(&self, list: &str, threshold: f32) -> Result<()> {
-        validate_threshold(threshold)?;
-        let n = self.conn.execute("UPDATE lists SET threshold = ?1 WHERE name = ?2", params![threshold, list])?;
-        if n == 0 {
-            return Err(Error::UnknownList(list.to_string()));
-        }
-        Ok(())
-    }
 
     /// Adds templates for one subject (created if new) in one transaction; returns template ids.
     pub fn add_templates(
@@ -163,9 +303,10 @@ impl Store {
         name: Option<&str>,
         model: &str,
         templates: &[NewTemplate],
+        by: &Actor,
     ) -> Result<Vec<i64>> {
         validate_name("subject", subject)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO subjects (list_id, external_id, name, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(list_id, external_id) DO UPDATE SET name = COALESCE(excluded.name, subjects.name)",
@@ -188,13 +329,17 @@ impl Store {
                 ids.push(tx.last_insert_rowid());
             }
         }
+        let list: String = tx.query_row("SELECT name FROM lists WHERE id = ?1", [list_id], |r| r.get(0))?;
+        let sources: Vec<&str> = templates.iter().map(|t| t.source.as_str()).collect();
+        let new = json!({"name": name, "templates": ids, "sources": sources, "model": model});
+        audit::append(&tx, by, "subject.enroll", &format!("list:{list}/subject:{subject}"), None, Some(&new))?;
         tx.commit()?;
         Ok(ids)
     }
 
     /// Deletes a subject and all its templates; returns the removed template ids.
-    pub fn remove_subject(&mut self, list: &ListRow, subject: &str) -> Result<Vec<i64>> {
-        let tx = self.conn.transaction()?;
+    pub fn remove_subject(&mut self, list: &ListRow, subject: &str, by: &Actor) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let subject_id: Option<i64> = tx
             .query_row(
                 "SELECT id FROM subjects WHERE list_id = ?1 AND external_id = ?2",
@@ -211,6 +356,8 @@ impl Store {
         };
         tx.execute("DELETE FROM templates WHERE subject_id = ?1", [subject_id])?;
         tx.execute("DELETE FROM subjects WHERE id = ?1", [subject_id])?;
+        let target = format!("list:{}/subject:{subject}", list.name);
+        audit::append(&tx, by, "subject.delete", &target, Some(&json!({"templates": ids})), None)?;
         tx.commit()?;
         Ok(ids)
     }
@@ -255,14 +402,6 @@ fn validate_name(what: &str, name: &str) -> Result<()> {
     }
 }
 
-fn validate_threshold(t: f32) -> Result<()> {
-    if (-1.0..=1.0).contains(&t) {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!("threshold {t} outside the cosine range -1..1")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,20 +414,28 @@ mod tests {
     fn subjects_templates_and_removal() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("fw.db")).unwrap();
-        let l = s.create_list("wanted", 0.9).unwrap();
-        assert_eq!(s.create_list("wanted", 0.5).unwrap().threshold, 0.9, "create is idempotent");
-        let ids = s.add_templates(l.id, "A1", Some("Ann"), "m", &[nt(vec![1.0, 0.0])]).unwrap();
-        s.add_templates(l.id, "A1", None, "m", &[nt(vec![0.0, 1.0])]).unwrap();
+        let me = Actor::local();
+        let (l, created) = s.create_list("wanted", &Policy::with_threshold(0.9), &me).unwrap();
+        assert!(created);
+        let (again, created) = s.create_list("wanted", &Policy::with_threshold(0.5), &me).unwrap();
+        assert_eq!((again.policy.threshold, created), (0.9, false), "create is idempotent");
+        let ids = s.add_templates(l.id, "A1", Some("Ann"), "m", &[nt(vec![1.0, 0.0])], &me).unwrap();
+        s.add_templates(l.id, "A1", None, "m", &[nt(vec![0.0, 1.0])], &me).unwrap();
+        assert_eq!(s.subject(&l, "A1").unwrap().templates.len(), 2);
         let t = s.templates(l.id).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].name.as_deref(), Some("Ann"));
         assert_eq!(t[1].embedding, vec![0.0, 1.0]);
-        let removed = s.remove_subject(&l, "A1").unwrap();
+        let removed = s.remove_subject(&l, "A1", &me).unwrap();
         assert_eq!(removed.len(), 2);
         assert!(removed.contains(&ids[0]));
         assert_eq!(s.fingerprint(l.id).unwrap().count, 0);
-        assert!(matches!(s.remove_subject(&l, "A1"), Err(Error::UnknownSubject { .. })));
+        assert!(matches!(s.remove_subject(&l, "A1", &me), Err(Error::UnknownSubject { .. })));
         assert!(matches!(s.list("nope"), Err(Error::UnknownList(_))));
-        assert!(s.create_list("bad/name", 0.5).is_err());
+        assert!(s.create_list("bad/name", &Policy::with_threshold(0.5), &me).is_err());
+        let actions: Vec<String> =
+            audit::entries(s.conn(), 0, 100).unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, ["list.create", "subject.enroll", "subject.enroll", "subject.delete"]);
+        assert!(audit::verify(s.conn()).unwrap().ok);
     }
 }

@@ -1,0 +1,385 @@
+//! Alerts: a match above a list's threshold, kept for a human to judge. Lifecycle:
+//! `open` -> `confirmed` (one officer) -> `verified` (a second, different officer) or
+//! `dismissed` (any officer). A match is a lead for a human, never an automatic decision.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::audit::{self, Actor};
+use crate::clock;
+use crate::error::{Error, Result};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    seq             INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    captured_ms     INTEGER NOT NULL,
+    site            TEXT NOT NULL,
+    camera          TEXT NOT NULL,
+    list            TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    subject_name    TEXT,
+    template_id     INTEGER NOT NULL,
+    score           REAL NOT NULL,
+    threshold       REAL NOT NULL,
+    severity        TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    bbox            TEXT NOT NULL,
+    quality         TEXT NOT NULL,
+    models          TEXT NOT NULL,
+    has_crop        INTEGER NOT NULL,
+    retention_days  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_recent ON alerts(list, subject, camera, created_ms);
+CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, seq);
+CREATE TABLE IF NOT EXISTS reviews (
+    id          INTEGER PRIMARY KEY,
+    alert_id    TEXT NOT NULL REFERENCES alerts(id),
+    officer     TEXT NOT NULL,
+    decision    TEXT NOT NULL,
+    note        TEXT,
+    at_ms       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_alert ON reviews(alert_id);
+";
+
+/// Confirmations by different officers needed for `verified`.
+pub const CONFIRMATIONS_TO_VERIFY: usize = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Open,
+    Confirmed,
+    Verified,
+    Dismissed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Confirmed => "confirmed",
+            Status::Verified => "verified",
+            Status::Dismissed => "dismissed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        serde_json::from_value(Value::String(s.into()))
+            .map_err(|_| Error::BadRequest(format!("status {s:?}: expected open, confirmed, verified or dismissed")))
+    }
+
+    fn is_final(self) -> bool {
+        matches!(self, Status::Verified | Status::Dismissed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Confirm,
+    Dismiss,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    pub officer: String,
+    pub decision: Decision,
+    pub note: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    pub id: String,
+    pub status: Status,
+    pub site: String,
+    pub camera: String,
+    pub captured_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub list: String,
+    pub subject: String,
+    pub subject_name: Option<String>,
+    pub template_id: i64,
+    pub score: f32,
+    pub threshold: f32,
+    pub severity: String,
+    pub bbox: [f32; 4],
+    pub quality: Value,
+    pub models: Value,
+    /// False once retention has deleted the crop.
+    pub has_crop: bool,
+    pub reviews: Vec<Review>,
+    #[serde(skip)]
+    pub created_ms: i64,
+}
+
+/// What the matcher knows when it raises an alert.
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub site: String,
+    pub camera: String,
+    pub captured_ms: i64,
+    pub list: String,
+    pub subject: String,
+    pub subject_name: Option<String>,
+    pub template_id: i64,
+    pub score: f32,
+    pub threshold: f32,
+    pub severity: String,
+    pub bbox: [f32; 4],
+    pub quality: Value,
+    pub models: Value,
+    pub retention_days: u32,
+    /// Whether the crop reached the disk (an alert is raised even when it did not).
+    pub has_crop: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub camera: Option<String>,
+    pub list: Option<String>,
+    pub subject: Option<String>,
+    /// Only alerts created at or after this RFC 3339 time.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+pub struct Alerts {
+    conn: Connection,
+}
+
+const COLUMNS: &str = "id, status, site, camera, captured_ms, created_ms, updated_ms, list, subject, subject_name,
+     template_id, score, threshold, severity, bbox, quality, models, has_crop";
+
+fn row(r: &Row) -> rusqlite::Result<Alert> {
+    let status: String = r.get(1)?;
+    let text = |i| r.get::<_, String>(i);
+    Ok(Alert {
+        id: r.get(0)?,
+        status: Status::parse(&status).unwrap_or(Status::Open),
+        site: r.get(2)?,
+        camera: r.get(3)?,
+        captured_at: clock::rfc3339(r.get(4)?),
+        created_at: clock::rfc3339(r.get(5)?),
+        updated_at: clock::rfc3339(r.get(6)?),
+        created_ms: r.get(5)?,
+        list: r.get(7)?,
+        subject: r.get(8)?,
+        subject_name: r.get(9)?,
+        template_id: r.get(10)?,
+        score: r.get(11)?,
+        threshold: r.get(12)?,
+        severity: r.get(13)?,
+        bbox: serde_json::from_str(&text(14)?).unwrap_or_default(),
+        quality: serde_json::from_str(&text(15)?).unwrap_or(Value::Null),
+        models: serde_json::from_str(&text(16)?).unwrap_or(Value::Null),
+        has_crop: r.get(17)?,
+        reviews: Vec::new(),
+    })
+}
+
+impl Alerts {
+    pub fn open(db: &Path) -> Result<Self> {
+        let conn = crate::db::connect(db)?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(audit::SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The newest alert for this subject, list and camera created at or after `since_ms`.
+    pub fn recent(&self, list: &str, subject: &str, camera: &str, since_ms: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM alerts WHERE list = ?1 AND subject = ?2 AND camera = ?3 AND created_ms >= ?4
+                 ORDER BY created_ms DESC LIMIT 1",
+                params![list, subject, camera, since_ms],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records a new alert whose crop is already on disk.
+    pub fn create(&mut self, id: &str, a: &NewAlert) -> Result<Alert> {
+        let now = clock::now_ms();
+        self.conn.execute(
+            "INSERT INTO alerts (id, created_ms, updated_ms, captured_ms, site, camera, list, subject, subject_name,
+                                 template_id, score, threshold, severity, status, bbox, quality, models, has_crop,
+                                 retention_days)
+             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'open', ?13, ?14, ?15, ?17, ?16)",
+            params![
+                id,
+                now,
+                a.captured_ms,
+                a.site,
+                a.camera,
+                a.list,
+                a.subject,
+                a.subject_name,
+                a.template_id,
+                a.score,
+                a.threshold,
+                a.severity,
+                json!(a.bbox).to_string(),
+                a.quality.to_string(),
+                a.models.to_string(),
+                a.retention_days,
+                a.has_crop
+            ],
+        )?;
+        self.get(id)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Alert> {
+        let mut a = self
+            .conn
+            .query_row(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"), [id], row)
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("alert {id}")))?;
+        a.reviews = self.reviews(id)?;
+        Ok(a)
+    }
+
+    fn reviews(&self, id: &str) -> Result<Vec<Review>> {
+        let mut st = self.conn.prepare("SELECT officer, decision, note, at_ms FROM reviews WHERE alert_id = ?1 ORDER BY id")?;
+        let rows = st.query_map([id], |r| {
+            let d: String = r.get(1)?;
+            Ok(Review {
+                officer: r.get(0)?,
+                decision: if d == "confirm" { Decision::Confirm } else { Decision::Dismiss },
+                note: r.get(2)?,
+                at: clock::rfc3339(r.get(3)?),
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Newest first, filtered and paged.
+    pub fn list(&self, f: &Filter) -> Result<Vec<Alert>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM alerts WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(s) = &f.status {
+            Status::parse(s)?;
+            sql.push_str(" AND status = ?");
+            args.push(s.clone().into());
+        }
+        for (col, v) in [("camera", &f.camera), ("list", &f.list), ("subject", &f.subject)] {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {col} = ?"));
+                args.push(v.clone().into());
+            }
+        }
+        if let Some(since) = &f.since {
+            let ms = clock::parse_rfc3339(since)
+                .ok_or_else(|| Error::BadRequest(format!("since {since:?}: expected an RFC 3339 time")))?;
+            sql.push_str(" AND created_ms >= ?");
+            args.push(ms.into());
+        }
+        let limit = f.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(Error::BadRequest(format!("limit {limit}: expected 1..500")));
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ? OFFSET ?");
+        args.push((limit as i64).into());
+        args.push((f.offset.unwrap_or(0) as i64).into());
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(args), row)?;
+        let mut out: Vec<Alert> = rows.collect::<std::result::Result<_, _>>()?;
+        for a in &mut out {
+            a.reviews = self.reviews(&a.id)?;
+        }
+        Ok(out)
+    }
+
+    /// Records an officer's decision (audited in the same transaction) and moves the alert on.
+    pub fn review(&mut self, id: &str, by: &Actor, decision: Decision, note: Option<&str>) -> Result<Alert> {
+        if note.is_some_and(|n| n.len() > 2000) {
+            return Err(Error::BadRequest("note longer than 2000 bytes".into()));
+        }
+        let before = self.get(id)?;
+        if before.status.is_final() {
+            return Err(Error::Conflict(format!("alert {id} is already {}", before.status.as_str())));
+        }
+        let confirmed_by: Vec<&str> = before
+            .reviews
+            .iter()
+            .filter(|r| r.decision == Decision::Confirm)
+            .map(|r| r.officer.as_str())
+            .collect();
+        if decision == Decision::Confirm && confirmed_by.contains(&by.name.as_str()) {
+            return Err(Error::Conflict(format!(
+                "{} already confirmed alert {id}: verification needs a second, different officer",
+                by.name
+            )));
+        }
+        let status = match decision {
+            Decision::Dismiss => Status::Dismissed,
+            Decision::Confirm if confirmed_by.len() + 1 >= CONFIRMATIONS_TO_VERIFY => Status::Verified,
+            Decision::Confirm => Status::Confirmed,
+        };
+        let now = clock::now_ms();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dec = if decision == Decision::Confirm { "confirm" } else { "dismiss" };
+        tx.execute(
+            "INSERT INTO reviews (alert_id, officer, decision, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, by.name, dec, note, now],
+        )?;
+        // The status guard makes a concurrent review of the same alert fail instead of racing.
+        let n = tx.execute(
+            "UPDATE alerts SET status = ?1, updated_ms = ?2 WHERE id = ?3 AND status = ?4",
+            params![status.as_str(), now, id, before.status.as_str()],
+        )?;
+        if n != 1 {
+            return Err(Error::Conflict(format!("alert {id} changed while it was being reviewed")));
+        }
+        let old = json!({"status": before.status});
+        let new = json!({"status": status, "decision": dec, "note": note});
+        audit::append(&tx, by, "alert.review", &format!("alert:{id}"), Some(&old), Some(&new))?;
+        tx.commit()?;
+        self.get(id)
+    }
+
+    /// Alerts whose crop is older than their list's retention (`days_by_list`, else the days
+    /// stored with the alert); marks them crop-less and returns their ids.
+    pub fn expire_crops(&mut self, days_by_list: &[(String, u32)], now_ms: i64) -> Result<Vec<String>> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids: Vec<String> = Vec::new();
+        {
+            let mut st = tx.prepare("SELECT id, list, created_ms, retention_days FROM alerts WHERE has_crop = 1")?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?))
+            })?;
+            for r in rows {
+                let (id, list, created, stored_days) = r?;
+                let days = days_by_list.iter().find(|(l, _)| *l == list).map(|(_, d)| *d).unwrap_or(stored_days);
+                if created < now_ms - days as i64 * 86_400_000 {
+                    ids.push(id);
+                }
+            }
+        }
+        for id in &ids {
+            tx.execute("UPDATE alerts SET has_crop = 0 WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    pub fn count(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))?)
+    }
+}

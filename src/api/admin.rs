@@ -1,0 +1,73 @@
+//! Tokens and the audit log (role `admin`).
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::rejection;
+use super::{AppState, Auth};
+use crate::auth::Role;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenBody {
+    name: String,
+    role: Role,
+}
+
+pub async fn create_token(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    body: std::result::Result<Json<NewTokenBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>)> {
+    who.require(Role::Admin, "create tokens")?;
+    let Json(b) = body.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
+    let by = who.actor();
+    let t = s.blocking(move |c| c.create_token(&b.name, b.role, &by)).await?;
+    Ok((StatusCode::CREATED, Json(json!(t))))
+}
+
+pub async fn tokens(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
+    who.require(Role::Admin, "list tokens")?;
+    Ok(Json(json!({"tokens": s.blocking(|c| c.tokens()).await?})))
+}
+
+pub async fn revoke_token(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {
+    who.require(Role::Admin, "revoke tokens")?;
+    let id: i64 = id.parse().map_err(|_| Error::NotFound(format!("token {id}")))?;
+    let by = who.actor();
+    s.blocking(move |c| c.revoke_token(id, &by)).await?;
+    Ok(Json(json!({"revoked": id})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+pub async fn audit(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    q: std::result::Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Value>> {
+    who.require(Role::Admin, "read the audit log")?;
+    let Query(q) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::BadRequest(format!("limit {limit}: expected 1..1000")));
+    }
+    let entries = s.blocking(move |c| c.audit(q.after.unwrap_or(0), limit)).await?;
+    let next = entries.last().map(|e| e.seq);
+    Ok(Json(json!({"entries": entries, "next_after": next})))
+}
+
+pub async fn verify_audit(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
+    who.require(Role::Admin, "verify the audit log")?;
+    Ok(Json(json!(s.blocking(|c| c.verify_audit()).await?)))
+}

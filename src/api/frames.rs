@@ -1,0 +1,83 @@
+//! `POST /v1/cameras/{camera}/frames`: a JPEG or PNG frame in, faces, matches and alerts out.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use serde::Deserialize;
+
+use super::error::rejection;
+use super::{AppState, Auth};
+use crate::auth::Role;
+use crate::checkpoint::{FrameReport, validate_camera};
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::inference::Mode;
+use crate::metrics::Stage;
+use crate::vision::quality::QualityGate;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameQuery {
+    /// When the camera captured the frame (RFC 3339); default: when it arrived.
+    captured_at: Option<String>,
+}
+
+/// The image type a `Content-Type` header names, if it is one we decode.
+pub fn image_type(headers: &HeaderMap) -> Result<&'static str> {
+    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "image/jpeg" | "image/jpg" => Ok("jpeg"),
+        "image/png" => Ok("png"),
+        "" => Err(Error::UnsupportedMediaType("none: send image/jpeg or image/png".into())),
+        _ => Err(Error::UnsupportedMediaType(format!("{mime}: send image/jpeg or image/png"))),
+    }
+}
+
+pub async fn post_frame(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    Path(camera): Path<String>,
+    query: std::result::Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Json<FrameReport>> {
+    who.require(Role::Camera, "post frames")?;
+    let t = Instant::now();
+    let res = frame(&s, &camera, query, &headers, body).await;
+    match &res {
+        Ok(_) => s.core.metrics.stage(Stage::Frame).observe(t.elapsed()),
+        Err(e) => s.core.metrics.rejections.inc(e.status_code().1),
+    }
+    res.map(Json)
+}
+
+async fn frame(
+    s: &AppState,
+    camera: &str,
+    query: std::result::Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
+    headers: &HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<FrameReport> {
+    validate_camera(camera)?;
+    let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let received = clock::now_ms();
+    let captured_ms = match &q.captured_at {
+        Some(t) => clock::parse_rfc3339(t)
+            .ok_or_else(|| Error::BadRequest(format!("captured_at {t:?}: expected an RFC 3339 time")))?,
+        None => received,
+    };
+    image_type(headers)?;
+    let body = body.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
+    if body.is_empty() {
+        return Err(Error::EmptyInput);
+    }
+    let analysis = s.core.inference.analyse(body, Mode::Live(QualityGate::default())).await?;
+    let camera = camera.to_string();
+    s.blocking(move |core| core.match_frame(&camera, captured_ms, analysis)).await
+}

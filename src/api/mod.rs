@@ -1,0 +1,100 @@
+//! The HTTP API (versioned under `/v1`): a thin layer over [`Checkpoint`]. Handlers check the
+//! caller's role, move blocking work to tokio's blocking pool and map errors in one place.
+
+mod admin;
+mod alerts;
+mod error;
+mod frames;
+mod health;
+mod watchlists;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use tokio::sync::watch;
+
+use crate::auth::Principal;
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+
+pub use error::error_response;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub core: Arc<Checkpoint>,
+    /// Turns true when shutdown starts (ends live streams so the server can drain).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Runs store or index work on the blocking pool.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Checkpoint) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || f(&core))
+            .await
+            .map_err(|e| Error::Runtime(format!("background task failed: {e}")))?
+    }
+
+    fn body_limit(&self) -> usize {
+        self.core.config.max_body_bytes
+    }
+}
+
+/// The authenticated caller of a request (`Authorization: Bearer <token>`).
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(Error::Unauthorized)?;
+        let token = header.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or(Error::Unauthorized)?;
+        // One indexed lookup by hash: cheap enough to run inline.
+        Ok(Auth(state.core.authenticate(token)?))
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.body_limit();
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/openapi.json", get(health::openapi))
+        .route("/v1/cameras/{camera}/frames", post(frames::post_frame))
+        .route("/v1/lists", get(watchlists::lists).post(watchlists::create_list))
+        .route("/v1/lists/{list}", get(watchlists::get_list).delete(watchlists::delete_list))
+        .route("/v1/lists/{list}/policy", get(watchlists::get_policy).put(watchlists::put_policy))
+        .route("/v1/lists/{list}/subjects", get(watchlists::subjects).post(watchlists::enroll))
+        .route("/v1/lists/{list}/subjects/{subject}", get(watchlists::subject).delete(watchlists::delete_subject))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/stream", get(alerts::stream))
+        .route("/v1/alerts/{id}", get(alerts::get))
+        .route("/v1/alerts/{id}/crop", get(alerts::crop))
+        .route("/v1/alerts/{id}/reference", get(alerts::reference))
+        .route("/v1/alerts/{id}/review", post(alerts::review))
+        .route("/v1/tokens", get(admin::tokens).post(admin::create_token))
+        .route("/v1/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/audit", get(admin::audit))
+        .route("/v1/audit/verify", get(admin::verify_audit))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    Error::NotFound("no such route".into()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(405, "method_not_allowed", "method not allowed on this route")
+}

@@ -1,0 +1,168 @@
+//! Watch lists, their policies and subjects (role `ops`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::rejection;
+use super::{AppState, Auth};
+use crate::auth::Role;
+use crate::checkpoint::EnrollReport;
+use crate::error::{Error, Result};
+use crate::inference::Mode;
+use crate::vision::quality::QualityGate;
+
+type JsonBody<T> = std::result::Result<Json<T>, JsonRejection>;
+
+/// Most photos accepted in one enrollment request.
+const MAX_PHOTOS: usize = 16;
+
+fn json_body<T>(s: &AppState, body: JsonBody<T>) -> Result<T> {
+    body.map(|Json(v)| v).map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewList {
+    name: String,
+    /// Policy fields to set (the rest take their defaults).
+    policy: Option<Value>,
+}
+
+pub async fn lists(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
+    who.require(Role::Ops, "read watch lists")?;
+    Ok(Json(json!({"lists": s.blocking(|c| c.lists()).await?})))
+}
+
+pub async fn create_list(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    body: JsonBody<NewList>,
+) -> Result<(StatusCode, Json<Value>)> {
+    who.require(Role::Ops, "create watch lists")?;
+    let new = json_body(&s, body)?;
+    let by = who.actor();
+    let list = s.blocking(move |c| c.create_list(&new.name, new.policy.as_ref(), &by)).await?;
+    Ok((StatusCode::CREATED, Json(list)))
+}
+
+pub async fn get_list(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
+    who.require(Role::Ops, "read watch lists")?;
+    Ok(Json(s.blocking(move |c| c.list(&list)).await?))
+}
+
+pub async fn delete_list(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
+    who.require(Role::Ops, "delete watch lists")?;
+    let by = who.actor();
+    let l = list.clone();
+    let n = s.blocking(move |c| c.delete_list(&l, &by)).await?;
+    Ok(Json(json!({"deleted": list, "templates_purged": n})))
+}
+
+pub async fn get_policy(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
+    who.require(Role::Ops, "read policies")?;
+    Ok(Json(json!(s.blocking(move |c| c.policy(&list)).await?)))
+}
+
+/// Sets the policy fields given (the others keep their values); audited with old and new.
+pub async fn put_policy(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    Path(list): Path<String>,
+    body: JsonBody<Value>,
+) -> Result<Json<Value>> {
+    who.require(Role::Ops, "change policies")?;
+    let patch = json_body(&s, body)?;
+    let by = who.actor();
+    Ok(Json(json!(s.blocking(move |c| c.set_policy(&list, &patch, &by)).await?)))
+}
+
+pub async fn subjects(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
+    who.require(Role::Ops, "read subjects")?;
+    Ok(Json(json!({"subjects": s.blocking(move |c| c.subjects(&list)).await?})))
+}
+
+pub async fn subject(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    Path((list, subject)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    who.require(Role::Ops, "read subjects")?;
+    Ok(Json(json!(s.blocking(move |c| c.subject(&list, &subject)).await?)))
+}
+
+pub async fn delete_subject(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    Path((list, subject)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    who.require(Role::Ops, "delete subjects")?;
+    let by = who.actor();
+    let (l, sub) = (list.clone(), subject.clone());
+    let n = s.blocking(move |c| c.delete_subject(&l, &sub, &by)).await?;
+    Ok(Json(json!({"list": list, "deleted": subject, "templates_purged": n})))
+}
+
+/// Multipart form: `subject` (required), `name` (optional), one or more `image` files.
+pub async fn enroll(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    Path(list): Path<String>,
+    form: std::result::Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<EnrollReport>)> {
+    who.require(Role::Ops, "enroll subjects")?;
+    let mut form = form.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
+    let l = list.clone();
+    s.blocking(move |c| c.list_row(&l)).await?;
+    let (mut subject, mut name, mut photos): (Option<String>, Option<String>, Vec<(String, Bytes)>) =
+        (None, None, Vec::new());
+    while let Some(field) = form.next_field().await.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))? {
+        let field_name = field.name().unwrap_or("").to_string();
+        let file = field.file_name().map(str::to_string);
+        let ct = field.content_type().map(str::to_string);
+        let data = field.bytes().await.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
+        match field_name.as_str() {
+            "subject" => subject = Some(text(&data, "subject")?),
+            "name" => name = Some(text(&data, "name")?),
+            "image" => {
+                if let Some(ct) = ct.as_deref()
+                    && !matches!(ct, "image/jpeg" | "image/jpg" | "image/png" | "application/octet-stream")
+                {
+                    return Err(Error::UnsupportedMediaType(format!("image part {ct}: send image/jpeg or image/png")));
+                }
+                if photos.len() == MAX_PHOTOS {
+                    return Err(Error::BadRequest(format!("at most {MAX_PHOTOS} images per request")));
+                }
+                photos.push((file.unwrap_or_else(|| format!("image-{}", photos.len() + 1)), data));
+            }
+            other => return Err(Error::BadRequest(format!("unknown form field {other:?}"))),
+        }
+    }
+    let subject = subject.ok_or_else(|| Error::BadRequest("form field `subject` is required".into()))?;
+    if photos.is_empty() {
+        return Err(Error::BadRequest("at least one `image` file is required".into()));
+    }
+    // Queue every photo first so the embedder can batch them, then collect the results.
+    let mut pending = Vec::new();
+    for (file, data) in photos {
+        let rx = s.core.inference.submit(data, Mode::Enroll(QualityGate::enrollment()))?;
+        pending.push((file, rx));
+    }
+    let mut analysed = Vec::new();
+    for (file, rx) in pending {
+        analysed.push((file, rx.await.map_err(|_| Error::ShuttingDown).and_then(|r| r)));
+    }
+    let by = who.actor();
+    let report = s.blocking(move |c| c.enroll(&list, &subject, name.as_deref(), analysed, &by)).await?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+fn text(data: &[u8], field: &str) -> Result<String> {
+    let s = std::str::from_utf8(data).map_err(|_| Error::BadRequest(format!("form field `{field}` is not UTF-8")))?;
+    Ok(s.trim().to_string())
+}

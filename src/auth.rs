@@ -1,0 +1,224 @@
+//! Bearer tokens with roles. A token is shown once when created; only its SHA-256 is stored
+//! (tokens are 256 random bits, so a plain hash is enough to make a stolen database useless).
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{self, Actor};
+use crate::error::{Error, Result};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+";
+
+/// What a token may do. Roles do not nest: separation of duties means an admin manages tokens
+/// and reads the audit log but does not review alerts or edit watch lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Posts frames, nothing else.
+    Camera,
+    /// Reads and reviews alerts.
+    Officer,
+    /// Manages watch lists, subjects and policies.
+    Ops,
+    /// Manages tokens and reads the audit log.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Camera, Role::Officer, Role::Ops, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Camera => "camera",
+            Role::Officer => "officer",
+            Role::Ops => "ops",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| Error::Invalid(format!("role {s:?}: expected camera, officer, ops or admin")))
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub token_id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        Actor { name: self.name.clone(), role: self.role.to_string() }
+    }
+
+    /// `Forbidden` unless the caller has `role`.
+    pub fn require(&self, role: Role, action: &str) -> Result<()> {
+        if self.role == role {
+            Ok(())
+        } else {
+            Err(Error::Forbidden { role: self.role.to_string(), action: action.to_string() })
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at_ms: i64,
+    pub revoked: bool,
+}
+
+/// A newly created token: the secret is in here and nowhere else.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewToken {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+pub struct Tokens {
+    conn: Connection,
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn generate() -> Result<String> {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).map_err(|e| Error::Runtime(format!("random source: {e}")))?;
+    Ok(format!("fw_{}", hex::encode(buf)))
+}
+
+impl Tokens {
+    pub fn open(db: &Path) -> Result<Self> {
+        let conn = crate::db::connect(db)?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(audit::SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    pub fn create(&mut self, name: &str, role: Role, by: &Actor) -> Result<NewToken> {
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::Invalid("token name: 1-64 printable characters".into()));
+        }
+        let token = generate()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role.as_str(), hash(&token), crate::clock::now_ms()],
+        )?;
+        let id = tx.last_insert_rowid();
+        let new = serde_json::json!({"id": id, "name": name, "role": role});
+        audit::append(&tx, by, "token.create", &format!("token:{id}"), None, Some(&new))?;
+        tx.commit()?;
+        Ok(NewToken { id, name: name.to_string(), role, token })
+    }
+
+    pub fn revoke(&mut self, id: i64, by: &Actor) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+            params![crate::clock::now_ms(), id],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("active token {id}")));
+        }
+        audit::append(&tx, by, "token.revoke", &format!("token:{id}"), None, None)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn list(&self) -> Result<Vec<TokenInfo>> {
+        let mut st =
+            self.conn.prepare("SELECT id, name, role, created_at, revoked_at IS NOT NULL FROM tokens ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            let role: String = r.get(2)?;
+            Ok(TokenInfo {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                role: role.parse().unwrap_or(Role::Camera),
+                created_at_ms: r.get(3)?,
+                revoked: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The caller behind a bearer token, or `Unauthorized`.
+    pub fn authenticate(&self, token: &str) -> Result<Principal> {
+        let row: Option<(i64, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT id, name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                [hash(token)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let (token_id, name, role) = row.ok_or(Error::Unauthorized)?;
+        Ok(Principal { token_id, name, role: role.parse()? })
+    }
+
+    pub fn count_active(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL", [], |r| r.get(0))?)
+    }
+
+    /// Read access to the audit log (admins read it through this connection).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_authenticate_until_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Tokens::open(&dir.path().join("t.db")).unwrap();
+        let new = t.create("gate-3", Role::Camera, &Actor::local()).unwrap();
+        assert!(new.token.starts_with("fw_") && new.token.len() == 67);
+        let p = t.authenticate(&new.token).unwrap();
+        assert_eq!((p.name.as_str(), p.role), ("gate-3", Role::Camera));
+        assert!(matches!(t.authenticate("fw_wrong"), Err(Error::Unauthorized)));
+        assert!(p.require(Role::Officer, "review alerts").is_err());
+        t.revoke(new.id, &Actor::local()).unwrap();
+        assert!(matches!(t.authenticate(&new.token), Err(Error::Unauthorized)));
+        assert!(matches!(t.revoke(new.id, &Actor::local()), Err(Error::NotFound(_))));
+        let stored: String = t.conn.query_row("SELECT hash FROM tokens", [], |r| r.get(0)).unwrap();
+        assert_ne!(stored, new.token, "only the hash is stored");
+    }
+}

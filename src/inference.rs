@@ -1,0 +1,264 @@
+//! Model work off the async runtime. Detect workers (decode, detect, align, quality) take frames
+//! from a bounded ingest queue and hand faces to one embedder thread, which batches the faces of
+//! whatever frames are waiting into one model call. Callers get the result on a oneshot channel.
+//! A full ingest queue is refused at once (the API answers 503), so memory never grows unbounded.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use image::RgbImage;
+use tokio::sync::oneshot;
+
+use crate::enroll;
+use crate::error::{Error, Result};
+use crate::manifest::{self, EmbedderSpec, Manifest};
+use crate::metrics::{Metrics, Stage};
+use crate::pipeline::{Face, PipelineOptions, prepare_faces};
+use crate::vision::decode::decode;
+use crate::vision::detect::Detector;
+use crate::vision::embed::Embedder;
+use crate::vision::quality::{QualityGate, Rejection};
+use crate::vision::runtime;
+
+#[derive(Debug, Clone)]
+pub struct InferenceOptions {
+    pub pipeline: PipelineOptions,
+    /// Detector sessions, each on its own thread.
+    pub detect_workers: usize,
+    /// Frames that may wait for a detect worker; more are refused.
+    pub queue_capacity: usize,
+    pub max_pixels: u64,
+    /// Seconds a refused client is told to wait.
+    pub retry_after_s: u64,
+}
+
+/// What to do with the faces of an image.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Every face is a probe; faces failing the gate are reported but not embedded.
+    Live(QualityGate),
+    /// A watch-list photo: only the one clear face is embedded (see [`enroll::choose`]).
+    Enroll(QualityGate),
+}
+
+/// One analysed image.
+pub struct Analysis {
+    pub image: RgbImage,
+    pub faces: Vec<Face>,
+    /// Enrollment only: why the photo has no face to enroll.
+    pub refused: Option<Rejection>,
+}
+
+type Reply = oneshot::Sender<Result<Analysis>>;
+
+struct DetectJob {
+    bytes: Bytes,
+    mode: Mode,
+    reply: Reply,
+}
+
+struct EmbedJob {
+    analysis: Analysis,
+    reply: Reply,
+}
+
+pub struct Inference {
+    ingest: Mutex<Option<Sender<DetectJob>>>,
+    ingest_rx: Receiver<DetectJob>,
+    embed_rx: Receiver<EmbedJob>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    retry_after_s: u64,
+    pub manifest: Manifest,
+    pub provider: &'static str,
+}
+
+impl Inference {
+    /// Loads every session now (so a missing or corrupt model fails the start) and starts the threads.
+    pub fn start(models_dir: &Path, opts: &InferenceOptions, metrics: Arc<Metrics>) -> Result<Self> {
+        let manifest = Manifest::load(models_dir)?;
+        if opts.pipeline.verify_models {
+            manifest::verify_file(&manifest.detector_path(), &manifest.detector.sha256)?;
+            manifest::verify_file(&manifest.embedder_path(), &manifest.embedder.sha256)?;
+        }
+        let rt = &opts.pipeline.runtime;
+        let embedder = Embedder::new(
+            runtime::session(&manifest.embedder_path(), rt)?,
+            manifest.embedder.clone(),
+            opts.pipeline.max_batch,
+        );
+        let mut detectors = Vec::new();
+        for _ in 0..opts.detect_workers.max(1) {
+            let s = runtime::session(&manifest.detector_path(), rt)?;
+            detectors.push(Detector::new(s, manifest.detector.clone(), opts.pipeline.detector.clone()));
+        }
+        let (ingest_tx, ingest_rx) = crossbeam_channel::bounded::<DetectJob>(opts.queue_capacity.max(1));
+        // Detect workers block on a full embed queue: back-pressure reaches the ingest queue.
+        let (embed_tx, embed_rx) = crossbeam_channel::bounded::<EmbedJob>(opts.queue_capacity.max(1));
+        let mut threads = Vec::new();
+        for (i, det) in detectors.into_iter().enumerate() {
+            let (rx, tx, m) = (ingest_rx.clone(), embed_tx.clone(), metrics.clone());
+            let spec = manifest.embedder.clone();
+            let max_pixels = opts.max_pixels;
+            threads.push(spawn(&format!("detect-{i}"), move || detect_loop(det, spec, max_pixels, rx, tx, m))?);
+        }
+        drop(embed_tx);
+        let (rx, m, max_batch) = (embed_rx.clone(), metrics.clone(), opts.pipeline.max_batch);
+        threads.push(spawn("embed", move || embed_loop(embedder, max_batch, rx, m))?);
+        Ok(Self {
+            ingest: Mutex::new(Some(ingest_tx)),
+            ingest_rx,
+            embed_rx,
+            threads: Mutex::new(threads),
+            retry_after_s: opts.retry_after_s,
+            provider: runtime::provider_name(rt),
+            manifest,
+        })
+    }
+
+    /// Queues an image; `Overloaded` at once when the ingest queue is full.
+    pub fn submit(&self, bytes: Bytes, mode: Mode) -> Result<oneshot::Receiver<Result<Analysis>>> {
+        let (reply, rx) = oneshot::channel();
+        let guard = self.ingest.lock().map_err(|_| Error::ShuttingDown)?;
+        let tx = guard.as_ref().ok_or(Error::ShuttingDown)?;
+        match tx.try_send(DetectJob { bytes, mode, reply }) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(Error::Overloaded { queue: "ingest", retry_after_s: self.retry_after_s }),
+            Err(TrySendError::Disconnected(_)) => Err(Error::ShuttingDown),
+        }
+    }
+
+    /// Analyses one image and waits for the result.
+    pub async fn analyse(&self, bytes: Bytes, mode: Mode) -> Result<Analysis> {
+        self.submit(bytes, mode)?.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    pub fn queue_depths(&self) -> (usize, usize) {
+        (self.ingest_rx.len(), self.embed_rx.len())
+    }
+
+    /// Every worker thread is running.
+    pub fn alive(&self) -> bool {
+        self.threads.lock().map(|t| !t.is_empty() && t.iter().all(|h| !h.is_finished())).unwrap_or(false)
+    }
+
+    /// Refuses new work, lets the workers finish what is queued, and joins them (blocking).
+    pub fn shutdown(&self) {
+        if let Ok(mut g) = self.ingest.lock() {
+            g.take();
+        }
+        let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    pub fn embedder_spec(&self) -> &EmbedderSpec {
+        &self.manifest.embedder
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("facewatch-{name}"))
+        .spawn(f)
+        .map_err(|e| Error::Runtime(format!("starting thread {name}: {e}")))
+}
+
+fn detect_loop(
+    mut det: Detector,
+    spec: EmbedderSpec,
+    max_pixels: u64,
+    rx: Receiver<DetectJob>,
+    tx: Sender<EmbedJob>,
+    m: Arc<Metrics>,
+) {
+    while let Ok(job) = rx.recv() {
+        let DetectJob { bytes, mode, reply } = job;
+        // A model or decoder panic must cost one frame, not the worker.
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| analyse(&mut det, &spec, max_pixels, &bytes, &mode, &m)))
+            .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())));
+        match res {
+            Ok(a) if a.faces.iter().any(Face::accepted) => {
+                if let Err(e) = tx.send(EmbedJob { analysis: a, reply }) {
+                    let _ = e.0.reply.send(Err(Error::ShuttingDown));
+                }
+            }
+            other => {
+                let _ = reply.send(other);
+            }
+        }
+    }
+}
+
+fn analyse(det: &mut Detector, spec: &EmbedderSpec, max_pixels: u64, bytes: &[u8], mode: &Mode, m: &Metrics) -> Result<Analysis> {
+    let t = Instant::now();
+    let image = decode(bytes, max_pixels)?;
+    m.stage(Stage::Decode).observe(t.elapsed());
+    let t = Instant::now();
+    let dets = det.detect(&image)?;
+    m.stage(Stage::Detect).observe(t.elapsed());
+    let t = Instant::now();
+    let (faces, refused) = match mode {
+        Mode::Live(gate) => (prepare_faces(spec, &image, dets, Some(gate)), None),
+        Mode::Enroll(gate) => match enroll::choose(&dets) {
+            Ok(d) => (prepare_faces(spec, &image, vec![d], Some(gate)), None),
+            Err(r) => (Vec::new(), Some(r)),
+        },
+    };
+    if !faces.is_empty() {
+        m.stage(Stage::Align).observe(t.elapsed());
+    }
+    Ok(Analysis { image, faces, refused })
+}
+
+fn embed_loop(mut emb: Embedder, max_batch: usize, rx: Receiver<EmbedJob>, m: Arc<Metrics>) {
+    let accepted = |j: &EmbedJob| j.analysis.faces.iter().filter(|f| f.accepted()).count();
+    while let Ok(first) = rx.recv() {
+        // Batch the faces of every frame already waiting, up to the model's batch size.
+        let mut n = accepted(&first);
+        let mut jobs = vec![first];
+        while n < max_batch {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += accepted(&j);
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let t = Instant::now();
+        let res = {
+            let chips: Vec<&RgbImage> =
+                jobs.iter().flat_map(|j| j.analysis.faces.iter().filter(|f| f.accepted()).map(|f| &f.chip)).collect();
+            std::panic::catch_unwind(AssertUnwindSafe(|| emb.embed(&chips)))
+                .unwrap_or_else(|_| Err(Error::Runtime("internal error in the embedder".into())))
+        };
+        m.stage(Stage::Embed).observe(t.elapsed());
+        m.embed_calls.fetch_add(1, Ordering::Relaxed);
+        m.embed_faces.fetch_add(n as u64, Ordering::Relaxed);
+        match res {
+            Ok(embs) => {
+                let mut it = embs.into_iter();
+                for mut j in jobs {
+                    for f in j.analysis.faces.iter_mut().filter(|f| f.accepted()) {
+                        f.embedding = it.next();
+                    }
+                    let _ = j.reply.send(Ok(j.analysis));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for j in jobs {
+                    let _ = j.reply.send(Err(Error::Runtime(msg.clone())));
+                }
+            }
+        }
+    }
+}
