@@ -23,6 +23,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 
 pub use error::error_response;
+pub use health::OPENAPI;
 
 #[derive(Clone)]
 pub struct AppState {

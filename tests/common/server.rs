@@ -1,0 +1,206 @@
+//! A real `facewatch serve` process on a free loopback port, driven over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_facewatch")
+}
+
+/// Creates a token with the CLI (as an operator would) and returns its secret.
+pub fn token(data: &Path, role: &str, name: &str) -> String {
+    let out = Command::new(bin())
+        .args(["--data-dir", data.to_str().unwrap(), "token", "create", "--role", role, "--name", name])
+        .output()
+        .expect("run facewatch token create");
+    assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts the service on `data` with extra `FACEWATCH_*` settings; waits until it listens.
+    pub fn start(data: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .env("FACEWATCH_DATA_DIR", data)
+            .env("FACEWATCH_BIND", "127.0.0.1:0")
+            .env("FACEWATCH_MODELS_DIR", super::models())
+            .env("FACEWATCH_SITE", "test-site")
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start facewatch serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("facewatch listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("facewatch serve did not start listening (exit: {:?})", child.try_wait());
+            }
+        };
+        Self { child, url, data: data.to_path_buf() }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        for _ in 0..600 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("facewatch did not stop within 30 s of SIGTERM");
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call("GET", path, token, Body::None)
+    }
+
+    pub fn post_json(&self, path: &str, token: Option<&str>, v: &Value) -> Resp {
+        self.call("POST", path, token, Body::Json(v.clone()))
+    }
+
+    pub fn frame(&self, camera: &str, token: &str, jpeg: &[u8]) -> Resp {
+        let path = format!("/v1/cameras/{camera}/frames");
+        self.call("POST", &path, Some(token), Body::Raw("image/jpeg".into(), jpeg.to_vec()))
+    }
+
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Body) -> Resp {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build();
+        let mut r = agent.request(method, &format!("{}{path}", self.url));
+        if let Some(t) = token {
+            r = r.set("Authorization", &format!("Bearer {t}"));
+        }
+        let res = match body {
+            Body::None => r.call(),
+            Body::Json(v) => r.set("Content-Type", "application/json").send_string(&v.to_string()),
+            Body::Raw(ct, bytes) => {
+                if !ct.is_empty() {
+                    r = r.set("Content-Type", &ct);
+                }
+                r.send_bytes(&bytes)
+            }
+        };
+        let resp = match res {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let content_type = resp.header("Content-Type").unwrap_or("").to_string();
+        let retry_after = resp.header("Retry-After").map(str::to_string);
+        let www_authenticate = resp.header("WWW-Authenticate").map(str::to_string);
+        let mut body = Vec::new();
+        resp.into_reader().take(64 << 20).read_to_end(&mut body).unwrap();
+        Resp { status, body, content_type, retry_after, www_authenticate }
+    }
+
+    /// Follows `/v1/alerts/stream`; events arrive as `(event, data)` on the channel.
+    pub fn sse(&self, token: &str) -> mpsc::Receiver<(String, Value)> {
+        let resp = ureq::get(&format!("{}/v1/alerts/stream", self.url))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .expect("open the alert stream");
+        assert_eq!(resp.header("Content-Type"), Some("text/event-stream"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut event = String::new();
+            for line in BufReader::new(resp.into_reader()).lines().map_while(Result::ok) {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = e.to_string();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    let v: Value = serde_json::from_str(d).unwrap_or(Value::Null);
+                    if tx.send((event.clone(), v)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub enum Body {
+    None,
+    Json(Value),
+    /// Content type (empty = no header) and bytes.
+    Raw(String, Vec<u8>),
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_type: String,
+    pub retry_after: Option<String>,
+    pub www_authenticate: Option<String>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("status {}: not JSON: {}", self.status, String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The documented error shape; returns its code.
+    pub fn error_code(&self) -> String {
+        let v = self.json();
+        assert!(v["error"]["message"].is_string(), "error shape: {v}");
+        v["error"]["code"].as_str().unwrap_or_else(|| panic!("error shape: {v}")).to_string()
+    }
+
+    pub fn ok(self) -> Value {
+        assert!((200..300).contains(&self.status), "status {}: {}", self.status, String::from_utf8_lossy(&self.body));
+        self.json()
+    }
+}
+
+/// A multipart/form-data body: text fields and (file name, content type, bytes) files.
+pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, Vec<u8>)]) -> Body {
+    let boundary = "facewatch-test-boundary-7d41";
+    let mut b = Vec::new();
+    for (k, v) in fields {
+        b.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").bytes());
+    }
+    for (name, ct, data) in files {
+        b.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\nContent-Type: {ct}\r\n\r\n"
+            )
+            .bytes(),
+        );
+        b.extend(data);
+        b.extend(b"\r\n");
+    }
+    b.extend(format!("--{boundary}--\r\n").bytes());
+    Body::Raw(format!("multipart/form-data; boundary={boundary}"), b)
+}
