@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job for now: set up, build, enroll a few sample identities into a watch list and
-# identify other photos of them and of people on no list, printing the matches.
+# The main job: set up, build, and run the checkpoint service with the embedded default (SQLite
+# store, face images and audit log in a data folder; no broker needed). A demo watch list is
+# enrolled and one token per role is created; two sample arrivals are posted so an alert waits
+# for review. Ctrl-C (or SIGTERM) shuts the service down cleanly.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 "$ROOT/scripts/setup.sh"
@@ -10,19 +12,55 @@ cargo build --release --quiet
 FW="${CARGO_TARGET_DIR:-$ROOT/target}/release/facewatch"
 FACES="$FACEWATCH_TEST_DATA/faces"
 export FACEWATCH_DATA_DIR="${FACEWATCH_DATA_DIR:-$ROOT/data/demo}"
+export FACEWATCH_BIND="${FACEWATCH_BIND:-127.0.0.1:8080}"
+export FACEWATCH_SITE="${FACEWATCH_SITE:-demo-checkpoint}"
 rm -rf "$FACEWATCH_DATA_DIR"
+mkdir -p "$FACEWATCH_DATA_DIR"
 
-echo "== enrolling sample subjects into the 'wanted' and 'overstay' watch lists"
+echo "== demo watch lists (enrolled with the command line; the API does the same over HTTP)"
 "$FW" enroll --list wanted --subject George_W_Bush --name "George W Bush" "$FACES/George_W_Bush/0001.jpg" "$FACES/George_W_Bush/0002.jpg"
 "$FW" enroll --list wanted --subject Colin_Powell --name "Colin Powell" "$FACES/Colin_Powell/0001.jpg" "$FACES/Colin_Powell/0002.jpg"
 "$FW" enroll --list overstay --subject Tony_Blair --name "Tony Blair" "$FACES/Tony_Blair/0002.jpg" "$FACES/Tony_Blair/0003.jpg"
-echo "== a bad enrollment photo is refused with its reason"
-"$FW" enroll --list wanted --subject Nobody "$FACEWATCH_TEST_DATA/nonface/coffee.jpg" || true
-echo
 "$FW" lists
-echo
-echo "== identifying arrivals (other photos of the enrolled people, strangers, a crowd)"
-"$FW" identify "$FACES/George_W_Bush/0010.jpg" "$FACES/Colin_Powell/0005.jpg" "$FACES/Tony_Blair/0006.jpg" \
-  "$FACES/Aaron_Sorkin/0001.jpg" "$FACEWATCH_TEST_DATA/multiface/selfie.jpg"
-echo
-echo "watch-list data is in $FACEWATCH_DATA_DIR"
+
+echo "== one token per role (shown once; saved to $FACEWATCH_DATA_DIR/demo-tokens.env, mode 600)"
+umask 077
+{
+  for role in camera officer ops admin; do
+    echo "FW_${role^^}=$("$FW" token create --role "$role" --name "demo-$role" 2>/dev/null)"
+  done
+  echo "FW_OFFICER2=$("$FW" token create --role officer --name demo-officer-2 2>/dev/null)"
+} > "$FACEWATCH_DATA_DIR/demo-tokens.env"
+source "$FACEWATCH_DATA_DIR/demo-tokens.env"
+cat "$FACEWATCH_DATA_DIR/demo-tokens.env"
+
+"$FW" serve "$@" > >(tee "$FACEWATCH_DATA_DIR/serve.out") &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER' INT TERM
+for _ in $(seq 1 120); do
+  grep -q "listening on" "$FACEWATCH_DATA_DIR/serve.out" 2>/dev/null && break
+  sleep 0.5
+done
+URL=$(grep -o 'http://[^ ]*' "$FACEWATCH_DATA_DIR/serve.out" | head -n1)
+
+echo "== two arrivals at camera hall-a: Colin Powell (enrolled) and a stranger"
+for img in "$FACES/Colin_Powell/0005.jpg" "$FACES/Aaron_Sorkin/0001.jpg"; do
+  curl -s -H "Authorization: Bearer $FW_CAMERA" -H 'Content-Type: image/jpeg' \
+    --data-binary @"$img" "$URL/v1/cameras/hall-a/frames"
+  echo
+done
+
+cat <<MSG
+
+facewatch is serving at $URL (data in $FACEWATCH_DATA_DIR; tokens in demo-tokens.env)
+  officers:  curl -H "Authorization: Bearer \$FW_OFFICER" $URL/v1/alerts
+             curl -N -H "Authorization: Bearer \$FW_OFFICER" $URL/v1/alerts/stream
+             curl -H "Authorization: Bearer \$FW_OFFICER" -H 'Content-Type: application/json' \\
+                  -d '{"decision":"confirm"}' $URL/v1/alerts/<id>/review   (verified after a 2nd officer)
+  ops:       curl -H "Authorization: Bearer \$FW_OPS" $URL/v1/lists
+  cameras:   curl -H "Authorization: Bearer \$FW_CAMERA" -H 'Content-Type: image/jpeg' \\
+                  --data-binary @photo.jpg $URL/v1/cameras/hall-a/frames
+  health:    $URL/readyz   $URL/metrics   API: $URL/v1/openapi.json
+Ctrl-C stops the service.
+MSG
+wait $SERVER

@@ -233,4 +233,11 @@ mod tests {
         assert!(ServiceConfig::load(Some(&f), env(&[])).unwrap_err().to_string().contains("sight"));
         assert!(ServiceConfig::load(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
     }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("facewatch.example.toml");
+        let c = ServiceConfig::load(Some(&f), Vec::new()).unwrap();
+        assert_eq!(c.site, "lhr-t5-arrivals");
+    }
 }

@@ -97,7 +97,7 @@ mod tests {
         let img = RgbImage::from_pixel(100, 80, image::Rgb([120, 90, 60]));
         let jpeg = face_jpeg(&img, [80.0, 60.0, 40.0, 40.0]).unwrap();
         let back = image::load_from_memory(&jpeg).unwrap();
-        assert_eq!((back.width(), back.height()), (30, 20));
+        assert_eq!((back.width(), back.height()), (30, 30), "box 40 + margins 10, cut at the right and bottom edges");
         assert!(face_jpeg(&img, [-50.0, -50.0, 10.0, 10.0]).is_ok(), "box outside the frame still crops");
     }
 }
