@@ -256,7 +256,8 @@ impl Alerts {
     }
 
     fn reviews(&self, id: &str) -> Result<Vec<Review>> {
-        let mut st = self.conn.prepare("SELECT officer, decision, note, at_ms FROM reviews WHERE alert_id = ?1 ORDER BY id")?;
+        let mut st =
+            self.conn.prepare("SELECT officer, decision, note, at_ms FROM reviews WHERE alert_id = ?1 ORDER BY id")?;
         let rows = st.query_map([id], |r| {
             let d: String = r.get(1)?;
             Ok(Review {
@@ -315,12 +316,8 @@ impl Alerts {
         if before.status.is_final() {
             return Err(Error::Conflict(format!("alert {id} is already {}", before.status.as_str())));
         }
-        let confirmed_by: Vec<&str> = before
-            .reviews
-            .iter()
-            .filter(|r| r.decision == Decision::Confirm)
-            .map(|r| r.officer.as_str())
-            .collect();
+        let confirmed_by: Vec<&str> =
+            before.reviews.iter().filter(|r| r.decision == Decision::Confirm).map(|r| r.officer.as_str()).collect();
         if decision == Decision::Confirm && confirmed_by.contains(&by.name.as_str()) {
             return Err(Error::Conflict(format!(
                 "{} already confirmed alert {id}: verification needs a second, different officer",

@@ -68,10 +68,27 @@ pub struct Entry {
     pub hash: String,
 }
 
-fn digest(seq: i64, at_ms: i64, actor: &str, role: &str, action: &str, target: &str, old: &str, new: &str, prev: &str) -> String {
-    // A JSON array is an unambiguous encoding of the fields (no separator games).
-    let canonical = serde_json::json!([seq, at_ms, actor, role, action, target, old, new, prev]).to_string();
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+/// The hashed fields of one entry (`old`/`new` as stored JSON text, empty when absent).
+struct Link<'a> {
+    seq: i64,
+    at_ms: i64,
+    actor: &'a str,
+    role: &'a str,
+    action: &'a str,
+    target: &'a str,
+    old: &'a str,
+    new: &'a str,
+    prev: &'a str,
+}
+
+impl Link<'_> {
+    fn hash(&self) -> String {
+        // A JSON array is an unambiguous encoding of the fields (no separator games).
+        let l = self;
+        let canonical =
+            serde_json::json!([l.seq, l.at_ms, l.actor, l.role, l.action, l.target, l.old, l.new, l.prev]).to_string();
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    }
 }
 
 /// Appends one entry; call inside an IMMEDIATE transaction together with the change it records.
@@ -83,8 +100,9 @@ pub fn append(
     old: Option<&Value>,
     new: Option<&Value>,
 ) -> Result<i64> {
-    let last: Option<(i64, String)> =
-        conn.query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    let last: Option<(i64, String)> = conn
+        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     let (seq, prev) = match last {
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_string()),
@@ -92,7 +110,18 @@ pub fn append(
     let at = crate::clock::now_ms();
     let old_s = old.map(Value::to_string).unwrap_or_default();
     let new_s = new.map(Value::to_string).unwrap_or_default();
-    let hash = digest(seq, at, &actor.name, &actor.role, action, target, &old_s, &new_s, &prev);
+    let hash = Link {
+        seq,
+        at_ms: at,
+        actor: &actor.name,
+        role: &actor.role,
+        action,
+        target,
+        old: &old_s,
+        new: &new_s,
+        prev: &prev,
+    }
+    .hash();
     conn.execute(
         "INSERT INTO audit (seq, at_ms, actor, role, action, target, old, new, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -161,7 +190,8 @@ pub fn verify(conn: &Connection) -> Result<Verification> {
         n += 1;
         let seq: i64 = r.get(0)?;
         let (prev_hash, hash): (String, String) = (r.get(8)?, r.get(9)?);
-        let bad = |problem: String| Verification { ok: false, entries: n, first_bad_seq: Some(seq), problem: Some(problem) };
+        let bad =
+            |problem: String| Verification { ok: false, entries: n, first_bad_seq: Some(seq), problem: Some(problem) };
         if seq != expected_seq {
             return Ok(bad(format!("entry {expected_seq} is missing")));
         }
@@ -169,7 +199,19 @@ pub fn verify(conn: &Connection) -> Result<Verification> {
             return Ok(bad("link to the previous entry is broken".into()));
         }
         let s = |i| r.get::<_, String>(i);
-        let computed = digest(seq, r.get(1)?, &s(2)?, &s(3)?, &s(4)?, &s(5)?, &s(6)?, &s(7)?, &prev_hash);
+        let (actor, role, action, target, old, new) = (s(2)?, s(3)?, s(4)?, s(5)?, s(6)?, s(7)?);
+        let computed = Link {
+            seq,
+            at_ms: r.get(1)?,
+            actor: &actor,
+            role: &role,
+            action: &action,
+            target: &target,
+            old: &old,
+            new: &new,
+            prev: &prev_hash,
+        }
+        .hash();
         if computed != hash {
             return Ok(bad("content does not match its hash".into()));
         }

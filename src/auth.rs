@@ -181,11 +181,9 @@ impl Tokens {
     pub fn authenticate(&self, token: &str) -> Result<Principal> {
         let row: Option<(i64, String, String)> = self
             .conn
-            .query_row(
-                "SELECT id, name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
-                [hash(token)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .query_row("SELECT id, name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL", [hash(token)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         let (token_id, name, role) = row.ok_or(Error::Unauthorized)?;
         Ok(Principal { token_id, name, role: role.parse()? })

@@ -323,10 +323,7 @@ impl Checkpoint {
     }
 
     pub fn list(&self, name: &str) -> Result<Value> {
-        self.lists()?
-            .into_iter()
-            .find(|l| l["name"] == name)
-            .ok_or_else(|| Error::UnknownList(name.to_string()))
+        self.lists()?.into_iter().find(|l| l["name"] == name).ok_or_else(|| Error::UnknownList(name.to_string()))
     }
 
     /// Creates a list; `Conflict` if it exists.
@@ -399,7 +396,13 @@ impl Checkpoint {
         let mut kept = Vec::new();
         for (image, res) in photos {
             let v = match res {
-                Err(e) => ImageVerdict { image, accepted: false, reasons: vec![e.to_string()], quality: None, template_id: None },
+                Err(e) => ImageVerdict {
+                    image,
+                    accepted: false,
+                    reasons: vec![e.to_string()],
+                    quality: None,
+                    template_id: None,
+                },
                 Ok(a) => {
                     let face = a.faces.first().filter(|f| f.embedding.is_some());
                     match (face, &a.refused) {
@@ -442,7 +445,12 @@ impl Checkpoint {
                 tracing::warn!(template = id, error = %e, "reference image not saved");
             }
         }
-        Ok(EnrollReport { list: list.to_string(), subject: subject.to_string(), templates: ids.len(), images: verdicts })
+        Ok(EnrollReport {
+            list: list.to_string(),
+            subject: subject.to_string(),
+            templates: ids.len(),
+            images: verdicts,
+        })
     }
 
     // ---- tokens and audit ---------------------------------------------------------------
@@ -481,7 +489,8 @@ impl Checkpoint {
         for l in &lists {
             let ages = lock(&self.watchlist).store().template_ages(l.id)?;
             let cutoff_s = now_ms / 1000 - l.policy.retention_days as i64 * 86_400;
-            let old: Vec<i64> = ages.into_iter().filter(|(_, created_s)| *created_s < cutoff_s).map(|(id, _)| id).collect();
+            let old: Vec<i64> =
+                ages.into_iter().filter(|(_, created_s)| *created_s < cutoff_s).map(|(id, _)| id).collect();
             refs += self.media.delete_references(&old);
         }
         if !expired.is_empty() || refs > 0 {
@@ -493,9 +502,8 @@ impl Checkpoint {
     pub fn readiness(&self) -> Readiness {
         let models_loaded = self.inference.alive();
         let index_loaded = self.watchlist.lock().is_ok();
-        let store_writable = crate::db::connect(&self.db_path)
-            .and_then(|c| Ok(c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?))
-            .is_ok();
+        let store_writable =
+            crate::db::connect(&self.db_path).and_then(|c| Ok(c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?)).is_ok();
         Readiness {
             ready: models_loaded && index_loaded && store_writable,
             models_loaded,

@@ -127,8 +127,7 @@ impl ServiceConfig {
         let mut table = defaults.clone();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            let from_file: toml::Table =
-                text.parse().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let from_file: toml::Table = text.parse().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
             for (k, v) in from_file {
                 if !defaults.contains_key(&k) {
                     return Err(Error::Config(format!("{}: unknown key {k:?}", path.display())));
@@ -222,7 +221,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("fw.toml");
         std::fs::write(&f, "site = \"lhr-t5\"\nqueue_capacity = 4\n").unwrap();
-        let env = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let env =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
         let c = ServiceConfig::load(Some(&f), env(&[("FACEWATCH_QUEUE_CAPACITY", "8"), ("HOME", "/x")])).unwrap();
         assert_eq!((c.site.as_str(), c.queue_capacity, c.detect_workers), ("lhr-t5", 8, 1));
         let e = ServiceConfig::load(Some(&f), env(&[("FACEWATCH_QUEUE_CAPACITY", "many")])).unwrap_err();

@@ -5,9 +5,9 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -182,8 +182,9 @@ fn detect_loop(
     while let Ok(job) = rx.recv() {
         let DetectJob { bytes, mode, reply } = job;
         // A model or decoder panic must cost one frame, not the worker.
-        let res = std::panic::catch_unwind(AssertUnwindSafe(|| analyse(&mut det, &spec, max_pixels, &bytes, &mode, &m)))
-            .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())));
+        let res =
+            std::panic::catch_unwind(AssertUnwindSafe(|| analyse(&mut det, &spec, max_pixels, &bytes, &mode, &m)))
+                .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())));
         match res {
             Ok(a) if a.faces.iter().any(Face::accepted) => {
                 if let Err(e) = tx.send(EmbedJob { analysis: a, reply }) {
@@ -197,7 +198,14 @@ fn detect_loop(
     }
 }
 
-fn analyse(det: &mut Detector, spec: &EmbedderSpec, max_pixels: u64, bytes: &[u8], mode: &Mode, m: &Metrics) -> Result<Analysis> {
+fn analyse(
+    det: &mut Detector,
+    spec: &EmbedderSpec,
+    max_pixels: u64,
+    bytes: &[u8],
+    mode: &Mode,
+    m: &Metrics,
+) -> Result<Analysis> {
     let t = Instant::now();
     let image = decode(bytes, max_pixels)?;
     m.stage(Stage::Decode).observe(t.elapsed());

@@ -138,10 +138,18 @@ impl Metrics {
         let counter = |o: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        let _ = writeln!(o, "# HELP facewatch_frames_total Frames accepted for analysis.\n# TYPE facewatch_frames_total counter");
+        let _ = writeln!(
+            o,
+            "# HELP facewatch_frames_total Frames accepted for analysis.\n# TYPE facewatch_frames_total counter"
+        );
         self.frames.render(&mut o, "facewatch_frames_total", "camera");
         counter(&mut o, "facewatch_faces_total", "Faces detected.", self.faces.load(Ordering::Relaxed));
-        counter(&mut o, "facewatch_matches_total", "Faces above a list's threshold.", self.matches.load(Ordering::Relaxed));
+        counter(
+            &mut o,
+            "facewatch_matches_total",
+            "Faces above a list's threshold.",
+            self.matches.load(Ordering::Relaxed),
+        );
         counter(&mut o, "facewatch_alerts_total", "Alerts created.", self.alerts.load(Ordering::Relaxed));
         counter(
             &mut o,
@@ -149,15 +157,29 @@ impl Metrics {
             "Matches within a list's cooldown (no new alert).",
             self.suppressed.load(Ordering::Relaxed),
         );
-        let _ = writeln!(o, "# HELP facewatch_rejections_total Requests or faces refused, by reason.\n# TYPE facewatch_rejections_total counter");
+        let _ = writeln!(
+            o,
+            "# HELP facewatch_rejections_total Requests or faces refused, by reason.\n# TYPE facewatch_rejections_total counter"
+        );
         self.rejections.render(&mut o, "facewatch_rejections_total", "reason");
-        let _ = writeln!(o, "# HELP facewatch_reviews_total Alert reviews, by decision.\n# TYPE facewatch_reviews_total counter");
+        let _ = writeln!(
+            o,
+            "# HELP facewatch_reviews_total Alert reviews, by decision.\n# TYPE facewatch_reviews_total counter"
+        );
         self.reviews.render(&mut o, "facewatch_reviews_total", "decision");
-        let _ = writeln!(o, "# HELP facewatch_stage_seconds Latency per pipeline stage.\n# TYPE facewatch_stage_seconds histogram");
+        let _ = writeln!(
+            o,
+            "# HELP facewatch_stage_seconds Latency per pipeline stage.\n# TYPE facewatch_stage_seconds histogram"
+        );
         for s in Stage::ALL {
             self.stage(s).render(&mut o, "facewatch_stage_seconds", &format!("stage=\"{}\"", s.name()));
         }
-        counter(&mut o, "facewatch_embed_calls_total", "Embedder model calls.", self.embed_calls.load(Ordering::Relaxed));
+        counter(
+            &mut o,
+            "facewatch_embed_calls_total",
+            "Embedder model calls.",
+            self.embed_calls.load(Ordering::Relaxed),
+        );
         counter(
             &mut o,
             "facewatch_embed_faces_total",

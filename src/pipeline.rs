@@ -107,7 +107,12 @@ impl Pipeline {
 }
 
 /// Aligns every detection to the embedder's chip and measures its quality against `gate`.
-pub fn prepare_faces(spec: &EmbedderSpec, img: &RgbImage, dets: Vec<Detection>, gate: Option<&QualityGate>) -> Vec<Face> {
+pub fn prepare_faces(
+    spec: &EmbedderSpec,
+    img: &RgbImage,
+    dets: Vec<Detection>,
+    gate: Option<&QualityGate>,
+) -> Vec<Face> {
     dets.into_iter()
         .map(|d| {
             let (transform, chip) = align::align(img, &d.landmarks, &spec.template, spec.input_size);

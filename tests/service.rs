@@ -53,7 +53,11 @@ fn enroll_colin(s: &Server, t: &Tokens, policy: Value) -> Value {
     let nonface = std::fs::read(first_file("nonface")).unwrap();
     let form = multipart(
         &[("subject", "colin"), ("name", "Colin Powell")],
-        &[("0001.jpg", "image/jpeg", colin(1)), ("0002.jpg", "image/jpeg", colin(2)), ("empty.jpg", "image/jpeg", nonface)],
+        &[
+            ("0001.jpg", "image/jpeg", colin(1)),
+            ("0002.jpg", "image/jpeg", colin(2)),
+            ("empty.jpg", "image/jpeg", nonface),
+        ],
     );
     s.call("POST", "/v1/lists/wanted/subjects", Some(&t.ops), form).ok()
 }
@@ -92,7 +96,10 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     let r = s.frame("gate-1", &t.camera, &colin(4)).ok();
     assert_eq!(r["faces"][0]["status"], "match", "{r}");
     let m = &r["faces"][0]["matches"][0];
-    assert_eq!((m["list"].as_str(), m["subject"].as_str(), m["outcome"].as_str()), (Some("wanted"), Some("colin"), Some("alert")));
+    assert_eq!(
+        (m["list"].as_str(), m["subject"].as_str(), m["outcome"].as_str()),
+        (Some("wanted"), Some("colin"), Some("alert"))
+    );
     assert!(m["score"].as_f64().unwrap() >= 0.93);
     let id = r["alerts"][0].as_str().unwrap().to_string();
     // Seen again within the cooldown: the same alert, no new one.
@@ -109,7 +116,13 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     assert_eq!(created["alert"]["status"], "open");
 
     let a = s.get(&format!("/v1/alerts/{id}"), Some(&t.ann)).ok();
-    for (k, v) in [("site", "test-site"), ("camera", "gate-1"), ("list", "wanted"), ("subject", "colin"), ("severity", "critical")] {
+    for (k, v) in [
+        ("site", "test-site"),
+        ("camera", "gate-1"),
+        ("list", "wanted"),
+        ("subject", "colin"),
+        ("severity", "critical"),
+    ] {
         assert_eq!(a[k], v, "{k}: {a}");
     }
     assert_eq!(a["threshold"].as_f64().unwrap() as f32, 0.93);
@@ -121,7 +134,11 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     }
 
     let review = |who: &str, decision: &str| {
-        s.post_json(&format!("/v1/alerts/{id}/review"), Some(who), &json!({"decision": decision, "note": "checked passport"}))
+        s.post_json(
+            &format!("/v1/alerts/{id}/review"),
+            Some(who),
+            &json!({"decision": decision, "note": "checked passport"}),
+        )
     };
     assert_eq!(review(&t.ann, "confirm").ok()["status"], "confirmed");
     let twice = review(&t.ann, "confirm");
@@ -133,7 +150,8 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     assert_eq!(review(&t.bob, "dismiss").status, 409, "a verified alert is final");
 
     let audit = s.get("/v1/audit", Some(&t.admin)).ok();
-    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     for want in ["token.create", "list.create", "subject.enroll", "alert.review"] {
         assert!(actions.contains(&want), "{want} missing from {actions:?}");
     }
@@ -261,8 +279,10 @@ fn policy_changes_are_audited_and_tampering_is_detected() {
     // Someone with file access rewrites history: the chain shows where.
     let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
     assert!(db.execute("UPDATE audit SET new = '{\"threshold\":0.5}' WHERE action = 'policy.update'", []).is_err());
-    db.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET new = '{\"threshold\":0.5}' WHERE action = 'policy.update';")
-        .unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_no_update; UPDATE audit SET new = '{\"threshold\":0.5}' WHERE action = 'policy.update';",
+    )
+    .unwrap();
     drop(db);
     let broken = verify(dir.path());
     assert!(!broken.status.success());
@@ -312,7 +332,9 @@ fn bad_inputs_get_the_documented_errors() {
     let t = tokens(dir.path());
     let s = Server::start(dir.path(), &[("FACEWATCH_MAX_BODY_BYTES", "200000"), ("FACEWATCH_MAX_PIXELS", "50000")]);
     let jpeg = colin(1); // 250x250 = 62,500 pixels, over this server's pixel limit
-    let frame = |ct: &str, body: Vec<u8>| s.call("POST", "/v1/cameras/gate-1/frames", Some(&t.camera), Body::Raw(ct.into(), body));
+    let frame = |ct: &str, body: Vec<u8>| {
+        s.call("POST", "/v1/cameras/gate-1/frames", Some(&t.camera), Body::Raw(ct.into(), body))
+    };
     let expect = |r: common::server::Resp, status: u16, code: &str, what: &str| {
         assert_eq!((r.status, r.error_code().as_str()), (status, code), "{what}");
     };
@@ -329,7 +351,8 @@ fn bad_inputs_get_the_documented_errors() {
     expect(frame("image/jpeg", b"GIF89a not really".to_vec()), 415, "unsupported_media_type", "GIF bytes");
     expect(frame("image/jpeg", jpeg.clone()), 413, "image_too_large", "too many pixels");
     expect(frame("image/jpeg", vec![0xFF; 300_000]), 413, "payload_too_large", "body over the limit");
-    let bad_cam = s.call("POST", "/v1/cameras/gate%201/frames", Some(&t.camera), Body::Raw("image/jpeg".into(), jpeg.clone()));
+    let bad_cam =
+        s.call("POST", "/v1/cameras/gate%201/frames", Some(&t.camera), Body::Raw("image/jpeg".into(), jpeg.clone()));
     expect(bad_cam, 400, "bad_request", "camera name with a space");
     let bad_time = s.call(
         "POST",
@@ -341,7 +364,12 @@ fn bad_inputs_get_the_documented_errors() {
 
     let lists = |body: Body| s.call("POST", "/v1/lists", Some(&t.ops), body);
     expect(lists(Body::Raw("application/json".into(), b"{\"name\": ".to_vec())), 400, "bad_request", "malformed JSON");
-    expect(lists(Body::Raw("text/plain".into(), b"{\"name\":\"a\"}".to_vec())), 415, "unsupported_media_type", "JSON as text");
+    expect(
+        lists(Body::Raw("text/plain".into(), b"{\"name\":\"a\"}".to_vec())),
+        415,
+        "unsupported_media_type",
+        "JSON as text",
+    );
     expect(lists(Body::Json(json!({"name": "a", "colour": 1}))), 400, "bad_request", "unknown field");
     expect(lists(Body::Json(json!({"name": "bad/name"}))), 400, "bad_request", "invalid list name");
     s.post_json("/v1/lists", Some(&t.ops), &json!({"name": "wanted"})).ok();
@@ -350,11 +378,26 @@ fn bad_inputs_get_the_documented_errors() {
     expect(enroll(multipart(&[("subject", "x")], &[])), 400, "bad_request", "no image");
     expect(enroll(multipart(&[], &[("a.jpg", "image/jpeg", jpeg.clone())])), 400, "bad_request", "no subject");
     let nonface = std::fs::read(first_file("nonface")).unwrap();
-    let small = s.call("POST", "/v1/lists/wanted/subjects", Some(&t.ops), multipart(&[("subject", "x")], &[("n.jpg", "image/jpeg", nonface.clone())]));
+    let small = s.call(
+        "POST",
+        "/v1/lists/wanted/subjects",
+        Some(&t.ops),
+        multipart(&[("subject", "x")], &[("n.jpg", "image/jpeg", nonface.clone())]),
+    );
     expect(small, 422, "enrollment_refused", "photo without a face");
-    expect(enroll(multipart(&[("subject", "x")], &[("a.txt", "text/plain", b"hi".to_vec())])), 415, "unsupported_media_type", "text file");
+    expect(
+        enroll(multipart(&[("subject", "x")], &[("a.txt", "text/plain", b"hi".to_vec())])),
+        415,
+        "unsupported_media_type",
+        "text file",
+    );
     expect(enroll(Body::Json(json!({"subject": "x"}))), 400, "bad_request", "JSON instead of a form");
-    let unknown_list = s.call("POST", "/v1/lists/nope/subjects", Some(&t.ops), multipart(&[("subject", "x")], &[("n.jpg", "image/jpeg", nonface)]));
+    let unknown_list = s.call(
+        "POST",
+        "/v1/lists/nope/subjects",
+        Some(&t.ops),
+        multipart(&[("subject", "x")], &[("n.jpg", "image/jpeg", nonface)]),
+    );
     expect(unknown_list, 404, "not_found", "unknown list");
 
     expect(s.get("/v1/alerts/00000000-0000-0000-0000-000000000000", Some(&t.ann)), 404, "not_found", "unknown alert");

@@ -3,8 +3,8 @@
 
 use facewatch::Error;
 use facewatch::audit::Actor;
-use facewatch::watchlist::policy::Policy;
 use facewatch::watchlist::Watchlist;
+use facewatch::watchlist::policy::Policy;
 use facewatch::watchlist::store::NewTemplate;
 
 fn unit(seed: u64, d: usize) -> Vec<f32> {

@@ -68,7 +68,11 @@ pub async fn crop(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<Str
     jpeg(s.core.media.crop_path(&a.id), format!("crop of alert {}", a.id)).await
 }
 
-pub async fn reference(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<impl IntoResponse> {
+pub async fn reference(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
     who.require(Role::Officer, "read alerts")?;
     let a = s.blocking(move |c| c.alert(&id)).await?;
     jpeg(s.core.media.reference_path(a.template_id), format!("reference image of alert {}", a.id)).await

@@ -166,22 +166,11 @@ impl Store {
         policy.validate()?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
-            "INSERT INTO lists (name, threshold, min_face_px, min_quality, severity, cooldown_secs, retention_days,
-                                share_crops, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(name) DO NOTHING",
-            params![
-                name,
-                policy.threshold,
-                policy.min_face_px,
-                policy.min_quality,
-                policy.severity.as_str(),
-                policy.cooldown_secs,
-                policy.retention_days,
-                policy.share_crops,
-                now()
-            ],
+            "INSERT INTO lists (name, threshold, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
+            params![name, policy.threshold, now()],
         )?;
         if n == 1 {
+            write_policy(&tx, name, policy)?;
             let new = json!({"name": name, "policy": policy});
             audit::append(&tx, by, "list.create", &format!("list:{name}"), None, Some(&new))?;
         }
@@ -207,20 +196,7 @@ impl Store {
         policy.validate()?;
         let old = self.list(list)?.policy;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE lists SET threshold = ?1, min_face_px = ?2, min_quality = ?3, severity = ?4, cooldown_secs = ?5,
-                              retention_days = ?6, share_crops = ?7 WHERE name = ?8",
-            params![
-                policy.threshold,
-                policy.min_face_px,
-                policy.min_quality,
-                policy.severity.as_str(),
-                policy.cooldown_secs,
-                policy.retention_days,
-                policy.share_crops,
-                list
-            ],
-        )?;
+        write_policy(&tx, list, policy)?;
         audit::append(&tx, by, "policy.update", &format!("list:{list}"), Some(&json!(old)), Some(&json!(policy)))?;
         tx.commit()?;
         Ok((old, policy.clone()))
@@ -230,9 +206,8 @@ impl Store {
     pub fn delete_list(&mut self, list: &ListRow, by: &Actor) -> Result<Vec<i64>> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ids: Vec<i64> = {
-            let mut st = tx.prepare(
-                "SELECT t.id FROM templates t JOIN subjects s ON t.subject_id = s.id WHERE s.list_id = ?1",
-            )?;
+            let mut st =
+                tx.prepare("SELECT t.id FROM templates t JOIN subjects s ON t.subject_id = s.id WHERE s.list_id = ?1")?;
             st.query_map([list.id], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
         };
         tx.execute(
@@ -293,7 +268,6 @@ impl Store {
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
-
 
     /// Adds templates for one subject (created if new) in one transaction; returns template ids.
     pub fn add_templates(
@@ -391,6 +365,24 @@ impl Store {
     }
 }
 
+fn write_policy(conn: &Connection, list: &str, policy: &Policy) -> Result<()> {
+    conn.execute(
+        "UPDATE lists SET threshold = ?1, min_face_px = ?2, min_quality = ?3, severity = ?4, cooldown_secs = ?5,
+                          retention_days = ?6, share_crops = ?7 WHERE name = ?8",
+        params![
+            policy.threshold,
+            policy.min_face_px,
+            policy.min_quality,
+            policy.severity.as_str(),
+            policy.cooldown_secs,
+            policy.retention_days,
+            policy.share_crops,
+            list
+        ],
+    )?;
+    Ok(())
+}
+
 fn validate_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
@@ -433,8 +425,7 @@ mod tests {
         assert!(matches!(s.remove_subject(&l, "A1", &me), Err(Error::UnknownSubject { .. })));
         assert!(matches!(s.list("nope"), Err(Error::UnknownList(_))));
         assert!(s.create_list("bad/name", &Policy::with_threshold(0.5), &me).is_err());
-        let actions: Vec<String> =
-            audit::entries(s.conn(), 0, 100).unwrap().into_iter().map(|e| e.action).collect();
+        let actions: Vec<String> = audit::entries(s.conn(), 0, 100).unwrap().into_iter().map(|e| e.action).collect();
         assert_eq!(actions, ["list.create", "subject.enroll", "subject.enroll", "subject.delete"]);
         assert!(audit::verify(s.conn()).unwrap().ok);
     }
