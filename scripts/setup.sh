@@ -14,8 +14,9 @@ log() { printf '[setup] %s\n' "$*"; }
 
 # --- 1. Debian packages: cmake + OpenBLAS build FAISS; nasm builds the bundled
 #     libjpeg-turbo (SIMD), which decodes JPEG exactly as
-#     OpenCV does (the reference); python3 runs the model installer ---
-PKGS=(cmake nasm libopenblas-dev pkg-config python3 unzip)
+#     OpenCV does (the reference); python3 runs the model installer; nats-server
+#     (JetStream) is the broker the event tests start on a loopback port ---
+PKGS=(cmake nasm libopenblas-dev pkg-config python3 unzip nats-server)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

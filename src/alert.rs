@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::audit::{self, Actor};
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::events::{kind, outbox};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS alerts (
@@ -140,6 +141,31 @@ pub struct NewAlert {
     pub retention_days: u32,
     /// Whether the crop reached the disk (an alert is raised even when it did not).
     pub has_crop: bool,
+    /// The crop as base64 JPEG when the list's policy lets crops leave the checkpoint.
+    pub shared_crop: Option<String>,
+}
+
+impl NewAlert {
+    /// The `alert.created` event's data (see `schemas/event.v1.json`).
+    fn event(&self, id: &str) -> Value {
+        let mut v = json!({
+            "alert_id": id,
+            "captured_at": clock::rfc3339(self.captured_ms),
+            "list": self.list,
+            "subject": self.subject,
+            "subject_name": self.subject_name,
+            "score": self.score,
+            "threshold": self.threshold,
+            "severity": self.severity,
+            "bbox": self.bbox,
+            "quality": self.quality,
+            "models": self.models,
+        });
+        if let (Some(crop), Value::Object(m)) = (&self.shared_crop, &mut v) {
+            m.insert("crop_jpeg".into(), json!(crop));
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -194,6 +220,7 @@ impl Alerts {
         let conn = crate::db::connect(db)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
+        conn.execute_batch(outbox::SCHEMA)?;
         Ok(Self { conn })
     }
 
@@ -214,10 +241,11 @@ impl Alerts {
             .optional()?)
     }
 
-    /// Records a new alert whose crop is already on disk.
+    /// Records a new alert (its crop is already on disk) and its `alert.created` event.
     pub fn create(&mut self, id: &str, a: &NewAlert) -> Result<Alert> {
         let now = clock::now_ms();
-        self.conn.execute(
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
             "INSERT INTO alerts (id, created_ms, updated_ms, captured_ms, site, camera, list, subject, subject_name,
                                  template_id, score, threshold, severity, status, bbox, quality, models, has_crop,
                                  retention_days)
@@ -242,6 +270,8 @@ impl Alerts {
                 a.has_crop
             ],
         )?;
+        outbox::append(&tx, kind::ALERT_CREATED, &a.camera, &a.event(id))?;
+        tx.commit()?;
         self.get(id)
     }
 
@@ -347,6 +377,14 @@ impl Alerts {
         let old = json!({"status": before.status});
         let new = json!({"status": status, "decision": dec, "note": note});
         audit::append(&tx, by, "alert.review", &format!("alert:{id}"), Some(&old), Some(&new))?;
+        let ev = json!({"alert_id": id, "decision": dec, "officer": by.name, "note": note, "status": status});
+        outbox::append(&tx, kind::ALERT_REVIEWED, &before.camera, &ev)?;
+        if status == Status::Verified {
+            let mut officers = confirmed_by.clone();
+            officers.push(&by.name);
+            let ev = json!({"alert_id": id, "list": before.list, "subject": before.subject, "confirmed_by": officers});
+            outbox::append(&tx, kind::ALERT_VERIFIED, &before.camera, &ev)?;
+        }
         tx.commit()?;
         self.get(id)
     }

@@ -36,10 +36,12 @@ pub enum Role {
     Ops,
     /// Manages tokens and reads the audit log.
     Admin,
+    /// The central system's reader of the local event outbox (`GET /v1/events`), nothing else.
+    Relay,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Camera, Role::Officer, Role::Ops, Role::Admin];
+    pub const ALL: [Role; 5] = [Role::Camera, Role::Officer, Role::Ops, Role::Admin, Role::Relay];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,6 +49,7 @@ impl Role {
             Role::Officer => "officer",
             Role::Ops => "ops",
             Role::Admin => "admin",
+            Role::Relay => "relay",
         }
     }
 }
@@ -63,7 +66,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| Error::Invalid(format!("role {s:?}: expected camera, officer, ops or admin")))
+            .ok_or_else(|| Error::Invalid(format!("role {s:?}: expected camera, officer, ops, admin or relay")))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use crate::alert::{self, Alert, Alerts, Decision, NewAlert};
 use crate::audit::{self, Actor};
@@ -18,6 +18,7 @@ use crate::auth::{NewToken, Principal, Role, TokenInfo, Tokens};
 use crate::clock;
 use crate::config::ServiceConfig;
 use crate::error::{Error, Result};
+use crate::events::{self, outbox};
 use crate::inference::{Analysis, Inference, InferenceOptions};
 use crate::media::{self, Media};
 use crate::metrics::{Gauges, Metrics, Stage};
@@ -105,8 +106,10 @@ pub struct Checkpoint {
     alerts: Mutex<Alerts>,
     tokens: Mutex<Tokens>,
     events: broadcast::Sender<AlertEvent>,
+    /// Woken whenever an event is written, so the publisher sends it at once.
+    pub outbox_notify: Arc<Notify>,
     models: Value,
-    db_path: PathBuf,
+    pub db_path: PathBuf,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,6 +159,7 @@ impl Checkpoint {
             media: Media::open(&config.data_dir)?,
             watchlist: Mutex::new(watchlist),
             events: broadcast::channel(1024).0,
+            outbox_notify: Arc::new(Notify::new()),
             inference,
             metrics,
             models,
@@ -237,8 +241,9 @@ impl Checkpoint {
                             models: self.models.clone(),
                             retention_days: policy.retention_days,
                             has_crop: false,
+                            shared_crop: None,
                         };
-                        let alert = self.raise(new, &a, f)?;
+                        let alert = self.raise(new, &a, f, policy.share_crops)?;
                         created.push(alert.id.clone());
                         (m.outcome, m.alert_id) = ("alert", Some(alert.id));
                     }
@@ -264,13 +269,18 @@ impl Checkpoint {
         Ok(FrameReport { camera: camera.to_string(), captured_at: clock::rfc3339(captured_ms), faces, alerts: created })
     }
 
-    fn raise(&self, mut new: NewAlert, a: &Analysis, f: &Face) -> Result<Alert> {
+    fn raise(&self, mut new: NewAlert, a: &Analysis, f: &Face, share_crop: bool) -> Result<Alert> {
+        use base64::Engine as _;
         let id = uuid::Uuid::now_v7().to_string();
         // The crop goes to disk before the row: an alert never points at a missing file.
         // A full disk still raises the alert, without its crop.
-        match media::face_jpeg(&a.image, f.detection.bbox).and_then(|j| self.media.save_crop(&id, &j)) {
+        let jpeg = media::face_jpeg(&a.image, f.detection.bbox);
+        match jpeg.as_ref().map_err(|e| Error::Runtime(e.to_string())).and_then(|j| self.media.save_crop(&id, j)) {
             Ok(_) => new.has_crop = true,
             Err(e) => tracing::error!(error = %e, alert = %id, "alert crop not saved"),
+        }
+        if share_crop {
+            new.shared_crop = jpeg.ok().map(|j| base64::engine::general_purpose::STANDARD.encode(j));
         }
         let alert = lock(&self.alerts).create(&id, &new).inspect_err(|_| {
             Media::delete(&self.media.crop_path(&id));
@@ -279,6 +289,7 @@ impl Checkpoint {
         tracing::info!(alert = %alert.id, camera = %alert.camera, list = %alert.list, subject = %alert.subject,
             score = alert.score, "alert raised");
         self.announce("alert.created", &alert);
+        self.outbox_notify.notify_one();
         Ok(alert)
     }
 
@@ -299,6 +310,7 @@ impl Checkpoint {
             Decision::Dismiss => "dismiss",
         });
         self.announce("alert.updated", &alert);
+        self.outbox_notify.notify_one();
         Ok(alert)
     }
 
@@ -354,7 +366,9 @@ impl Checkpoint {
     pub fn set_policy(&self, list: &str, patch: &Value, by: &Actor) -> Result<Policy> {
         let mut wl = lock(&self.watchlist);
         let new = wl.list(list)?.policy.patched(patch)?;
-        Ok(wl.set_policy(list, &new, by)?.1)
+        let policy = wl.set_policy(list, &new, by)?.1;
+        self.outbox_notify.notify_one();
+        Ok(policy)
     }
 
     pub fn subjects(&self, list: &str) -> Result<Vec<SubjectInfo>> {
@@ -378,6 +392,7 @@ impl Checkpoint {
             ids
         };
         self.media.delete_references(&ids);
+        self.outbox_notify.notify_one();
         Ok(ids.len())
     }
 
@@ -496,6 +511,11 @@ impl Checkpoint {
         if !expired.is_empty() || refs > 0 {
             tracing::info!(crops = expired.len(), references = refs, "retention: face images deleted");
         }
+        let cutoff = now_ms - self.config.events_retention_days as i64 * 86_400_000;
+        let purged = outbox::purge(lock(&self.alerts).conn(), cutoff, self.config.nats_url.is_empty())?;
+        if purged > 0 {
+            tracing::info!(events = purged, "retention: old events deleted from the outbox");
+        }
         Ok((expired.len(), refs))
     }
 
@@ -515,7 +535,34 @@ impl Checkpoint {
 
     pub fn render_metrics(&self) -> String {
         let (ingest_queue, embed_queue) = self.inference.queue_depths();
-        self.metrics.render(&Gauges { ingest_queue, embed_queue, sse_clients: self.events.receiver_count() })
+        let (depth, oldest, parked) = {
+            let a = lock(&self.alerts);
+            let (d, o) = outbox::depth(a.conn()).unwrap_or((-1, None));
+            (d, o, outbox::parked(a.conn()).unwrap_or(-1))
+        };
+        self.metrics.render(&Gauges {
+            ingest_queue,
+            embed_queue,
+            sse_clients: self.events.receiver_count(),
+            outbox_depth: depth,
+            outbox_oldest_s: oldest.unwrap_or(0) as f64 / 1000.0,
+            outbox_parked: parked,
+        })
+    }
+
+    /// Events after `after` in outbox order, as they are (or will be) sent, with delivery state.
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Value>> {
+        let rows = outbox::after(lock(&self.alerts).conn(), after, limit)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let state = json!({"delivered": r.delivered, "parked_reason": r.parked_reason, "attempts": r.attempts});
+                match events::envelope(&r, &self.config.site) {
+                    Ok(env) => json!({"event": env, "outbox": state, "seq": r.seq}),
+                    Err(reason) => json!({"event": null, "id": r.id, "error": reason, "outbox": state, "seq": r.seq}),
+                }
+            })
+            .collect())
     }
 
     /// Stops the workers after the queued frames and persists the indexes (blocking).

@@ -90,6 +90,19 @@ pub struct ServiceConfig {
     pub shutdown_grace_secs: u64,
     /// Check model files against the manifest's sha256 at start.
     pub verify_models: bool,
+    /// NATS server(s) for the central stream, e.g. "nats://hq-leaf:4222"; empty = events stay
+    /// in the local outbox and are served by `GET /v1/events`.
+    pub nats_url: String,
+    pub nats_stream: String,
+    /// Stream replicas (3 on a clustered JetStream at the centre).
+    pub nats_replicas: usize,
+    pub nats_max_age_days: u64,
+    /// JetStream drops a repeated event id inside this window (covers retries after lost acks).
+    pub nats_duplicate_window_secs: u64,
+    /// Longest wait between retries while the broker is unreachable.
+    pub publish_max_backoff_ms: u64,
+    /// Delivered events (and, with no broker, all events) are deleted after this many days.
+    pub events_retention_days: u64,
 }
 
 impl Default for ServiceConfig {
@@ -112,6 +125,13 @@ impl Default for ServiceConfig {
             retention_sweep_secs: 3600,
             shutdown_grace_secs: 30,
             verify_models: true,
+            nats_url: String::new(),
+            nats_stream: "FACEWATCH".into(),
+            nats_replicas: 1,
+            nats_max_age_days: 30,
+            nats_duplicate_window_secs: 3600,
+            publish_max_backoff_ms: 10_000,
+            events_retention_days: 30,
         }
     }
 }
@@ -183,6 +203,15 @@ impl ServiceConfig {
         if self.max_body_bytes < 1024 {
             bad.push(format!("max_body_bytes {}: at least 1024", self.max_body_bytes));
         }
+        if self.nats_stream.is_empty() || !self.nats_stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bad.push(format!("nats_stream {:?}: letters, digits, '-' or '_'", self.nats_stream));
+        }
+        if !(1..=5).contains(&self.nats_replicas) {
+            bad.push(format!("nats_replicas {}: expected 1..5", self.nats_replicas));
+        }
+        if self.publish_max_backoff_ms < 100 {
+            bad.push("publish_max_backoff_ms must be at least 100".into());
+        }
         if self.retention_sweep_secs == 0 {
             bad.push("retention_sweep_secs must be at least 1".into());
         }
@@ -200,6 +229,17 @@ impl ServiceConfig {
             cuda: self.cuda,
         };
         s.models_dir()
+    }
+
+    /// The central stream, when a broker is configured.
+    pub fn nats(&self) -> Option<crate::events::nats::NatsOptions> {
+        (!self.nats_url.is_empty()).then(|| crate::events::nats::NatsOptions {
+            url: self.nats_url.clone(),
+            stream: self.nats_stream.clone(),
+            replicas: self.nats_replicas,
+            max_age: std::time::Duration::from_secs(self.nats_max_age_days * 86_400),
+            duplicate_window: std::time::Duration::from_secs(self.nats_duplicate_window_secs),
+        })
     }
 
     pub fn pipeline_options(&self) -> PipelineOptions {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod enroll;
 pub mod error;
+pub mod events;
 pub mod eval;
 pub mod inference;
 pub mod manifest;

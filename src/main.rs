@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Follow the central event stream.
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
+    },
     /// Enroll a subject from one or more photos (the largest good face of each).
     Enroll {
         #[arg(long)]
@@ -135,6 +140,30 @@ enum TokenAction {
 }
 
 #[derive(Subcommand)]
+enum EventsAction {
+    /// Print events from the JetStream stream, one JSON line each, with a durable consumer that
+    /// resumes where it stopped.
+    Tail {
+        #[arg(long, env = "FACEWATCH_NATS_URL")]
+        nats: String,
+        #[arg(long, default_value = "FACEWATCH")]
+        stream: String,
+        /// Consumer name: each operator or system uses its own.
+        #[arg(long, default_value = "facewatch-tail")]
+        durable: String,
+        /// Subject filter, e.g. "facewatch.*.*.alert.>".
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop after this many seconds without a new event.
+        #[arg(long)]
+        idle_exit: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditAction {
     /// Recompute the hash chain; exit status 1 if it is broken.
     Verify {
@@ -175,6 +204,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve_cmd(config.as_deref()),
         Command::Token { action } => token_cmd(&s, action),
         Command::Audit { action } => audit_cmd(&s, action),
+        Command::Events { action: EventsAction::Tail { nats, stream, durable, filter, count, idle_exit } } => {
+            let o = facewatch::events::tail::TailOptions {
+                url: nats,
+                stream,
+                durable,
+                filter,
+                count,
+                idle_exit: idle_exit.map(std::time::Duration::from_secs),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let mut out = std::io::stdout().lock();
+            rt.block_on(facewatch::events::tail::tail(&o, |line| {
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Enroll { list, subject, name, threshold, images } => {
             enroll_cmd(&s, &list, &subject, name.as_deref(), threshold, &images)
         }

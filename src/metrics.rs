@@ -42,8 +42,9 @@ impl Histogram {
         let n = self.count();
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}");
         let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {n}");
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {n}");
     }
 }
 
@@ -117,6 +118,13 @@ pub struct Metrics {
     pub reviews: LabeledCounter,
     /// Embedder calls and the faces they carried (their ratio is the mean batch size).
     pub embed_calls: AtomicU64,
+    /// Events acknowledged by the broker, repeats it dropped, failed attempts, parked events.
+    pub published: AtomicU64,
+    pub publish_duplicates: AtomicU64,
+    pub publish_retries: AtomicU64,
+    pub parked: AtomicU64,
+    /// Broker round trip of one event (publish -> ack).
+    pub publish: Histogram,
     pub embed_faces: AtomicU64,
     stages: [Histogram; 6],
 }
@@ -126,6 +134,9 @@ pub struct Gauges {
     pub ingest_queue: usize,
     pub embed_queue: usize,
     pub sse_clients: usize,
+    pub outbox_depth: i64,
+    pub outbox_oldest_s: f64,
+    pub outbox_parked: i64,
 }
 
 impl Metrics {
@@ -192,6 +203,21 @@ impl Metrics {
         gauge(&mut o, "facewatch_queue_depth_ingest", "Frames waiting for detection.", g.ingest_queue as f64);
         gauge(&mut o, "facewatch_queue_depth_embed", "Frames waiting for the embedder.", g.embed_queue as f64);
         gauge(&mut o, "facewatch_sse_clients", "Open alert streams.", g.sse_clients as f64);
+        gauge(&mut o, "facewatch_outbox_depth", "Events not yet delivered.", g.outbox_depth as f64);
+        gauge(&mut o, "facewatch_outbox_oldest_seconds", "Age of the oldest undelivered event.", g.outbox_oldest_s);
+        gauge(&mut o, "facewatch_outbox_parked", "Events parked as undeliverable.", g.outbox_parked as f64);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(&mut o, "facewatch_events_published_total", "Events acknowledged by the broker.", load(&self.published));
+        counter(
+            &mut o,
+            "facewatch_events_duplicates_total",
+            "Events the broker already had (dropped by id).",
+            load(&self.publish_duplicates),
+        );
+        counter(&mut o, "facewatch_publish_retries_total", "Failed publish or connect attempts.", load(&self.publish_retries));
+        counter(&mut o, "facewatch_events_parked_total", "Events parked since start.", load(&self.parked));
+        let _ = writeln!(o, "# HELP facewatch_publish_seconds Broker round trip per event.\n# TYPE facewatch_publish_seconds histogram");
+        self.publish.render(&mut o, "facewatch_publish_seconds", "");
         o
     }
 }
@@ -206,12 +232,12 @@ mod tests {
         m.stage(Stage::Detect).observe(Duration::from_micros(700));
         m.stage(Stage::Detect).observe(Duration::from_millis(3));
         m.rejections.inc("queue_full");
-        let g = Gauges { ingest_queue: 2, embed_queue: 0, sse_clients: 1 };
+        let g = Gauges { ingest_queue: 2, embed_queue: 0, sse_clients: 1, outbox_depth: 5, outbox_oldest_s: 1.5, outbox_parked: 0 };
         let text = m.render(&g);
         assert!(text.contains("facewatch_stage_seconds_bucket{stage=\"detect\",le=\"0.001\"} 1"), "{text}");
         assert!(text.contains("facewatch_stage_seconds_bucket{stage=\"detect\",le=\"0.004\"} 2"));
         assert!(text.contains("facewatch_stage_seconds_count{stage=\"detect\"} 2"));
         assert!(text.contains("facewatch_rejections_total{reason=\"queue_full\"} 1"));
-        assert!(text.contains("facewatch_queue_depth_ingest 2"));
+        assert!(text.contains("facewatch_queue_depth_ingest 2") && text.contains("facewatch_outbox_depth 5"));
     }
 }

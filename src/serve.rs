@@ -12,6 +12,7 @@ use crate::api::{self, AppState};
 use crate::checkpoint::Checkpoint;
 use crate::config::ServiceConfig;
 use crate::error::{Error, Result};
+use crate::events::publisher::Publisher;
 
 pub async fn run(config: ServiceConfig) -> Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_secs);
@@ -27,6 +28,25 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     let state = AppState { core: core.clone(), shutdown: stop_rx.clone() };
 
     let sweeper = tokio::spawn(retention_loop(core.clone(), sweep_every, stop_rx.clone()));
+    // The publisher stops only after the workers: events of in-flight frames still go out.
+    let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
+    let publisher = match core.config.nats() {
+        Some(nats) => {
+            let p = Publisher::new(
+                core.db_path.clone(),
+                core.config.site.clone(),
+                nats,
+                Duration::from_millis(core.config.publish_max_backoff_ms),
+                core.metrics.clone(),
+                core.outbox_notify.clone(),
+            )?;
+            Some(tokio::spawn(p.run(pub_stop_rx, grace)))
+        }
+        None => {
+            tracing::info!("no broker configured: events stay in the local outbox (GET /v1/events)");
+            None
+        }
+    };
     tracing::info!(%addr, site = %core.config.site, provider = core.inference.provider, "facewatch serving");
     // Scripts and tests wait for this line (the port may have been chosen by the OS).
     println!("facewatch listening on http://{addr}");
@@ -49,6 +69,10 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     let _ = sweeper.await;
     let c = core.clone();
     let _ = tokio::task::spawn_blocking(move || c.shutdown()).await;
+    let _ = pub_stop_tx.send(true);
+    if let Some(p) = publisher {
+        let _ = p.await;
+    }
     tracing::info!("facewatch stopped");
     Ok(())
 }

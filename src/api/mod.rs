@@ -4,6 +4,7 @@
 mod admin;
 mod alerts;
 mod error;
+mod events;
 mod frames;
 mod health;
 mod watchlists;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens/{id}", delete(admin::revoke_token))
         .route("/v1/audit", get(admin::audit))
         .route("/v1/audit/verify", get(admin::verify_audit))
+        .route("/v1/events", get(events::after))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::audit::{self, Actor};
 use crate::error::{Error, Result};
+use crate::events::{kind, outbox};
 use crate::watchlist::policy::{Policy, Severity};
 
 const SCHEMA: &str = "
@@ -144,6 +145,7 @@ impl Store {
         let conn = crate::db::connect(path)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
+        conn.execute_batch(outbox::SCHEMA)?;
         let have: Vec<String> = {
             let mut st = conn.prepare("SELECT name FROM pragma_table_info('lists')")?;
             st.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
@@ -198,6 +200,8 @@ impl Store {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         write_policy(&tx, list, policy)?;
         audit::append(&tx, by, "policy.update", &format!("list:{list}"), Some(&json!(old)), Some(&json!(policy)))?;
+        let ev = json!({"list": list, "old": old, "new": policy, "by": by.name});
+        outbox::append(&tx, kind::POLICY_CHANGED, outbox::SITE_CAMERA, &ev)?;
         tx.commit()?;
         Ok((old, policy.clone()))
     }
@@ -307,6 +311,8 @@ impl Store {
         let sources: Vec<&str> = templates.iter().map(|t| t.source.as_str()).collect();
         let new = json!({"name": name, "templates": ids, "sources": sources, "model": model});
         audit::append(&tx, by, "subject.enroll", &format!("list:{list}/subject:{subject}"), None, Some(&new))?;
+        let ev = json!({"list": list, "subject": subject, "name": name, "templates": ids.len(), "model": model});
+        outbox::append(&tx, kind::SUBJECT_ENROLLED, outbox::SITE_CAMERA, &ev)?;
         tx.commit()?;
         Ok(ids)
     }
@@ -332,6 +338,8 @@ impl Store {
         tx.execute("DELETE FROM subjects WHERE id = ?1", [subject_id])?;
         let target = format!("list:{}/subject:{subject}", list.name);
         audit::append(&tx, by, "subject.delete", &target, Some(&json!({"templates": ids})), None)?;
+        let ev = json!({"list": list.name, "subject": subject, "templates": ids.len()});
+        outbox::append(&tx, kind::SUBJECT_REMOVED, outbox::SITE_CAMERA, &ev)?;
         tx.commit()?;
         Ok(ids)
     }

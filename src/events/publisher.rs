@@ -1,0 +1,201 @@
+//! Drains the outbox to the configured sink, oldest first, one event at a time: an event is
+//! marked delivered only after the sink's ack, and a failure retries the same event (after an
+//! exponential backoff with jitter) before any later one, so each camera's order is kept.
+//! Events that can never be sent are parked with a reason instead of blocking the queue.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rusqlite::Connection;
+use tokio::sync::{Notify, watch};
+
+use super::nats::{NatsOptions, NatsSink};
+use super::{envelope, outbox, subject};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+const BATCH: usize = 256;
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+
+pub struct Publisher {
+    db: Arc<Mutex<Connection>>,
+    site: String,
+    nats: NatsOptions,
+    max_backoff: Duration,
+    metrics: Arc<Metrics>,
+    notify: Arc<Notify>,
+}
+
+/// Delay before retry number `attempt` (1-based): doubling from 100 ms up to `max`, with full
+/// jitter over its upper half so many checkpoints do not reconnect in step.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let d = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(max);
+    let mut b = [0u8; 4];
+    let r = getrandom::fill(&mut b).map(|_| u32::from_le_bytes(b)).unwrap_or(u32::MAX / 2);
+    d / 2 + d.mul_f64((r as f64 / u32::MAX as f64) / 2.0)
+}
+
+impl Publisher {
+    pub fn new(
+        db: PathBuf,
+        site: String,
+        nats: NatsOptions,
+        max_backoff: Duration,
+        metrics: Arc<Metrics>,
+        notify: Arc<Notify>,
+    ) -> Result<Self> {
+        let conn = crate::db::connect(&db)?;
+        conn.execute_batch(outbox::SCHEMA)?;
+        Ok(Self { db: Arc::new(Mutex::new(conn)), site, nats, max_backoff, metrics, notify })
+    }
+
+    async fn with_db<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = db.lock().unwrap_or_else(|p| p.into_inner());
+            f(&c)
+        })
+        .await
+        .map_err(|e| Error::Runtime(format!("outbox task failed: {e}")))?
+    }
+
+    /// Runs until `stop` turns true; then keeps delivering for up to `drain` before returning
+    /// (whatever is left stays in the outbox for the next start).
+    pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
+        let mut sink: Option<NatsSink> = None;
+        let mut attempt = 0u32;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if deadline.is_none() && *stop.borrow() {
+                deadline = Some(Instant::now() + drain);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                tracing::warn!("publisher stopped with events still in the outbox");
+                return;
+            }
+            let rows = match self.with_db(|c| outbox::pending(c, BATCH)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the outbox");
+                    self.pause(&mut stop, Duration::from_secs(1), deadline).await;
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                if deadline.is_some() {
+                    return; // drained
+                }
+                tokio::select! {
+                    _ = self.notify.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            if sink.is_none() {
+                match NatsSink::connect(&self.nats).await {
+                    Ok(s) => {
+                        tracing::info!(url = %self.nats.url, stream = %self.nats.stream, "connected to JetStream");
+                        sink = Some(s);
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        self.metrics.publish_retries.fetch_add(1, Ordering::Relaxed);
+                        let wait = backoff(attempt, self.max_backoff);
+                        tracing::warn!(error = %e, retry_in = ?wait, "broker unreachable; events wait in the outbox");
+                        self.pause(&mut stop, wait, deadline).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(s) = sink.as_ref() else { continue };
+            for row in rows {
+                let env = match envelope(&row, &self.site) {
+                    Ok(e) => e,
+                    Err(reason) => {
+                        self.park(row.seq, &row.id, reason).await;
+                        continue;
+                    }
+                };
+                let payload = match serde_json::to_vec(&env) {
+                    Ok(p) if p.len() <= s.max_payload() => p,
+                    Ok(p) => {
+                        let reason = format!("oversized: {} bytes, the broker accepts {}", p.len(), s.max_payload());
+                        self.park(row.seq, &row.id, reason).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.park(row.seq, &row.id, format!("not serialisable: {e}")).await;
+                        continue;
+                    }
+                };
+                let t = Instant::now();
+                match s.publish(subject(&self.site, &row.camera, &row.kind), &row.id, Bytes::from(payload)).await {
+                    Ok(ack) => {
+                        self.metrics.publish.observe(t.elapsed());
+                        self.metrics.published.fetch_add(1, Ordering::Relaxed);
+                        if ack.duplicate {
+                            self.metrics.publish_duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                        attempt = 0;
+                        let seq = row.seq;
+                        if let Err(e) = self.with_db(move |c| outbox::mark_delivered(c, seq)).await {
+                            // Not marked: it is sent again later and JetStream drops the repeat.
+                            tracing::error!(error = %e, "marking an event delivered");
+                        }
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        self.metrics.publish_retries.fetch_add(1, Ordering::Relaxed);
+                        let (seq, err) = (row.seq, e.clone());
+                        let _ = self.with_db(move |c| outbox::mark_failed(c, seq, &err)).await;
+                        let wait = backoff(attempt, self.max_backoff);
+                        tracing::warn!(error = %e, event = %row.id, retry_in = ?wait, "publish failed");
+                        // Reconnect (and re-create the stream if it is gone) before the retry.
+                        sink = None;
+                        self.pause(&mut stop, wait, deadline).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn park(&self, seq: i64, id: &str, reason: String) {
+        tracing::error!(event = %id, %reason, "event parked: it will not be sent");
+        self.metrics.parked.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.with_db(move |c| outbox::park(c, seq, &reason)).await {
+            tracing::error!(error = %e, "parking an event");
+        }
+    }
+
+    /// Sleeps `d`, cut short by a stop signal (then by the drain deadline).
+    async fn pause(&self, stop: &mut watch::Receiver<bool>, d: Duration, deadline: Option<Instant>) {
+        let d = match deadline {
+            Some(dl) => d.min(dl.saturating_duration_since(Instant::now())),
+            None => d,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = stop.wait_for(|s| *s), if deadline.is_none() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let max = Duration::from_secs(10);
+        for attempt in 1..20 {
+            let nominal = BACKOFF_BASE.saturating_mul(1 << (attempt - 1).min(16)).min(max);
+            let d = backoff(attempt, max);
+            assert!(d >= nominal / 2 && d <= nominal, "attempt {attempt}: {d:?} vs {nominal:?}");
+        }
+    }
+}
