@@ -191,8 +191,10 @@ fn every_route_family_checks_its_role() {
     let dir = tempfile::tempdir().unwrap();
     let t = tokens(dir.path());
     let s = Server::start(dir.path(), &[]);
-    let by_role = [("camera", &t.camera), ("officer", &t.ann), ("ops", &t.ops), ("admin", &t.admin)];
-    let routes: [(&str, &str, &str); 15] = [
+    let relay = token(dir.path(), "relay", "hq");
+    let by_role = [("camera", &t.camera), ("officer", &t.ann), ("ops", &t.ops), ("admin", &t.admin), ("relay", &relay)];
+    let routes: [(&str, &str, &str); 16] = [
+        ("GET", "/v1/events", "relay"),
         ("POST", "/v1/cameras/gate-1/frames", "camera"),
         ("GET", "/v1/lists", "ops"),
         ("POST", "/v1/lists", "ops"),

@@ -40,3 +40,4 @@ pub fn pipeline_with(f: impl FnOnce(&mut PipelineOptions)) -> Pipeline {
     Pipeline::open(&models(), o).expect("models installed by scripts/setup.sh")
 }
 pub mod server;
+pub mod nats;

@@ -75,6 +75,30 @@ impl Server {
         panic!("facewatch did not stop within 30 s of SIGTERM");
     }
 
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A sample of `/metrics` (first line starting with `name `).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = String::from_utf8(self.get("/metrics", None).body).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing"))
+    }
+
+    /// Waits until the outbox is empty (every event acknowledged).
+    pub fn wait_delivered(&self, within: Duration) {
+        let t = std::time::Instant::now();
+        while self.metric("facewatch_outbox_depth") > 0.0 {
+            assert!(t.elapsed() < within, "outbox still holds {} events", self.metric("facewatch_outbox_depth"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
         self.call("GET", path, token, Body::None)
     }

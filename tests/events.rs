@@ -1,0 +1,283 @@
+//! Events to the central system through a real nats-server: every event arrives, in order per
+//! camera, exactly once (counted by event id on the consumer side), through broker outages,
+//! broker restarts and a SIGKILL of the service in the middle of publishing.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use common::nats::Nats;
+use common::server::{Body, Server, multipart, token};
+use serde_json::{Value, json};
+
+fn colin(n: u32) -> Vec<u8> {
+    std::fs::read(common::data().join(format!("faces/Colin_Powell/{n:04}.jpg"))).unwrap()
+}
+
+struct Tokens {
+    ops: String,
+    camera: String,
+    relay: String,
+}
+
+fn tokens(data: &Path) -> Tokens {
+    Tokens { ops: token(data, "ops", "olga"), camera: token(data, "camera", "cams"), relay: token(data, "relay", "hq") }
+}
+
+fn serve(data: &Path, nats: &Nats) -> Server {
+    Server::start(data, &[("FACEWATCH_NATS_URL", &nats.url()), ("FACEWATCH_PUBLISH_MAX_BACKOFF_MS", "500")])
+}
+
+/// A list where every match alerts (no cooldown), with Colin Powell enrolled.
+fn watch_colin(s: &Server, t: &Tokens) {
+    let policy = json!({"threshold": 0.93, "cooldown_secs": 0});
+    s.post_json("/v1/lists", Some(&t.ops), &json!({"name": "wanted", "policy": policy})).ok();
+    let form = multipart(&[("subject", "colin")], &[("1.jpg", "image/jpeg", colin(1)), ("2.jpg", "image/jpeg", colin(2))]);
+    s.call("POST", "/v1/lists/wanted/subjects", Some(&t.ops), form).ok();
+}
+
+/// Ids of every event in the local outbox, in order.
+fn outbox_ids(data: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(data.join("facewatch.db")).unwrap();
+    let mut st = db.prepare("SELECT id FROM outbox WHERE parked_reason IS NULL ORDER BY seq").unwrap();
+    st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+/// Every outbox event is in the stream exactly once; returns the stream's events.
+fn assert_exactly_once(nats: &Nats, data: &Path, durable: &str) -> Vec<Value> {
+    let got = nats.events(durable);
+    let ids: Vec<String> = got.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "duplicates in the stream: {} events, {} ids", ids.len(), unique.len());
+    let want = outbox_ids(data);
+    let missing: Vec<&String> = want.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "{} of {} events lost: {:?}", missing.len(), want.len(), &missing[..missing.len().min(5)]);
+    assert_eq!(ids.len(), want.len(), "the stream holds events the outbox does not");
+    got
+}
+
+/// Checks an event against `schemas/event.v1.json`: envelope fields, type, and the fields its
+/// type requires in `data` (the parts of JSON Schema that file uses).
+fn assert_conforms(event: &Value) {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(common::root().join("schemas/event.v1.json")).unwrap()).unwrap();
+    for f in schema["required"].as_array().unwrap() {
+        assert!(event.get(f.as_str().unwrap()).is_some(), "{f} missing: {event}");
+    }
+    assert_eq!(event["schema"], schema["properties"]["schema"]["const"]);
+    assert!(schema["properties"]["type"]["enum"].as_array().unwrap().contains(&event["type"]), "{event}");
+    let rule = schema["allOf"].as_array().unwrap().iter().find(|r| r["if"]["properties"]["type"]["const"] == event["type"]);
+    let data = &rule.unwrap()["then"]["properties"]["data"];
+    for f in data["required"].as_array().unwrap() {
+        assert!(event["data"].get(f.as_str().unwrap()).is_some(), "data.{f} missing: {event}");
+    }
+}
+
+fn post_frames(s: &Server, t: &Tokens, frames: &[(&str, u32)]) -> BTreeMap<String, Vec<String>> {
+    let mut by_camera: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (camera, n) in frames {
+        let r = s.frame(camera, &t.camera, &colin(*n)).ok();
+        let ids: Vec<String> = r["alerts"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+        assert_eq!(ids.len(), 1, "frame {n} at {camera} should alert: {r}");
+        by_camera.entry(camera.to_string()).or_default().extend(ids);
+    }
+    by_camera
+}
+
+#[test]
+fn every_event_arrives_once_in_order_per_camera() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens(dir.path());
+    let s = serve(dir.path(), &nats);
+    watch_colin(&s, &t);
+    let frames = [("gate-1", 3), ("gate-2", 4), ("gate-1", 5), ("gate-2", 6), ("gate-1", 7), ("gate-2", 8)];
+    let sent = post_frames(&s, &t, &frames);
+    let first = sent["gate-1"][0].clone();
+    s.post_json(&format!("/v1/alerts/{first}/review"), Some(&token(dir.path(), "officer", "ann")), &json!({"decision": "confirm"}))
+        .ok();
+    s.wait_delivered(Duration::from_secs(30));
+    let events = assert_exactly_once(&nats, dir.path(), "all");
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "alert.created").count(), 6);
+    assert_eq!(kinds.iter().filter(|k| **k == "subject.enrolled").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| **k == "alert.reviewed").count(), 1);
+    for (camera, ids) in &sent {
+        let seen: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "alert.created" && e["camera"] == camera.as_str())
+            .map(|e| e["data"]["alert_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(seen, ids.iter().map(String::as_str).collect::<Vec<_>>(), "order at {camera}");
+    }
+    events.iter().for_each(assert_conforms);
+    let alert = events.iter().find(|e| e["type"] == "alert.created").unwrap();
+    assert_eq!(alert["schema"], "facewatch.event.v1");
+    assert_eq!(alert["site"], "test-site");
+    assert!(alert["data"]["threshold"].is_number() && alert["data"]["models"]["embedder"]["name"].is_string());
+    assert!(alert["data"].get("crop_jpeg").is_none(), "crops stay home unless the policy shares them");
+    // The subject names one camera: a filtered consumer sees only gate-1's alerts.
+    let out = std::process::Command::new(common::server::bin())
+        .args(["events", "tail", "--nats", &nats.url(), "--durable", "g1", "--idle-exit", "1"])
+        .args(["--filter", "facewatch.test-site.gate-1.alert.created"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    // The local outbox says the same.
+    let local = s.get("/v1/events?after=0&limit=1000", Some(&t.relay)).ok();
+    let local = local["events"].as_array().unwrap();
+    assert_eq!(local.len(), events.len());
+    assert!(local.iter().all(|e| e["outbox"]["delivered"] == true));
+    assert!(s.stop().success());
+}
+
+#[test]
+fn broker_down_then_back_loses_nothing_and_sends_nothing_twice() {
+    let mut nats = Nats::reserve();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens(dir.path());
+    let s = serve(dir.path(), &nats);
+    watch_colin(&s, &t);
+    post_frames(&s, &t, &[("gate-1", 3), ("gate-1", 4), ("gate-2", 5), ("gate-1", 6)]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(s.metric("facewatch_outbox_depth"), 5.0, "the service works on while the broker is down");
+    assert!(s.metric("facewatch_publish_retries_total") > 0.0);
+    assert!(s.metric("facewatch_outbox_oldest_seconds") > 0.5);
+    nats.up();
+    s.wait_delivered(Duration::from_secs(30));
+    assert_exactly_once(&nats, dir.path(), "after-outage");
+    assert!(s.stop().success());
+}
+
+/// Generates `n` events quickly: policy changes, each one an audited, outboxed event.
+fn policy_burst(s: &Server, t: &Tokens, n: usize) {
+    for i in 0..n {
+        let body = Body::Json(json!({"threshold": 0.9 + (i % 50) as f64 * 0.001}));
+        s.call("PUT", "/v1/lists/wanted/policy", Some(&t.ops), body).ok();
+    }
+}
+
+#[test]
+fn sigkill_in_the_middle_of_publishing_then_restart_delivers_everything_once() {
+    let mut nats = Nats::reserve();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens(dir.path());
+    let s = serve(dir.path(), &nats);
+    watch_colin(&s, &t);
+    policy_burst(&s, &t, 600);
+    let total = outbox_ids(dir.path()).len();
+    assert_eq!(s.metric("facewatch_outbox_depth") as usize, total);
+    nats.up();
+    // Kill the service once a quarter of the events are acknowledged.
+    let t0 = std::time::Instant::now();
+    while s.metric("facewatch_events_published_total") < 150.0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "publishing never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.kill();
+    let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
+    let left: i64 = db.query_row("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL", [], |r| r.get(0)).unwrap();
+    eprintln!("killed with {left} of {total} events undelivered");
+    let s = serve(dir.path(), &nats);
+    s.wait_delivered(Duration::from_secs(60));
+    assert_exactly_once(&nats, dir.path(), "after-kill");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn broker_restarted_repeatedly_during_a_burst() {
+    let mut nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens(dir.path());
+    let s = serve(dir.path(), &nats);
+    watch_colin(&s, &t);
+    std::thread::scope(|sc| {
+        let burst = sc.spawn(|| {
+            policy_burst(&s, &t, 400);
+            post_frames(&s, &t, &[("gate-1", 3), ("gate-2", 4), ("gate-1", 5)]);
+            policy_burst(&s, &t, 400);
+        });
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(400));
+            nats.down();
+            std::thread::sleep(Duration::from_millis(300));
+            nats.up();
+        }
+        burst.join().unwrap();
+    });
+    s.wait_delivered(Duration::from_secs(60));
+    let events = assert_exactly_once(&nats, dir.path(), "after-restarts");
+    assert!(events.len() >= 804);
+    // The outbox is on disk: a restarted service has nothing left to send and sends nothing again.
+    assert!(s.stop().success());
+    let s = serve(dir.path(), &nats);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(s.metric("facewatch_events_published_total"), 0.0);
+    assert_eq!(nats.events("after-restart-2").len(), events.len());
+    assert!(s.stop().success());
+}
+
+#[test]
+fn malformed_and_oversized_events_are_parked_and_do_not_block_the_queue() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens(dir.path());
+    let s = serve(dir.path(), &nats);
+    s.post_json("/v1/lists", Some(&t.ops), &json!({"name": "wanted"})).ok();
+    s.wait_delivered(Duration::from_secs(10));
+    assert!(s.stop().success());
+    // Two rows that can never be sent, ahead of good ones.
+    let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
+    let big = json!({"blob": "x".repeat(2 << 20)}).to_string();
+    for (id, data) in [("bad-json", "{not json".to_string()), ("too-big", big)] {
+        db.execute(
+            "INSERT INTO outbox (id, type, camera, created_ms, data) VALUES (?1, 'policy.changed', '_site', 0, ?2)",
+            rusqlite::params![id, data],
+        )
+        .unwrap();
+    }
+    drop(db);
+    let s = serve(dir.path(), &nats);
+    policy_burst(&s, &t, 3);
+    s.wait_delivered(Duration::from_secs(30));
+    assert_eq!(s.metric("facewatch_outbox_parked"), 2.0);
+    assert_eq!(s.metric("facewatch_events_parked_total"), 2.0);
+    let got = assert_exactly_once(&nats, dir.path(), "parked");
+    assert_eq!(got.iter().filter(|e| e["type"] == "policy.changed").count(), 3);
+    let local = s.get("/v1/events?after=0", Some(&t.relay)).ok();
+    let reasons: Vec<String> = local["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["outbox"]["parked_reason"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{local}");
+    assert!(reasons.iter().any(|r| r.starts_with("malformed")) && reasons.iter().any(|r| r.starts_with("oversized")));
+    assert!(s.stop().success());
+}
+
+#[test]
+fn without_a_broker_events_wait_in_the_local_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens(dir.path());
+    let s = Server::start(dir.path(), &[]);
+    watch_colin(&s, &t);
+    let sent = post_frames(&s, &t, &[("gate-1", 3), ("gate-1", 4)]);
+    let page1 = s.get("/v1/events?after=0&limit=2", Some(&t.relay)).ok();
+    assert_eq!(page1["events"].as_array().unwrap().len(), 2);
+    let next = page1["next_after"].as_i64().unwrap();
+    let page2 = s.get(&format!("/v1/events?after={next}"), Some(&t.relay)).ok();
+    assert_eq!(page2["events"].as_array().unwrap().len(), 1);
+    let both: Vec<&Value> = page1["events"].as_array().unwrap().iter().chain(page2["events"].as_array().unwrap()).collect();
+    let alerts: Vec<&str> = both
+        .into_iter()
+        .filter(|e| e["event"]["type"] == "alert.created")
+        .map(|e| e["event"]["data"]["alert_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(alerts, sent["gate-1"].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(s.metric("facewatch_outbox_depth"), 3.0);
+    assert_eq!(s.get("/v1/events", Some(&t.ops)).status, 403, "only the relay role reads events");
+    assert!(s.stop().success());
+}
