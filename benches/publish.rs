@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use facewatch::events::nats::{NatsOptions, NatsSink};
 use facewatch::events::outbox;
-use facewatch::events::publisher::Publisher;
+use facewatch::events::publisher::{Publisher, SinkConfig};
 use facewatch::metrics::Metrics;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
@@ -60,9 +60,13 @@ fn main() {
         let mut lat = Vec::with_capacity(n);
         for i in 0..n {
             let t = Instant::now();
-            sink.publish(format!("facewatch.bench.cam.alert.created.{}", i % 4), &format!("floor-{i}"), payload.clone())
-                .await
-                .expect("publish");
+            sink.publish(
+                format!("facewatch.bench.cam.alert.created.{}", i % 4),
+                &format!("floor-{i}"),
+                payload.clone(),
+            )
+            .await
+            .expect("publish");
             lat.push(t.elapsed().as_secs_f64() * 1e3);
         }
         lat
@@ -82,9 +86,16 @@ fn main() {
         tx.commit().unwrap();
     }
     let metrics = Arc::new(Metrics::default());
-    let publisher =
-        Publisher::new(db.clone(), "bench".into(), nats, Duration::from_secs(1), metrics.clone(), Arc::new(Notify::new()))
-            .unwrap();
+    let sink = SinkConfig::Nats(nats);
+    let publisher = Publisher::new(
+        db.clone(),
+        "bench".into(),
+        sink,
+        Duration::from_secs(1),
+        metrics.clone(),
+        Arc::new(Notify::new()),
+    )
+    .unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
     let t = Instant::now();
     let secs = rt.block_on(async {
@@ -102,7 +113,11 @@ fn main() {
 
     println!("event publishing, {n} events of {} bytes, nats-server {} on loopback", data.to_string().len(), bin);
     println!("| measure | value |\n|---|---|");
-    println!("| broker round trip p50 / p99 (publish -> ack) | {:.3} ms / {:.3} ms |", percentile(&lat, 0.5), percentile(&lat, 0.99));
+    println!(
+        "| broker round trip p50 / p99 (publish -> ack) | {:.3} ms / {:.3} ms |",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
     println!("| round trips per second (one in flight) | {:.0} |", 1e3 / (lat.iter().sum::<f64>() / n as f64));
     println!("| publisher drain: events per second (ack + mark delivered) | {:.0} |", n as f64 / secs);
     println!("| publisher: events acknowledged | {} |", metrics.published.load(std::sync::atomic::Ordering::Relaxed));

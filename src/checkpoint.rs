@@ -512,7 +512,7 @@ impl Checkpoint {
             tracing::info!(crops = expired.len(), references = refs, "retention: face images deleted");
         }
         let cutoff = now_ms - self.config.events_retention_days as i64 * 86_400_000;
-        let purged = outbox::purge(lock(&self.alerts).conn(), cutoff, self.config.nats_url.is_empty())?;
+        let purged = outbox::purge(lock(&self.alerts).conn(), cutoff, self.config.sink().is_none())?;
         if purged > 0 {
             tracing::info!(events = purged, "retention: old events deleted from the outbox");
         }

@@ -103,6 +103,9 @@ pub struct ServiceConfig {
     pub publish_max_backoff_ms: u64,
     /// Delivered events (and, with no broker, all events) are deleted after this many days.
     pub events_retention_days: u64,
+    /// Instead of NATS: POST each event to this URL, signed with `webhook_secret` (HMAC-SHA256).
+    pub webhook_url: String,
+    pub webhook_secret: String,
 }
 
 impl Default for ServiceConfig {
@@ -132,6 +135,8 @@ impl Default for ServiceConfig {
             nats_duplicate_window_secs: 3600,
             publish_max_backoff_ms: 10_000,
             events_retention_days: 30,
+            webhook_url: String::new(),
+            webhook_secret: String::new(),
         }
     }
 }
@@ -203,11 +208,24 @@ impl ServiceConfig {
         if self.max_body_bytes < 1024 {
             bad.push(format!("max_body_bytes {}: at least 1024", self.max_body_bytes));
         }
-        if self.nats_stream.is_empty() || !self.nats_stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if self.nats_stream.is_empty()
+            || !self.nats_stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             bad.push(format!("nats_stream {:?}: letters, digits, '-' or '_'", self.nats_stream));
         }
         if !(1..=5).contains(&self.nats_replicas) {
             bad.push(format!("nats_replicas {}: expected 1..5", self.nats_replicas));
+        }
+        if !self.webhook_url.is_empty() {
+            if !self.nats_url.is_empty() {
+                bad.push("set nats_url or webhook_url, not both (one sink per checkpoint)".into());
+            }
+            if !(self.webhook_url.starts_with("https://") || self.webhook_url.starts_with("http://")) {
+                bad.push(format!("webhook_url {:?}: expected http:// or https://", self.webhook_url));
+            }
+            if self.webhook_secret.len() < 16 {
+                bad.push("webhook_secret: at least 16 characters".into());
+            }
         }
         if self.publish_max_backoff_ms < 100 {
             bad.push("publish_max_backoff_ms must be at least 100".into());
@@ -231,14 +249,20 @@ impl ServiceConfig {
         s.models_dir()
     }
 
-    /// The central stream, when a broker is configured.
-    pub fn nats(&self) -> Option<crate::events::nats::NatsOptions> {
-        (!self.nats_url.is_empty()).then(|| crate::events::nats::NatsOptions {
-            url: self.nats_url.clone(),
-            stream: self.nats_stream.clone(),
-            replicas: self.nats_replicas,
-            max_age: std::time::Duration::from_secs(self.nats_max_age_days * 86_400),
-            duplicate_window: std::time::Duration::from_secs(self.nats_duplicate_window_secs),
+    /// Where events are delivered, if anywhere (else they wait in the local outbox).
+    pub fn sink(&self) -> Option<crate::events::publisher::SinkConfig> {
+        use crate::events::publisher::SinkConfig;
+        if !self.webhook_url.is_empty() {
+            return Some(SinkConfig::Webhook { url: self.webhook_url.clone(), secret: self.webhook_secret.clone() });
+        }
+        (!self.nats_url.is_empty()).then(|| {
+            SinkConfig::Nats(crate::events::nats::NatsOptions {
+                url: self.nats_url.clone(),
+                stream: self.nats_stream.clone(),
+                replicas: self.nats_replicas,
+                max_age: std::time::Duration::from_secs(self.nats_max_age_days * 86_400),
+                duplicate_window: std::time::Duration::from_secs(self.nats_duplicate_window_secs),
+            })
         })
     }
 

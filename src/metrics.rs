@@ -207,16 +207,29 @@ impl Metrics {
         gauge(&mut o, "facewatch_outbox_oldest_seconds", "Age of the oldest undelivered event.", g.outbox_oldest_s);
         gauge(&mut o, "facewatch_outbox_parked", "Events parked as undeliverable.", g.outbox_parked as f64);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter(&mut o, "facewatch_events_published_total", "Events acknowledged by the broker.", load(&self.published));
+        counter(
+            &mut o,
+            "facewatch_events_published_total",
+            "Events acknowledged by the broker.",
+            load(&self.published),
+        );
         counter(
             &mut o,
             "facewatch_events_duplicates_total",
             "Events the broker already had (dropped by id).",
             load(&self.publish_duplicates),
         );
-        counter(&mut o, "facewatch_publish_retries_total", "Failed publish or connect attempts.", load(&self.publish_retries));
+        counter(
+            &mut o,
+            "facewatch_publish_retries_total",
+            "Failed publish or connect attempts.",
+            load(&self.publish_retries),
+        );
         counter(&mut o, "facewatch_events_parked_total", "Events parked since start.", load(&self.parked));
-        let _ = writeln!(o, "# HELP facewatch_publish_seconds Broker round trip per event.\n# TYPE facewatch_publish_seconds histogram");
+        let _ = writeln!(
+            o,
+            "# HELP facewatch_publish_seconds Broker round trip per event.\n# TYPE facewatch_publish_seconds histogram"
+        );
         self.publish.render(&mut o, "facewatch_publish_seconds", "");
         o
     }
@@ -232,7 +245,14 @@ mod tests {
         m.stage(Stage::Detect).observe(Duration::from_micros(700));
         m.stage(Stage::Detect).observe(Duration::from_millis(3));
         m.rejections.inc("queue_full");
-        let g = Gauges { ingest_queue: 2, embed_queue: 0, sse_clients: 1, outbox_depth: 5, outbox_oldest_s: 1.5, outbox_parked: 0 };
+        let g = Gauges {
+            ingest_queue: 2,
+            embed_queue: 0,
+            sse_clients: 1,
+            outbox_depth: 5,
+            outbox_oldest_s: 1.5,
+            outbox_parked: 0,
+        };
         let text = m.render(&g);
         assert!(text.contains("facewatch_stage_seconds_bucket{stage=\"detect\",le=\"0.001\"} 1"), "{text}");
         assert!(text.contains("facewatch_stage_seconds_bucket{stage=\"detect\",le=\"0.004\"} 2"));

@@ -30,12 +30,12 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     let sweeper = tokio::spawn(retention_loop(core.clone(), sweep_every, stop_rx.clone()));
     // The publisher stops only after the workers: events of in-flight frames still go out.
     let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
-    let publisher = match core.config.nats() {
-        Some(nats) => {
+    let publisher = match core.config.sink() {
+        Some(sink) => {
             let p = Publisher::new(
                 core.db_path.clone(),
                 core.config.site.clone(),
-                nats,
+                sink,
                 Duration::from_millis(core.config.publish_max_backoff_ms),
                 core.metrics.clone(),
                 core.outbox_notify.clone(),

@@ -34,7 +34,8 @@ fn serve(data: &Path, nats: &Nats) -> Server {
 fn watch_colin(s: &Server, t: &Tokens) {
     let policy = json!({"threshold": 0.93, "cooldown_secs": 0});
     s.post_json("/v1/lists", Some(&t.ops), &json!({"name": "wanted", "policy": policy})).ok();
-    let form = multipart(&[("subject", "colin")], &[("1.jpg", "image/jpeg", colin(1)), ("2.jpg", "image/jpeg", colin(2))]);
+    let form =
+        multipart(&[("subject", "colin")], &[("1.jpg", "image/jpeg", colin(1)), ("2.jpg", "image/jpeg", colin(2))]);
     s.call("POST", "/v1/lists/wanted/subjects", Some(&t.ops), form).ok();
 }
 
@@ -53,7 +54,13 @@ fn assert_exactly_once(nats: &Nats, data: &Path, durable: &str) -> Vec<Value> {
     assert_eq!(unique.len(), ids.len(), "duplicates in the stream: {} events, {} ids", ids.len(), unique.len());
     let want = outbox_ids(data);
     let missing: Vec<&String> = want.iter().filter(|id| !unique.contains(id)).collect();
-    assert!(missing.is_empty(), "{} of {} events lost: {:?}", missing.len(), want.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} events lost: {:?}",
+        missing.len(),
+        want.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert_eq!(ids.len(), want.len(), "the stream holds events the outbox does not");
     got
 }
@@ -68,7 +75,8 @@ fn assert_conforms(event: &Value) {
     }
     assert_eq!(event["schema"], schema["properties"]["schema"]["const"]);
     assert!(schema["properties"]["type"]["enum"].as_array().unwrap().contains(&event["type"]), "{event}");
-    let rule = schema["allOf"].as_array().unwrap().iter().find(|r| r["if"]["properties"]["type"]["const"] == event["type"]);
+    let rule =
+        schema["allOf"].as_array().unwrap().iter().find(|r| r["if"]["properties"]["type"]["const"] == event["type"]);
     let data = &rule.unwrap()["then"]["properties"]["data"];
     for f in data["required"].as_array().unwrap() {
         assert!(event["data"].get(f.as_str().unwrap()).is_some(), "data.{f} missing: {event}");
@@ -79,7 +87,8 @@ fn post_frames(s: &Server, t: &Tokens, frames: &[(&str, u32)]) -> BTreeMap<Strin
     let mut by_camera: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (camera, n) in frames {
         let r = s.frame(camera, &t.camera, &colin(*n)).ok();
-        let ids: Vec<String> = r["alerts"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+        let ids: Vec<String> =
+            r["alerts"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
         assert_eq!(ids.len(), 1, "frame {n} at {camera} should alert: {r}");
         by_camera.entry(camera.to_string()).or_default().extend(ids);
     }
@@ -96,8 +105,12 @@ fn every_event_arrives_once_in_order_per_camera() {
     let frames = [("gate-1", 3), ("gate-2", 4), ("gate-1", 5), ("gate-2", 6), ("gate-1", 7), ("gate-2", 8)];
     let sent = post_frames(&s, &t, &frames);
     let first = sent["gate-1"][0].clone();
-    s.post_json(&format!("/v1/alerts/{first}/review"), Some(&token(dir.path(), "officer", "ann")), &json!({"decision": "confirm"}))
-        .ok();
+    s.post_json(
+        &format!("/v1/alerts/{first}/review"),
+        Some(&token(dir.path(), "officer", "ann")),
+        &json!({"decision": "confirm"}),
+    )
+    .ok();
     s.wait_delivered(Duration::from_secs(30));
     let events = assert_exactly_once(&nats, dir.path(), "all");
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
@@ -270,7 +283,8 @@ fn without_a_broker_events_wait_in_the_local_outbox() {
     let next = page1["next_after"].as_i64().unwrap();
     let page2 = s.get(&format!("/v1/events?after={next}"), Some(&t.relay)).ok();
     assert_eq!(page2["events"].as_array().unwrap().len(), 1);
-    let both: Vec<&Value> = page1["events"].as_array().unwrap().iter().chain(page2["events"].as_array().unwrap()).collect();
+    let both: Vec<&Value> =
+        page1["events"].as_array().unwrap().iter().chain(page2["events"].as_array().unwrap()).collect();
     let alerts: Vec<&str> = both
         .into_iter()
         .filter(|e| e["event"]["type"] == "alert.created")
@@ -279,5 +293,82 @@ fn without_a_broker_events_wait_in_the_local_outbox() {
     assert_eq!(alerts, sent["gate-1"].iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(s.metric("facewatch_outbox_depth"), 3.0);
     assert_eq!(s.get("/v1/events", Some(&t.ops)).status, 403, "only the relay role reads events");
+    assert!(s.stop().success());
+}
+
+/// A minimal HTTP receiver: answers the first `fail_first` requests with 503, then 200, and
+/// hands every request's headers and body to the test.
+fn receiver(fail_first: usize) -> (String, std::sync::mpsc::Receiver<(BTreeMap<String, String>, Vec<u8>)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = BTreeMap::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let l = line.trim_end();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = l.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
+            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let status = if n < fail_first { "503 Service Unavailable" } else { "200 OK" };
+            let _ = stream
+                .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+            if n >= fail_first && tx.send((headers, body)).is_err() {
+                return;
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn webhook_gets_every_event_signed_after_retries() {
+    let secret = "a-shared-secret-of-32-characters";
+    let (url, rx) = receiver(2);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens(dir.path());
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("FACEWATCH_WEBHOOK_URL", &url),
+            ("FACEWATCH_WEBHOOK_SECRET", secret),
+            ("FACEWATCH_PUBLISH_MAX_BACKOFF_MS", "300"),
+        ],
+    );
+    s.post_json("/v1/lists", Some(&t.ops), &json!({"name": "wanted"})).ok();
+    policy_burst(&s, &t, 3);
+    s.wait_delivered(Duration::from_secs(30));
+    assert!(s.metric("facewatch_publish_retries_total") >= 2.0, "the two 503s were retried");
+    let want = outbox_ids(dir.path());
+    let mut got = Vec::new();
+    while let Ok((headers, body)) = rx.recv_timeout(Duration::from_secs(2)) {
+        let ts: u64 = headers["x-facewatch-timestamp"].parse().unwrap();
+        assert_eq!(
+            headers["x-facewatch-signature"],
+            facewatch::events::webhook::signature(secret.as_bytes(), ts, &body)
+        );
+        let event: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(headers["x-facewatch-event-id"], event["id"].as_str().unwrap());
+        assert_conforms(&event);
+        got.push(event["id"].as_str().unwrap().to_string());
+        if got.len() == want.len() {
+            break;
+        }
+    }
+    assert_eq!(got, want, "every event once, in order");
     assert!(s.stop().success());
 }

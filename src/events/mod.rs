@@ -6,6 +6,7 @@ pub mod nats;
 pub mod outbox;
 pub mod publisher;
 pub mod tail;
+pub mod webhook;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -61,7 +62,8 @@ pub fn envelope(row: &outbox::Row, site: &str) -> Result<Envelope, String> {
 /// `facewatch.<site>.<camera>.<event-type>`; characters NATS reserves in a token become `_`.
 pub fn subject(site: &str, camera: &str, kind: &str) -> String {
     let token = |s: &str| -> String {
-        let t: String = s.chars().map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c }).collect();
+        let t: String =
+            s.chars().map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c }).collect();
         if t.is_empty() { "_".into() } else { t }
     };
     format!("facewatch.{}.{}.{kind}", token(site), token(camera))

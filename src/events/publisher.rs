@@ -13,6 +13,8 @@ use rusqlite::Connection;
 use tokio::sync::{Notify, watch};
 
 use super::nats::{NatsOptions, NatsSink};
+
+use super::webhook::{self, Failure, WebhookSink};
 use super::{envelope, outbox, subject};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -20,10 +22,65 @@ use crate::metrics::Metrics;
 const BATCH: usize = 256;
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 
+/// Where events go: one sink per checkpoint.
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    Nats(NatsOptions),
+    Webhook { url: String, secret: String },
+}
+
+impl SinkConfig {
+    fn describe(&self) -> String {
+        match self {
+            SinkConfig::Nats(o) => format!("JetStream {} stream {}", o.url, o.stream),
+            SinkConfig::Webhook { url, .. } => format!("webhook {url}"),
+        }
+    }
+}
+
+enum Sink {
+    Nats(NatsSink),
+    Webhook(Arc<WebhookSink>),
+}
+
+impl Sink {
+    async fn connect(cfg: &SinkConfig) -> Result<Self, String> {
+        Ok(match cfg {
+            SinkConfig::Nats(o) => Sink::Nats(NatsSink::connect(o).await?),
+            SinkConfig::Webhook { url, secret } => Sink::Webhook(Arc::new(WebhookSink::new(url, secret))),
+        })
+    }
+
+    fn max_payload(&self) -> usize {
+        match self {
+            Sink::Nats(n) => n.max_payload(),
+            Sink::Webhook(_) => webhook::MAX_BODY,
+        }
+    }
+
+    /// Delivers one event; `Ok(true)` when the sink already had it.
+    async fn send(&self, subject: String, id: &str, kind: &str, payload: Bytes) -> Result<bool, Failure> {
+        match self {
+            Sink::Nats(n) => n
+                .publish(subject, id, payload)
+                .await
+                .map(|ack| ack.duplicate)
+                .map_err(|message| Failure { permanent: false, message }),
+            Sink::Webhook(w) => {
+                let (w, id, kind) = (w.clone(), id.to_string(), kind.to_string());
+                tokio::task::spawn_blocking(move || w.send(&id, &kind, &payload))
+                    .await
+                    .map_err(|e| Failure { permanent: false, message: e.to_string() })?
+                    .map(|()| false)
+            }
+        }
+    }
+}
+
 pub struct Publisher {
     db: Arc<Mutex<Connection>>,
     site: String,
-    nats: NatsOptions,
+    sink: SinkConfig,
     max_backoff: Duration,
     metrics: Arc<Metrics>,
     notify: Arc<Notify>,
@@ -42,14 +99,14 @@ impl Publisher {
     pub fn new(
         db: PathBuf,
         site: String,
-        nats: NatsOptions,
+        sink: SinkConfig,
         max_backoff: Duration,
         metrics: Arc<Metrics>,
         notify: Arc<Notify>,
     ) -> Result<Self> {
         let conn = crate::db::connect(&db)?;
         conn.execute_batch(outbox::SCHEMA)?;
-        Ok(Self { db: Arc::new(Mutex::new(conn)), site, nats, max_backoff, metrics, notify })
+        Ok(Self { db: Arc::new(Mutex::new(conn)), site, sink, max_backoff, metrics, notify })
     }
 
     async fn with_db<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
@@ -65,7 +122,7 @@ impl Publisher {
     /// Runs until `stop` turns true; then keeps delivering for up to `drain` before returning
     /// (whatever is left stays in the outbox for the next start).
     pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
-        let mut sink: Option<NatsSink> = None;
+        let mut sink: Option<Sink> = None;
         let mut attempt = 0u32;
         let mut deadline: Option<Instant> = None;
         loop {
@@ -96,9 +153,9 @@ impl Publisher {
                 continue;
             }
             if sink.is_none() {
-                match NatsSink::connect(&self.nats).await {
+                match Sink::connect(&self.sink).await {
                     Ok(s) => {
-                        tracing::info!(url = %self.nats.url, stream = %self.nats.stream, "connected to JetStream");
+                        tracing::info!(sink = %self.sink.describe(), "publishing events");
                         sink = Some(s);
                     }
                     Err(e) => {
@@ -133,11 +190,12 @@ impl Publisher {
                     }
                 };
                 let t = Instant::now();
-                match s.publish(subject(&self.site, &row.camera, &row.kind), &row.id, Bytes::from(payload)).await {
-                    Ok(ack) => {
+                let subj = subject(&self.site, &row.camera, &row.kind);
+                match s.send(subj, &row.id, &row.kind, Bytes::from(payload)).await {
+                    Ok(duplicate) => {
                         self.metrics.publish.observe(t.elapsed());
                         self.metrics.published.fetch_add(1, Ordering::Relaxed);
-                        if ack.duplicate {
+                        if duplicate {
                             self.metrics.publish_duplicates.fetch_add(1, Ordering::Relaxed);
                         }
                         attempt = 0;
@@ -147,7 +205,10 @@ impl Publisher {
                             tracing::error!(error = %e, "marking an event delivered");
                         }
                     }
-                    Err(e) => {
+                    Err(f) if f.permanent => {
+                        self.park(row.seq, &row.id, format!("rejected: {}", f.message)).await;
+                    }
+                    Err(Failure { message: e, .. }) => {
                         attempt += 1;
                         self.metrics.publish_retries.fetch_add(1, Ordering::Relaxed);
                         let (seq, err) = (row.seq, e.clone());

@@ -39,5 +39,5 @@ pub fn pipeline_with(f: impl FnOnce(&mut PipelineOptions)) -> Pipeline {
     f(&mut o);
     Pipeline::open(&models(), o).expect("models installed by scripts/setup.sh")
 }
-pub mod server;
 pub mod nats;
+pub mod server;
