@@ -293,12 +293,29 @@ fn without_a_broker_events_wait_in_the_local_outbox() {
     assert_eq!(alerts, sent["gate-1"].iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(s.metric("facewatch_outbox_depth"), 3.0);
     assert_eq!(s.get("/v1/events", Some(&t.ops)).status, 403, "only the relay role reads events");
+    // A list whose policy shares crops sends the face crop with the alert event.
+    s.call("PUT", "/v1/lists/wanted/policy", Some(&t.ops), Body::Json(json!({"share_crops": true}))).ok();
+    let sent = post_frames(&s, &t, &[("gate-1", 5)]);
+    let all = s.get("/v1/events?after=0", Some(&t.relay)).ok();
+    let ev = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"]["data"]["alert_id"] == sent["gate-1"][0].as_str())
+        .unwrap();
+    use base64::Engine as _;
+    let jpeg =
+        base64::engine::general_purpose::STANDARD.decode(ev["event"]["data"]["crop_jpeg"].as_str().unwrap()).unwrap();
+    assert!(image::load_from_memory(&jpeg).is_ok(), "the shared crop is a JPEG");
     assert!(s.stop().success());
 }
 
 /// A minimal HTTP receiver: answers the first `fail_first` requests with 503, then 200, and
 /// hands every request's headers and body to the test.
-fn receiver(fail_first: usize) -> (String, std::sync::mpsc::Receiver<(BTreeMap<String, String>, Vec<u8>)>) {
+/// One received request: lower-cased headers and the body.
+type Request = (BTreeMap<String, String>, Vec<u8>);
+
+fn receiver(fail_first: usize) -> (String, std::sync::mpsc::Receiver<Request>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/events", listener.local_addr().unwrap());

@@ -39,14 +39,14 @@ impl SinkConfig {
 }
 
 enum Sink {
-    Nats(NatsSink),
+    Nats(Box<NatsSink>),
     Webhook(Arc<WebhookSink>),
 }
 
 impl Sink {
     async fn connect(cfg: &SinkConfig) -> Result<Self, String> {
         Ok(match cfg {
-            SinkConfig::Nats(o) => Sink::Nats(NatsSink::connect(o).await?),
+            SinkConfig::Nats(o) => Sink::Nats(Box::new(NatsSink::connect(o).await?)),
             SinkConfig::Webhook { url, secret } => Sink::Webhook(Arc::new(WebhookSink::new(url, secret))),
         })
     }
