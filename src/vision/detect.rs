@@ -63,11 +63,14 @@ pub struct Detector {
     spec: DetectorSpec,
     pub options: DetectorOptions,
     input: Vec<f32>,
+    /// Time spent inside `session.run` since creation: the model's own cost, without the
+    /// pipeline's pre- and post-processing.
+    pub model_time: std::time::Duration,
 }
 
 impl Detector {
     pub fn new(session: Session, spec: DetectorSpec, options: DetectorOptions) -> Self {
-        Self { session, spec, options, input: Vec::new() }
+        Self { session, spec, options, input: Vec::new(), model_time: std::time::Duration::ZERO }
     }
 
     /// All faces above the score threshold, best first.
@@ -101,8 +104,10 @@ impl Detector {
         let m = self.spec.pad_multiple as usize;
         let (pw, ph) = (w.div_ceil(m) * m, h.div_ceil(m) * m);
         fill_planar(img, pw, ph, self.spec.channel_order, &mut self.input);
+        let t = std::time::Instant::now();
         let outputs =
             self.session.run(ort::inputs![TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..]))?])?;
+        self.model_time += t.elapsed();
         let mut candidates = Vec::new();
         for s in STRIDES {
             let (cols, rows) = (pw / s, ph / s);

@@ -14,11 +14,14 @@ pub struct Embedder {
     /// Largest batch sent to the model in one call.
     pub max_batch: usize,
     input: Vec<f32>,
+    /// Time spent inside `session.run` since creation: the model's own cost, without the
+    /// pipeline's pre- and post-processing.
+    pub model_time: std::time::Duration,
 }
 
 impl Embedder {
     pub fn new(session: Session, spec: EmbedderSpec, max_batch: usize) -> Self {
-        Self { session, spec, max_batch: max_batch.max(1), input: Vec::new() }
+        Self { session, spec, max_batch: max_batch.max(1), input: Vec::new(), model_time: std::time::Duration::ZERO }
     }
 
     pub fn spec(&self) -> &EmbedderSpec {
@@ -61,8 +64,10 @@ impl Embedder {
                 }
             }
         }
+        let t = std::time::Instant::now();
         let outputs =
             self.session.run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &self.input[..]))?])?;
+        self.model_time += t.elapsed();
         let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
         let d = self.spec.embedding_size;
         if data.len() != chips.len() * d {

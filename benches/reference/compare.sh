@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# facewatch against the reference pipeline (reference.py), same images, same run, same thread
+# count; prints both and their ratio. The reference's Python packages go into a virtualenv
+# under .deps/ (PyPI). Usage: benches/reference/compare.sh [THREADS] [LFW_IMAGES]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$ROOT/scripts/env.sh"
+THREADS="${1:-2}"
+N="${2:-300}"
+VENV="$ROOT/.deps/reference-venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$VENV"; }
+  "$VENV/bin/pip" install --quiet numpy opencv-python-headless==4.10.0.84 onnxruntime==1.31.1
+fi
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+# Single-face 250x250: the first photo of the first N identities; crowds: every multiface photo.
+python3 - "$FACEWATCH_TEST_DATA" "$N" "$WORK" <<'PY'
+import os, sys
+data, n, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ids = sorted(d for d in os.listdir(f"{data}/faces") if os.path.isdir(f"{data}/faces/{d}"))[:n]
+open(f"{work}/lfw.txt", "w").write("".join(f"{data}/faces/{d}/0001.jpg\n" for d in ids))
+crowd = sorted(f for f in os.listdir(f"{data}/multiface") if f.lower().endswith(".jpg"))
+open(f"{work}/crowd.txt", "w").write("".join(f"{data}/multiface/{f}\n" for f in crowd))
+PY
+MIRROR="${FACEWATCH_MODEL_MIRROR}"
+cd "$ROOT"
+cargo bench --quiet --bench compare -- --bench --threads "$THREADS" "lfw:$WORK/lfw.txt" "crowd:$WORK/crowd.txt" > "$WORK/fw.jsonl"
+"$VENV/bin/python" benches/reference/reference.py --models "$MIRROR" --threads "$THREADS" \
+  "lfw:$WORK/lfw.txt" "crowd:$WORK/crowd.txt" > "$WORK/ref.jsonl"
+python3 - "$WORK/fw.jsonl" "$WORK/ref.jsonl" "$THREADS" <<'PY'
+import json, sys
+fw = {r["set"]: r for r in map(json.loads, open(sys.argv[1]))}
+ref = {r["set"]: r for r in map(json.loads, open(sys.argv[2]))}
+print(f"per image, decode -> embeddings of every face; {sys.argv[3]} threads; one process each, same images\n")
+print("| set | images | faces fw/ref | facewatch mean (median) | reference mean (median) | ratio fw/ref | fw model floor | fw overhead |")
+print("|---|---|---|---|---|---|---|---|")
+for s in fw:
+    f, r = fw[s], ref[s]
+    floor = f["model_detect_ms"] + f["model_embed_ms"]
+    print(f"| {s} | {f['images']} | {f['faces']}/{r['faces']} | {f['mean_ms']:.2f} ms ({f['median_ms']:.2f}) "
+          f"| {r['mean_ms']:.2f} ms ({r['median_ms']:.2f}) | {f['mean_ms']/r['mean_ms']:.2f} "
+          f"| {floor:.2f} ms (detect {f['model_detect_ms']:.2f} + embed {f['model_embed_ms']:.2f}) "
+          f"| {f['overhead_pct']:.1f} % |")
+PY
