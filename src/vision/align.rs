@@ -45,60 +45,86 @@ pub fn invert(m: &Affine) -> Affine {
     [[ia, ib, -(ia * c + ib * f)], [id, ie, -(id * c + ie * f)]]
 }
 
-/// Warps the frame into a `size` x `size` chip with bilinear sampling; outside the frame is black
-/// (OpenCV's warpAffine default border).
-pub fn warp(img: &RgbImage, m: &Affine, size: u32) -> RgbImage {
-    let inv = invert(m);
-    let (w, h) = (img.width() as i64, img.height() as i64);
-    let src = img.as_raw();
-    let stride = (w * 3) as usize;
-    let mut out = RgbImage::new(size, size);
-    let sample = |x: i64, y: i64| -> [f32; 3] {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            [0.0; 3]
-        } else {
-            let i = y as usize * stride + x as usize * 3;
-            [f32::from(src[i]), f32::from(src[i + 1]), f32::from(src[i + 2])]
+/// Sub-pixel positions per pixel (OpenCV's INTER_BITS = 5) and fixed-point scales: the same
+/// arithmetic as OpenCV's `warpAffine` with `INTER_LINEAR`, which the reference pipeline uses.
+const INTER_BITS: i32 = 5;
+const INTER_TAB: usize = 1 << INTER_BITS;
+const AB_BITS: i32 = 10;
+const AB_SCALE: f64 = (1 << AB_BITS) as f64;
+const ROUND_DELTA: i32 = 1 << (AB_BITS - INTER_BITS - 1);
+const COEF_BITS: i32 = 15;
+
+/// Bilinear weights for each of the 32x32 sub-pixel positions, scaled to 2^15 and summing to it.
+fn weights() -> &'static [[i32; 4]; INTER_TAB * INTER_TAB] {
+    static TAB: std::sync::OnceLock<[[i32; 4]; INTER_TAB * INTER_TAB]> = std::sync::OnceLock::new();
+    TAB.get_or_init(|| {
+        let mut tab = [[0i32; 4]; INTER_TAB * INTER_TAB];
+        let scale = (1 << COEF_BITS) as f32;
+        for fy in 0..INTER_TAB {
+            for fx in 0..INTER_TAB {
+                let (ax, ay) = (fx as f32 / INTER_TAB as f32, fy as f32 / INTER_TAB as f32);
+                let f = [(1.0 - ax) * (1.0 - ay), ax * (1.0 - ay), (1.0 - ax) * ay, ax * ay];
+                let mut w = f.map(|v| (v * scale).round() as i32);
+                // Put the rounding error on the largest weight, as OpenCV does.
+                let err = (1 << COEF_BITS) - w.iter().sum::<i32>();
+                let big = (0..4).max_by(|&a, &b| f[a].total_cmp(&f[b])).unwrap_or(0);
+                w[big] += err;
+                tab[fy * INTER_TAB + fx] = w;
+            }
         }
+        tab
+    })
+}
+
+/// Warps the frame into a `size` x `size` chip with bilinear sampling in fixed point; outside
+/// the frame is black (OpenCV's warpAffine default border).
+pub fn warp(img: &RgbImage, m: &Affine, size: u32) -> RgbImage {
+    // Invert in f64, as OpenCV does, then walk the source in 1/1024 pixel steps.
+    let [[a, b, c], [d, e, f]] = m.map(|r| r.map(f64::from));
+    let det = a * e - b * d;
+    let det = if det.abs() < 1e-12 { 1e-12 } else { det };
+    let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
+    let (ic, if_) = (-(ia * c + ib * f), -(id * c + ie * f));
+    let (w, h) = (img.width() as i32, img.height() as i32);
+    let src = img.as_raw();
+    let stride = w as usize * 3;
+    let n = size as usize;
+    let tab = weights();
+    let adelta: Vec<i32> = (0..n).map(|x| (ia * x as f64 * AB_SCALE).round() as i32).collect();
+    let bdelta: Vec<i32> = (0..n).map(|x| (id * x as f64 * AB_SCALE).round() as i32).collect();
+    let mut out = RgbImage::new(size, size);
+    let pixel = |x: i32, y: i32, ch: usize| -> i32 {
+        if x < 0 || y < 0 || x >= w || y >= h { 0 } else { i32::from(src[y as usize * stride + x as usize * 3 + ch]) }
     };
-    for (v, row) in out.as_mut().chunks_exact_mut(size as usize * 3).enumerate() {
-        let vf = v as f32;
-        // Walk the source along the row: one add per pixel instead of a matrix product.
-        let mut sx = inv[0][1] * vf + inv[0][2];
-        let mut sy = inv[1][1] * vf + inv[1][2];
-        for px in row.chunks_exact_mut(3) {
-            let (x0, y0) = (floor(sx), floor(sy));
-            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-            let weights = [(1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy];
-            if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
-                let i = y0 as usize * stride + x0 as usize * 3;
+    for (v, row) in out.as_mut().chunks_exact_mut(n * 3).enumerate() {
+        let x0 = ((ib * v as f64 + ic) * AB_SCALE).round() as i32 + ROUND_DELTA;
+        let y0 = ((ie * v as f64 + if_) * AB_SCALE).round() as i32 + ROUND_DELTA;
+        for ((px, &ad), &bd) in row.chunks_exact_mut(3).zip(&adelta).zip(&bdelta) {
+            let (xs, ys) = ((x0 + ad) >> (AB_BITS - INTER_BITS), (y0 + bd) >> (AB_BITS - INTER_BITS));
+            let (ix, iy) = (xs >> INTER_BITS, ys >> INTER_BITS);
+            let wt = &tab[(ys as usize & (INTER_TAB - 1)) * INTER_TAB + (xs as usize & (INTER_TAB - 1))];
+            if ix >= 0 && iy >= 0 && ix + 1 < w && iy + 1 < h {
+                let i = iy as usize * stride + ix as usize * 3;
                 let (top, bottom) = (&src[i..i + 6], &src[i + stride..i + stride + 6]);
-                for c in 0..3 {
-                    let v = weights[0] * f32::from(top[c])
-                        + weights[1] * f32::from(top[c + 3])
-                        + weights[2] * f32::from(bottom[c])
-                        + weights[3] * f32::from(bottom[c + 3]);
-                    px[c] = (v + 0.5) as u8;
+                for ch in 0..3 {
+                    let v = wt[0] * i32::from(top[ch])
+                        + wt[1] * i32::from(top[ch + 3])
+                        + wt[2] * i32::from(bottom[ch])
+                        + wt[3] * i32::from(bottom[ch + 3]);
+                    px[ch] = ((v + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
                 }
             } else {
-                let p = [sample(x0, y0), sample(x0 + 1, y0), sample(x0, y0 + 1), sample(x0 + 1, y0 + 1)];
-                for c in 0..3 {
-                    let v: f32 = (0..4).map(|k| weights[k] * p[k][c]).sum();
-                    px[c] = (v + 0.5).clamp(0.0, 255.0) as u8;
+                for ch in 0..3 {
+                    let v = wt[0] * pixel(ix, iy, ch)
+                        + wt[1] * pixel(ix + 1, iy, ch)
+                        + wt[2] * pixel(ix, iy + 1, ch)
+                        + wt[3] * pixel(ix + 1, iy + 1, ch);
+                    px[ch] = ((v + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
                 }
             }
-            sx += inv[0][0];
-            sy += inv[1][0];
         }
     }
     out
-}
-
-/// Floor without a libm call (the x86-64 baseline has no SSE4.1 round instruction).
-#[inline(always)]
-fn floor(v: f32) -> i64 {
-    let t = v as i64;
-    if (t as f32) > v { t - 1 } else { t }
 }
 
 /// Aligns one face: fit to the template, warp to the chip.
