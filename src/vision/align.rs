@@ -114,12 +114,12 @@ pub fn warp(img: &RgbImage, m: &Affine, size: u32) -> RgbImage {
                     px[ch] = ((v + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
                 }
             } else {
-                for ch in 0..3 {
+                for (ch, out) in px.iter_mut().enumerate() {
                     let v = wt[0] * pixel(ix, iy, ch)
                         + wt[1] * pixel(ix + 1, iy, ch)
                         + wt[2] * pixel(ix, iy + 1, ch)
                         + wt[3] * pixel(ix + 1, iy + 1, ch);
-                    px[ch] = ((v + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
+                    *out = ((v + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
                 }
             }
         }
