@@ -97,7 +97,7 @@ fn templates_of_another_model_are_refused() {
 fn hnsw_index_serves_and_rebuilds_on_removal() {
     let dir = tempfile::tempdir().unwrap();
     let me = Actor::local();
-    let mut wl = Watchlist::open(dir.path(), "IDMap2,HNSW32", "m", 128).unwrap();
+    let mut wl = Watchlist::open(dir.path(), "IDMap2,HNSW32|efSearch=64", "m", 128).unwrap();
     wl.create_list("big", &Policy::with_threshold(0.9), &me).unwrap();
     let vs: Vec<Vec<f32>> = (0..2000).map(|i| unit(i, 128)).collect();
     for (i, v) in vs.iter().enumerate() {

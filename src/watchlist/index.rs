@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::watchlist::store::{Fingerprint, TemplateRow};
 
-/// Default factory: exact search, supports removal. "IDMap2,HNSW32" or "IDMap2,IVF…" serve
+/// Default factory: exact search, supports removal. "auto", "IDMap2,HNSW32|efSearch=128" or "IDMap2,IVF…|nprobe=…" serve
 /// large lists (removal then rebuilds).
 pub const DEFAULT_FACTORY: &str = "IDMap2,Flat";
 
@@ -43,10 +43,49 @@ pub struct ListIndex {
 /// A raw hit: template id and cosine score.
 pub type Hit = (i64, f32);
 
+/// With the `auto` factory, lists up to this many templates are searched exactly.
+pub const AUTO_FLAT_MAX: usize = 50_000;
+/// With `auto`, larger lists get this graph index (no training; recall set by efSearch).
+pub const AUTO_GRAPH: &str = "IDMap2,HNSW32|efSearch=128";
+
+/// The FAISS factory string and search parameters of a spec: `FACTORY[|PARAMS]` (for example
+/// `IDMap2,HNSW32|efSearch=128`, `IDMap2,IVF4096,Flat|nprobe=32`) or `auto`, which chooses
+/// exact search or HNSW by the list's size.
+pub fn resolve(spec: &str, templates: usize) -> (&str, &str) {
+    let spec =
+        if spec == "auto" { if templates <= AUTO_FLAT_MAX { DEFAULT_FACTORY } else { AUTO_GRAPH } } else { spec };
+    spec.split_once('|').unwrap_or((spec, ""))
+}
+
+/// Sets FAISS search-time parameters (`efSearch=128`, `nprobe=32`, comma-separated) on an index,
+/// through wrappers such as IDMap2 (FAISS's ParameterSpace).
+pub fn apply_params(index: &mut IndexImpl, params: &str) -> Result<()> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    let c = std::ffi::CString::new(params).map_err(|_| Error::Index(format!("bad index parameters {params:?}")))?;
+    // SAFETY: `ps` is created, used once on a live index and freed here; FAISS reports a bad
+    // parameter name as a non-zero return (C++ exception caught by the C API).
+    let rc = unsafe {
+        let mut ps = std::ptr::null_mut();
+        if faiss_sys::faiss_ParameterSpace_new(&mut ps) != 0 {
+            return Err(Error::Index("cannot create a FAISS ParameterSpace".into()));
+        }
+        let rc = faiss_sys::faiss_ParameterSpace_set_index_parameters(ps, index.inner_ptr(), c.as_ptr());
+        faiss_sys::faiss_ParameterSpace_free(ps);
+        rc
+    };
+    if rc != 0 {
+        return Err(Error::Index(format!("index parameters {params:?} do not apply to this index")));
+    }
+    Ok(())
+}
+
 impl ListIndex {
     /// Builds a fresh index over `templates`.
     pub fn build(templates: &[TemplateRow], factory: &str, model: &str, dim: u32) -> Result<Self> {
-        let mut index = faiss::index_factory(dim, factory, MetricType::InnerProduct)?;
+        let (spec, params) = resolve(factory, templates.len());
+        let mut index = faiss::index_factory(dim, spec, MetricType::InnerProduct)?;
         let mut owners = HashMap::with_capacity(templates.len());
         let mut data = Vec::with_capacity(templates.len() * dim as usize);
         let mut ids = Vec::with_capacity(templates.len());
@@ -67,6 +106,7 @@ impl ListIndex {
         if !data.is_empty() {
             index.add_with_ids(&data, &ids)?;
         }
+        apply_params(&mut index, params)?;
         Ok(Self { index, owners, factory: factory.to_string(), model: model.to_string(), dim })
     }
 
@@ -82,9 +122,10 @@ impl ListIndex {
     ) -> Result<(Self, bool)> {
         let templates = templates()?;
         let expected = Meta { fingerprint, factory: factory.into(), model: model.into(), dim };
-        if let Some(index) = Self::try_load(path, &expected)
+        if let Some(mut index) = Self::try_load(path, &expected)
             && index.ntotal() == fingerprint.count as u64
         {
+            apply_params(&mut index, resolve(factory, templates.len()).1)?;
             let owners =
                 templates.iter().map(|t| (t.id, Owner { subject: t.subject.clone(), name: t.name.clone() })).collect();
             let li = Self { index, owners, factory: factory.into(), model: model.into(), dim };
@@ -190,4 +231,21 @@ impl ListIndex {
 
 fn meta_path(path: &Path) -> PathBuf {
     path.with_extension("json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_chooses_by_size_and_parameters_reach_the_index() {
+        assert_eq!(resolve("auto", 10), (DEFAULT_FACTORY, ""));
+        assert_eq!(resolve("auto", AUTO_FLAT_MAX + 1), ("IDMap2,HNSW32", "efSearch=128"));
+        assert_eq!(resolve("IDMap2,IVF64,Flat|nprobe=8", 0), ("IDMap2,IVF64,Flat", "nprobe=8"));
+        let mut hnsw = faiss::index_factory(8, "IDMap2,HNSW16", MetricType::InnerProduct).unwrap();
+        apply_params(&mut hnsw, "efSearch=64").unwrap();
+        assert!(apply_params(&mut hnsw, "bogus=1").is_err(), "an unknown parameter is an error");
+        let mut flat = faiss::index_factory(8, DEFAULT_FACTORY, MetricType::InnerProduct).unwrap();
+        assert!(apply_params(&mut flat, "nprobe=4").is_err(), "nprobe means nothing to a flat index");
+    }
 }
