@@ -61,13 +61,13 @@ fn main() {
     let build = |spec: &str| -> (faiss::index::IndexImpl, f64) {
         let (factory, params) = resolve(spec, n);
         let t = Instant::now();
-        let mut ix = faiss::index_factory(D as u32, factory, MetricType::InnerProduct).unwrap();
+        let mut ix = faiss::index_factory(D as u32, &factory, MetricType::InnerProduct).unwrap();
         if !ix.is_trained() {
             // IVF: k-means on a sample, as a production build would.
             ix.train(&data[..(n.min(200_000)) * D]).unwrap();
         }
         ix.add_with_ids(&data, &ids).unwrap();
-        apply_params(&mut ix, params).unwrap();
+        apply_params(&mut ix, &params).unwrap();
         (ix, t.elapsed().as_secs_f64())
     };
 

@@ -8,7 +8,7 @@ use crate::pipeline::PipelineOptions;
 use crate::vision::decode::DEFAULT_MAX_PIXELS;
 use crate::vision::detect::DetectorOptions;
 use crate::vision::runtime::RuntimeOptions;
-use crate::watchlist::index::DEFAULT_FACTORY;
+use crate::watchlist::index::DEFAULT_SPEC;
 
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -27,8 +27,10 @@ pub struct Settings {
     /// Largest accepted image, in pixels.
     #[arg(long, global = true, env = "FACEWATCH_MAX_PIXELS", default_value_t = DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
-    /// FAISS index factory string for watch lists (e.g. "IDMap2,Flat", "IDMap2,HNSW32").
-    #[arg(long, global = true, env = "FACEWATCH_INDEX_FACTORY", default_value = DEFAULT_FACTORY)]
+    /// Watch-list index: "auto" (exact up to 50k templates, an inverted file beyond) or a FAISS factory
+    /// string with optional search parameters, e.g. "IDMap2,Flat", "IDMap2,HNSW32|efSearch=128",
+    /// "IDMap2,IVF4096,Flat|nprobe=32".
+    #[arg(long, global = true, env = "FACEWATCH_INDEX_FACTORY", default_value = DEFAULT_SPEC)]
     pub index_factory: String,
     /// Use the CUDA execution provider when built with the `cuda` feature.
     #[arg(long, global = true, env = "FACEWATCH_CUDA", default_value_t = false)]
@@ -122,7 +124,7 @@ impl Default for ServiceConfig {
             detect_threshold: 0.9,
             max_pixels: DEFAULT_MAX_PIXELS,
             max_body_bytes: 20 << 20,
-            index_factory: DEFAULT_FACTORY.into(),
+            index_factory: DEFAULT_SPEC.into(),
             cuda: cfg!(feature = "cuda"),
             retry_after_secs: 1,
             retention_sweep_secs: 3600,
