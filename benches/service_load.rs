@@ -30,7 +30,10 @@ struct Level {
 
 fn post(url: &str, token: &str, body: &[u8]) -> (u16, f64) {
     let t = Instant::now();
-    let r = ureq::post(url).set("Authorization", &format!("Bearer {token}")).set("Content-Type", "image/jpeg").send_bytes(body);
+    let r = ureq::post(url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "image/jpeg")
+        .send_bytes(body);
     let status = match r {
         Ok(r) => r.status(),
         Err(ureq::Error::Status(s, _)) => s,
@@ -51,8 +54,8 @@ fn run_level(base: &str, token: &str, frames: &[Vec<u8>], cameras: usize, secs: 
                 std::thread::scope(|inner| {
                     for i in 0..per_camera {
                         // Each camera's clock, offset so cameras do not fire together.
-                        let due = start
-                            + Duration::from_secs_f64((i as f64 + cam as f64 / cameras as f64) / FPS_PER_CAMERA);
+                        let due =
+                            start + Duration::from_secs_f64((i as f64 + cam as f64 / cameras as f64) / FPS_PER_CAMERA);
                         if let Some(wait) = due.checked_duration_since(Instant::now()) {
                             std::thread::sleep(wait);
                         }
@@ -112,7 +115,9 @@ fn main() {
     ureq::post(&format!("{base}/v1/lists"))
         .set("Authorization", &format!("Bearer {ops}"))
         .set("Content-Type", "application/json")
-        .send_string(&serde_json::json!({"name": "wanted", "policy": {"threshold": 0.9, "cooldown_secs": 0}}).to_string())
+        .send_string(
+            &serde_json::json!({"name": "wanted", "policy": {"threshold": 0.9, "cooldown_secs": 0}}).to_string(),
+        )
         .unwrap();
     let boundary = "b0undary";
     let mut form = Vec::new();
@@ -141,7 +146,9 @@ fn main() {
     }
     println!("service end to end: frame posted -> answer (alert and its event committed to the outbox)");
     println!("open loop, {FPS_PER_CAMERA} fps per camera, 250x250 frames of an enrolled person, defaults (queue 32)");
-    println!("| cameras | offered fps | frames | answered | refused (503) | p50 | p99 |\n|---|---|---|---|---|---|---|");
+    println!(
+        "| cameras | offered fps | frames | answered | refused (503) | p50 | p99 |\n|---|---|---|---|---|---|---|"
+    );
     for l in &levels {
         println!(
             "| {} | {:.0} | {} | {} | {} | {:.1} ms | {:.1} ms |",
