@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::rejection;
-use super::{AppState, Auth};
+use super::{AppState, Auth, SeqPage};
 use crate::auth::Role;
 use crate::error::{Error, Result};
 
@@ -44,25 +44,14 @@ pub async fn revoke_token(State(s): State<AppState>, Auth(who): Auth, Path(id): 
     Ok(Json(json!({"revoked": id})))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    after: Option<i64>,
-    limit: Option<usize>,
-}
-
 pub async fn audit(
     State(s): State<AppState>,
     Auth(who): Auth,
-    q: std::result::Result<Query<AuditQuery>, QueryRejection>,
+    q: std::result::Result<Query<SeqPage>, QueryRejection>,
 ) -> Result<Json<Value>> {
     who.require(Role::Admin, "read the audit log")?;
-    let Query(q) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Error::BadRequest(format!("limit {limit}: expected 1..1000")));
-    }
-    let entries = s.blocking(move |c| c.audit(q.after.unwrap_or(0), limit)).await?;
+    let (after, limit) = SeqPage::parse(q)?;
+    let entries = s.blocking(move |c| c.audit(after, limit)).await?;
     let next = entries.last().map(|e| e.seq);
     Ok(Json(json!({"entries": entries, "next_after": next})))
 }

@@ -50,6 +50,28 @@ impl AppState {
     }
 }
 
+/// `?after=SEQ&limit=N`: paging through an append-only log (audit entries, events).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeqPage {
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+impl SeqPage {
+    /// `(after, limit)`: after 0 and 100 entries by default, at most 1000.
+    pub fn parse(
+        q: std::result::Result<axum::extract::Query<SeqPage>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<(i64, usize)> {
+        let axum::extract::Query(q) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::BadRequest(format!("limit {limit}: expected 1..1000")));
+        }
+        Ok((q.after.unwrap_or(0), limit))
+    }
+}
+
 /// The authenticated caller of a request (`Authorization: Bearer <token>`).
 pub struct Auth(pub Principal);
 
