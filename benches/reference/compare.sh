@@ -11,6 +11,9 @@ VENV="$ROOT/.deps/reference-venv"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$VENV"; }
   "$VENV/bin/pip" install --quiet numpy opencv-python-headless==4.10.0.84 onnxruntime==1.31.1
+  # face_recognition (dlib): prebuilt dlib wheels from dlib-bin, no compile.
+  "$VENV/bin/pip" install --quiet dlib-bin==20.0.1 pillow click
+  "$VENV/bin/pip" install --quiet --no-deps face_recognition==1.3.0 face-recognition-models==0.3.0
 fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -28,10 +31,12 @@ cd "$ROOT"
 cargo bench --quiet --bench compare -- --bench --threads "$THREADS" "lfw:$WORK/lfw.txt" "crowd:$WORK/crowd.txt" > "$WORK/fw.jsonl"
 "$VENV/bin/python" benches/reference/reference.py --models "$MIRROR" --threads "$THREADS" \
   "lfw:$WORK/lfw.txt" "crowd:$WORK/crowd.txt" > "$WORK/ref.jsonl"
-python3 - "$WORK/fw.jsonl" "$WORK/ref.jsonl" "$THREADS" <<'PY'
+"$VENV/bin/python" benches/reference/face_recognition_bench.py "lfw:$WORK/lfw.txt" "crowd:$WORK/crowd.txt" > "$WORK/frl.jsonl"
+python3 - "$WORK/fw.jsonl" "$WORK/ref.jsonl" "$THREADS" "$WORK/frl.jsonl" <<'PY'
 import json, sys
 fw = {r["set"]: r for r in map(json.loads, open(sys.argv[1]))}
 ref = {r["set"]: r for r in map(json.loads, open(sys.argv[2]))}
+frl = {r["set"]: r for r in map(json.loads, open(sys.argv[4]))}
 print(f"per image, decode -> embeddings of every face; {sys.argv[3]} threads; one process each, same images\n")
 print("| set | images | faces fw/ref | facewatch mean (median) | reference mean (median) | ratio fw/ref | fw model floor | fw overhead (excl. decode) |")
 print("|---|---|---|---|---|---|---|---|")
@@ -42,4 +47,10 @@ for s in fw:
           f"| {r['mean_ms']:.2f} ms ({r['median_ms']:.2f}) | {f['mean_ms']/r['mean_ms']:.2f} "
           f"| {floor:.2f} ms (detect {f['model_detect_ms']:.2f} + embed {f['model_embed_ms']:.2f}) "
           f"| {f['overhead_pct']:.1f} % ({f['overhead_after_decode_pct']:.1f} %; decode {f['decode_ms']:.2f} ms) |")
+print("\nagainst the face_recognition library (dlib HOG detector + the same ResNet weights):\n")
+print("| set | faces fw/face_recognition | facewatch mean | face_recognition mean (median) | speed-up |")
+print("|---|---|---|---|---|")
+for s in fw:
+    f, r = fw[s], frl[s]
+    print(f"| {s} | {f['faces']}/{r['faces']} | {f['mean_ms']:.2f} ms | {r['mean_ms']:.1f} ms ({r['median_ms']:.1f}) | {r['mean_ms']/f['mean_ms']:.1f}x |")
 PY
