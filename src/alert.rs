@@ -118,8 +118,6 @@ pub struct Alert {
     /// False once retention has deleted the crop.
     pub has_crop: bool,
     pub reviews: Vec<Review>,
-    #[serde(skip)]
-    pub created_ms: i64,
 }
 
 /// What the matcher knows when it raises an alert.
@@ -199,7 +197,6 @@ fn row(r: &Row) -> rusqlite::Result<Alert> {
         captured_at: clock::rfc3339(r.get(4)?),
         created_at: clock::rfc3339(r.get(5)?),
         updated_at: clock::rfc3339(r.get(6)?),
-        created_ms: r.get(5)?,
         list: r.get(7)?,
         subject: r.get(8)?,
         subject_name: r.get(9)?,

@@ -36,9 +36,9 @@ pub fn similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Affine {
     [[a as f32, -b as f32, tx as f32], [b as f32, a as f32, ty as f32]]
 }
 
-/// Inverse of a similarity/affine matrix (chip -> frame).
-pub fn invert(m: &Affine) -> Affine {
-    let [[a, b, c], [d, e, f]] = *m;
+/// Inverse of an affine matrix (chip -> frame), in f64 as OpenCV's `warpAffine` computes it.
+pub fn invert(m: &Affine) -> [[f64; 3]; 2] {
+    let [[a, b, c], [d, e, f]] = m.map(|r| r.map(f64::from));
     let det = a * e - b * d;
     let det = if det.abs() < 1e-12 { 1e-12 } else { det };
     let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
@@ -79,12 +79,8 @@ fn weights() -> &'static [[i32; 4]; INTER_TAB * INTER_TAB] {
 /// Warps the frame into a `size` x `size` chip with bilinear sampling in fixed point; outside
 /// the frame is black (OpenCV's warpAffine default border).
 pub fn warp(img: &RgbImage, m: &Affine, size: u32) -> RgbImage {
-    // Invert in f64, as OpenCV does, then walk the source in 1/1024 pixel steps.
-    let [[a, b, c], [d, e, f]] = m.map(|r| r.map(f64::from));
-    let det = a * e - b * d;
-    let det = if det.abs() < 1e-12 { 1e-12 } else { det };
-    let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
-    let (ic, if_) = (-(ia * c + ib * f), -(id * c + ie * f));
+    // Walk the source in 1/1024 pixel steps along each chip row.
+    let [[ia, ib, ic], [id, ie, if_]] = invert(m);
     let (w, h) = (img.width() as i32, img.height() as i32);
     let src = img.as_raw();
     let stride = w as usize * 3;
@@ -157,8 +153,8 @@ mod tests {
                 assert!((m[r][c] - truth[r][c]).abs() < 1e-3, "{m:?}");
             }
         }
-        let back = invert(&invert(&m));
-        assert!((back[0][2] - m[0][2]).abs() < 1e-3);
+        let back = invert(&invert(&m).map(|r| r.map(|v| v as f32)));
+        assert!((back[0][2] as f32 - m[0][2]).abs() < 1e-3);
     }
 
     #[test]
