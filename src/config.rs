@@ -38,17 +38,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `--models-dir`, else `./models`, else the crate's own `models/` (for `cargo run`).
     pub fn models_dir(&self) -> PathBuf {
-        if let Some(d) = &self.models_dir {
-            return d.clone();
-        }
-        let local = PathBuf::from("models");
-        if local.join("manifest.toml").exists() {
-            local
-        } else {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
-        }
+        models_dir_or_default(self.models_dir.as_deref())
     }
 
     pub fn pipeline_options(&self) -> PipelineOptions {
@@ -58,6 +49,15 @@ impl Settings {
             ..PipelineOptions::default()
         }
     }
+}
+
+/// The models folder given, else `./models`, else the crate's own `models/` (for `cargo run`).
+fn models_dir_or_default(given: Option<&std::path::Path>) -> PathBuf {
+    if let Some(d) = given {
+        return d.to_path_buf();
+    }
+    let local = PathBuf::from("models");
+    if local.join("manifest.toml").exists() { local } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models") }
 }
 
 /// The service's configuration: defaults, then a TOML file, then `FACEWATCH_<KEY>` environment
@@ -239,16 +239,7 @@ impl ServiceConfig {
     }
 
     pub fn models_dir(&self) -> PathBuf {
-        let s = Settings {
-            data_dir: self.data_dir.clone(),
-            models_dir: (!self.models_dir.as_os_str().is_empty()).then(|| self.models_dir.clone()),
-            threads: self.threads,
-            detect_threshold: self.detect_threshold,
-            max_pixels: self.max_pixels,
-            index_factory: self.index_factory.clone(),
-            cuda: self.cuda,
-        };
-        s.models_dir()
+        models_dir_or_default((!self.models_dir.as_os_str().is_empty()).then_some(self.models_dir.as_path()))
     }
 
     /// Where events are delivered, if anywhere (else they wait in the local outbox).
