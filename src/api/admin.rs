@@ -1,14 +1,13 @@
 //! Tokens and the audit log (role `admin`).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::rejection;
-use super::{AppState, Auth, SeqPage};
+use super::{AppState, Auth, JsonBody, SeqPage};
 use crate::auth::Role;
 use crate::error::{Error, Result};
 
@@ -22,10 +21,10 @@ pub struct NewTokenBody {
 pub async fn create_token(
     State(s): State<AppState>,
     Auth(who): Auth,
-    body: std::result::Result<Json<NewTokenBody>, JsonRejection>,
+    body: JsonBody<NewTokenBody>,
 ) -> Result<(StatusCode, Json<Value>)> {
     who.require(Role::Admin, "create tokens")?;
-    let Json(b) = body.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
+    let b = s.json(body)?;
     let by = who.actor();
     let t = s.blocking(move |c| c.create_token(&b.name, b.role, &by)).await?;
     Ok((StatusCode::CREATED, Json(json!(t))))

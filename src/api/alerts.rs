@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -14,18 +14,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::error::rejection;
-use super::{AppState, Auth};
+use super::{AppState, Auth, JsonBody};
 use crate::alert::{Alert, Decision, Filter};
 use crate::auth::Role;
 use crate::error::{Error, Result};
+use crate::media::Media;
 
-/// An alert as officers see it: with links to its two images.
-fn view(a: &Alert, reference: bool) -> Value {
+/// An alert as officers see it: with links to its two images (the reference image's link only
+/// while retention has left it on disk).
+fn view(media: &Media, a: &Alert) -> Value {
     let mut v = json!(a);
     if let Value::Object(m) = &mut v {
         let crop = a.has_crop.then(|| format!("/v1/alerts/{}/crop", a.id));
-        let reference = reference.then(|| format!("/v1/alerts/{}/reference", a.id));
+        let reference = media.reference_path(a.template_id).exists().then(|| format!("/v1/alerts/{}/reference", a.id));
         m.insert("crop_url".into(), json!(crop));
         m.insert("reference_url".into(), json!(reference));
     }
@@ -41,17 +42,15 @@ pub async fn list(
     let Query(f) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
     let offset = f.offset.unwrap_or(0);
     let alerts = s.blocking(move |c| c.alerts(&f)).await?;
-    let refs: Vec<bool> = alerts.iter().map(|a| s.core.media.reference_path(a.template_id).exists()).collect();
     let n = alerts.len();
-    let views: Vec<Value> = alerts.iter().zip(refs).map(|(a, r)| view(a, r)).collect();
+    let views: Vec<Value> = alerts.iter().map(|a| view(&s.core.media, a)).collect();
     Ok(Json(json!({"alerts": views, "next_offset": if n == 0 { None } else { Some(offset + n) }})))
 }
 
 pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {
     who.require(Role::Officer, "read alerts")?;
     let a = s.blocking(move |c| c.alert(&id)).await?;
-    let has_ref = s.core.media.reference_path(a.template_id).exists();
-    Ok(Json(view(&a, has_ref)))
+    Ok(Json(view(&s.core.media, &a)))
 }
 
 async fn jpeg(path: std::path::PathBuf, what: String) -> Result<impl IntoResponse> {
@@ -89,13 +88,12 @@ pub async fn review(
     State(s): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
-    body: std::result::Result<Json<ReviewBody>, JsonRejection>,
+    body: JsonBody<ReviewBody>,
 ) -> Result<Json<Value>> {
     who.require(Role::Officer, "review alerts")?;
-    let Json(b) = body.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
+    let b = s.json(body)?;
     let a = s.blocking(move |c| c.review(&id, &who, b.decision, b.note.as_deref())).await?;
-    let has_ref = s.core.media.reference_path(a.template_id).exists();
-    Ok(Json(view(&a, has_ref)))
+    Ok(Json(view(&s.core.media, &a)))
 }
 
 /// `alert.created` and `alert.updated` events, each carrying the alert; ends at shutdown.
@@ -108,11 +106,12 @@ pub async fn stream(
     let ended = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };
+    let media = s.core.media.clone();
     let events = BroadcastStream::new(s.core.subscribe())
         // A client too slow for the buffer misses events; it can re-read them from /v1/alerts.
         .filter_map(|m| async move { m.ok() })
-        .map(|ev| {
-            let data = json!({"kind": ev.kind, "alert": view(&ev.alert, true)}).to_string();
+        .map(move |ev| {
+            let data = json!({"kind": ev.kind, "alert": view(&media, &ev.alert)}).to_string();
             Ok(Event::default().event(ev.kind).id(ev.alert.id.clone()).data(data))
         })
         .take_until(ended);

@@ -48,7 +48,15 @@ impl AppState {
     fn body_limit(&self) -> usize {
         self.core.config.max_body_bytes
     }
+
+    /// A JSON request body, or the documented error (400, 413 or 415) for a bad one.
+    fn json<T>(&self, body: JsonBody<T>) -> Result<T> {
+        body.map(|axum::Json(v)| v).map_err(|e| error::rejection(e.status(), e.body_text(), self.body_limit()))
+    }
 }
+
+/// A JSON body as handlers receive it: the rejection is mapped by [`AppState::json`].
+pub type JsonBody<T> = std::result::Result<axum::Json<T>, axum::extract::rejection::JsonRejection>;
 
 /// `?after=SEQ&limit=N`: paging through an append-only log (audit entries, events).
 #[derive(Debug, serde::Deserialize)]

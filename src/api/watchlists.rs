@@ -3,28 +3,21 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::rejection;
-use super::{AppState, Auth};
+use super::{AppState, Auth, JsonBody};
 use crate::auth::Role;
 use crate::checkpoint::EnrollReport;
 use crate::error::{Error, Result};
 use crate::inference::Mode;
 use crate::vision::quality::QualityGate;
 
-type JsonBody<T> = std::result::Result<Json<T>, JsonRejection>;
-
 /// Most photos accepted in one enrollment request.
 const MAX_PHOTOS: usize = 16;
-
-fn json_body<T>(s: &AppState, body: JsonBody<T>) -> Result<T> {
-    body.map(|Json(v)| v).map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +38,7 @@ pub async fn create_list(
     body: JsonBody<NewList>,
 ) -> Result<(StatusCode, Json<Value>)> {
     who.require(Role::Ops, "create watch lists")?;
-    let new = json_body(&s, body)?;
+    let new = s.json(body)?;
     let by = who.actor();
     let list = s.blocking(move |c| c.create_list(&new.name, new.policy.as_ref(), &by)).await?;
     Ok((StatusCode::CREATED, Json(list)))
@@ -77,7 +70,7 @@ pub async fn put_policy(
     body: JsonBody<Value>,
 ) -> Result<Json<Value>> {
     who.require(Role::Ops, "change policies")?;
-    let patch = json_body(&s, body)?;
+    let patch = s.json(body)?;
     let by = who.actor();
     Ok(Json(json!(s.blocking(move |c| c.set_policy(&list, &patch, &by)).await?)))
 }
