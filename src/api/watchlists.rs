@@ -110,15 +110,21 @@ pub async fn enroll(
 ) -> Result<(StatusCode, Json<EnrollReport>)> {
     who.require(Role::Ops, "enroll subjects")?;
     let mut form = form.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
-    let l = list.clone();
-    s.blocking(move |c| c.list_row(&l)).await?;
-    let (mut subject, mut name, mut photos): (Option<String>, Option<String>, Vec<(String, Bytes)>) =
-        (None, None, Vec::new());
+    // Read the whole form (bounded by the body limit) before answering: a client still sending
+    // its upload when the answer comes and the connection closes sees a broken pipe, not the error.
+    let mut parts = Vec::new();
     while let Some(field) = form.next_field().await.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))? {
         let field_name = field.name().unwrap_or("").to_string();
         let file = field.file_name().map(str::to_string);
         let ct = field.content_type().map(str::to_string);
         let data = field.bytes().await.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
+        parts.push((field_name, file, ct, data));
+    }
+    let l = list.clone();
+    s.blocking(move |c| c.list_row(&l)).await?;
+    let (mut subject, mut name, mut photos): (Option<String>, Option<String>, Vec<(String, Bytes)>) =
+        (None, None, Vec::new());
+    for (field_name, file, ct, data) in parts {
         match field_name.as_str() {
             "subject" => subject = Some(text(&data, "subject")?),
             "name" => name = Some(text(&data, "name")?),
