@@ -1,69 +1,205 @@
 //! facewatch's side of the reference comparison (`benches/reference/compare.sh`): per image,
 //! decode -> detect -> align -> embed every face, timed, plus the time spent inside the two
 //! `session.run` calls (the model floor), so the pipeline's own overhead is known.
-//! Arguments after `--bench`: `NAME:LIST_FILE` pairs (one image path per line); `--threads N`.
+//!
+//! Two passes per set:
+//! - **latency**: one image at a time, decode -> detect -> align -> embed on this thread, each
+//!   stage timed; the model floor is the time inside `session.run` in this pass (nothing else
+//!   runs then, so it is the bare cost of the two model calls);
+//! - **stream**: the same images through the service's own engine ([`Inference`]: decode and
+//!   detect on a worker thread, embedding on another, bounded queues), as cameras feed it;
+//!   time per image is wall time / images, and its overhead is taken against the bare floor of
+//!   the latency pass, so CPU that the overlap steals from the models shows up as overhead.
+//!
+//! Arguments after `--bench`: `NAME:LIST_FILE` pairs (one image path per line); `--threads N`
+//! (the core budget: intra-op threads in the latency pass; in the stream pass the two model
+//! threads get N/2 each, rounded up, unless `--stream-threads T`); `--detect-workers W`
+//! (default 1, the service's default); `--rounds R` (default 5; see [`run`]);
+//! `COMPARE_VERBOSE=1` prints every round.
 //! Without `--bench` (under `cargo test`) a three-image smoke run.
 
 mod support;
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
+
+use bytes::Bytes;
+use facewatch::inference::{Analysis, Inference, InferenceOptions, Mode};
+use facewatch::metrics::Metrics;
+use facewatch::vision::quality::QualityGate;
 
 use facewatch::pipeline::{Pipeline, PipelineOptions};
 use facewatch::vision::decode::decode;
 use facewatch::vision::runtime::RuntimeOptions;
 use serde_json::json;
+use tokio::sync::oneshot;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn run(p: &mut Pipeline, name: &str, paths: &[String]) {
+/// A gate that refuses nothing: every face is embedded, as in the latency pass and the reference.
+fn open_gate() -> QualityGate {
+    QualityGate {
+        min_face_px: 0.0,
+        min_score: 0.0,
+        min_sharpness: f32::NEG_INFINITY,
+        min_brightness: f32::NEG_INFINITY,
+        max_brightness: f32::INFINITY,
+        max_abs_yaw_deg: f32::INFINITY,
+        max_abs_pitch_deg: f32::INFINITY,
+    }
+}
+
+/// Wall time per image (ms) and faces found when the images stream through the service engine.
+fn stream(engine: &Inference, images: &[Vec<u8>]) -> (f64, usize) {
+    const IN_FLIGHT: usize = 4;
+    let submit = |b: &Vec<u8>| engine.submit(Bytes::from(b.clone()), Mode::Live(open_gate())).expect("queue has room");
+    // Warm-up, then the timed run with a window of frames in flight (the queue is never full).
+    for b in images.iter().take(3) {
+        submit(b).blocking_recv().expect("reply").expect("analysis");
+    }
+    // At least 30 frames, so that filling and draining the pipeline does not weigh.
+    let rounds = 30usize.div_ceil(images.len());
+    let bytes: Vec<Bytes> = (0..rounds).flat_map(|_| images.iter().map(|b| Bytes::from(b.clone()))).collect();
+    let n = bytes.len();
+    let t = Instant::now();
+    let mut pending: VecDeque<oneshot::Receiver<facewatch::error::Result<Analysis>>> = VecDeque::new();
+    let mut faces = 0;
+    for b in bytes {
+        if pending.len() == IN_FLIGHT {
+            let rx = pending.pop_front().expect("window");
+            faces += rx.blocking_recv().expect("reply").expect("analysis").faces.len();
+        }
+        pending.push_back(engine.submit(b, Mode::Live(open_gate())).expect("queue has room"));
+    }
+    for rx in pending {
+        faces += rx.blocking_recv().expect("reply").expect("analysis").faces.len();
+    }
+    (t.elapsed().as_secs_f64() * 1e3 / n as f64, faces / rounds)
+}
+
+/// One latency pass over the set: per-image times and per-stage sums (ms per image).
+struct Latency {
+    times: Vec<f64>,
+    faces: usize,
+    mean: f64,
+    decode: f64,
+    detect_wall: f64,
+    prepare: f64,
+    embed_wall: f64,
+    model_detect: f64,
+    model_embed: f64,
+}
+
+impl Latency {
+    fn floor(&self) -> f64 {
+        self.model_detect + self.model_embed
+    }
+}
+
+fn latency(p: &mut Pipeline, images: &[Vec<u8>]) -> Latency {
+    let (d0, e0) = (p.detector.model_time, p.embedder.model_time);
+    let mut times = Vec::with_capacity(images.len());
+    let mut faces = 0;
+    // Wall time per stage: decode, detect (model + pre/post), prepare (align + quality), embed.
+    let mut stage = [0.0f64; 4];
+    let t_all = Instant::now();
+    for b in images {
+        let t = Instant::now();
+        let img = decode(b, u64::MAX).unwrap();
+        let t1 = t.elapsed().as_secs_f64();
+        let dets = p.detector.detect(&img).unwrap();
+        let t2 = t.elapsed().as_secs_f64();
+        let mut found = p.prepare(&img, dets, None);
+        let t3 = t.elapsed().as_secs_f64();
+        p.embed_faces(&mut found).unwrap();
+        let t4 = t.elapsed().as_secs_f64();
+        faces += found.len();
+        for (acc, dt) in stage.iter_mut().zip([t1, t2 - t1, t3 - t2, t4 - t3]) {
+            *acc += dt;
+        }
+        times.push(t4 * 1e3);
+    }
+    let n = images.len() as f64;
+    let per = |s: f64| s * 1e3 / n;
+    Latency {
+        times,
+        faces,
+        mean: per(t_all.elapsed().as_secs_f64()),
+        decode: per(stage[0]),
+        detect_wall: per(stage[1]),
+        prepare: per(stage[2]),
+        embed_wall: per(stage[3]),
+        model_detect: per((p.detector.model_time - d0).as_secs_f64()),
+        model_embed: per((p.embedder.model_time - e0).as_secs_f64()),
+    }
+}
+
+/// Rounds of (latency pass, stream pass), so that both see the same machine: this shared
+/// machine drifts by 10-20 % within minutes, which would swamp a ratio taken across passes
+/// minutes apart. Every figure printed is the median over the rounds of that round's value.
+fn run(p: &mut Pipeline, engine: &Inference, name: &str, paths: &[String], rounds: usize) {
     let images: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"))).collect();
     // Warm-up: first run of each input shape allocates.
     for b in images.iter().take(3) {
         let img = decode(b, u64::MAX).unwrap();
         p.faces(&img, None).unwrap();
     }
-    let (d0, e0) = (p.detector.model_time, p.embedder.model_time);
-    let mut times = Vec::with_capacity(images.len());
-    let mut faces = 0;
-    let mut decode_s = 0.0;
-    let t_all = Instant::now();
-    for b in &images {
-        let t = Instant::now();
-        let img = decode(b, u64::MAX).unwrap();
-        decode_s += t.elapsed().as_secs_f64();
-        faces += p.faces(&img, None).unwrap().len();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
+    let mut lat = Vec::new();
+    let mut streamed = Vec::new();
+    for _ in 0..rounds {
+        let l = latency(p, &images);
+        let (stream_ms, stream_faces) = stream(engine, &images);
+        assert_eq!(stream_faces, l.faces, "both passes find the same faces");
+        if std::env::var_os("COMPARE_VERBOSE").is_some() {
+            eprintln!("{name}: floor {:.2} latency {:.2} stream {:.2}", l.floor(), l.mean, stream_ms);
+        }
+        streamed.push(stream_ms);
+        lat.push(l);
     }
-    let total = t_all.elapsed();
-    let det = (p.detector.model_time - d0).as_secs_f64() * 1e3 / images.len() as f64;
-    let emb = (p.embedder.model_time - e0).as_secs_f64() * 1e3 / images.len() as f64;
-    let mean = total.as_secs_f64() * 1e3 / images.len() as f64;
-    let dec = decode_s * 1e3 / images.len() as f64;
+    let med = |f: &dyn Fn(usize) -> f64| median(&mut (0..rounds).map(f).collect::<Vec<_>>());
+    let mut all_times: Vec<f64> = lat.iter().flat_map(|l| l.times.iter().copied()).collect();
+    let pct = |a: f64, floor: f64| 100.0 * (a - floor) / floor;
     println!(
         "{}",
         json!({
-            "impl": "facewatch", "set": name, "images": images.len(), "faces": faces,
-            "median_ms": median(&mut times), "mean_ms": mean,
-            "model_detect_ms": det, "model_embed_ms": emb,
-            "decode_ms": dec,
-            "overhead_pct": 100.0 * (mean - det - emb) / (det + emb),
-            "overhead_after_decode_pct": 100.0 * (mean - dec - det - emb) / (det + emb),
+            "impl": "facewatch", "set": name, "images": images.len(), "faces": lat[0].faces, "rounds": rounds,
+            "median_ms": median(&mut all_times), "mean_ms": med(&|r| lat[r].mean),
+            "model_detect_ms": med(&|r| lat[r].model_detect), "model_embed_ms": med(&|r| lat[r].model_embed),
+            "decode_ms": med(&|r| lat[r].decode),
+            "detect_wall_ms": med(&|r| lat[r].detect_wall), "prepare_ms": med(&|r| lat[r].prepare),
+            "embed_wall_ms": med(&|r| lat[r].embed_wall),
+            "overhead_pct": med(&|r| pct(lat[r].mean, lat[r].floor())),
+            "overhead_after_decode_pct": med(&|r| pct(lat[r].mean - lat[r].decode, lat[r].floor())),
+            "stream_ms": med(&|r| streamed[r]),
+            "stream_overhead_pct": med(&|r| pct(streamed[r], lat[r].floor())),
         })
     );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let threads = args.iter().position(|a| a == "--threads").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(2);
+    let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)?.parse::<usize>().ok());
+    let threads = flag("--threads").unwrap_or(2);
+    let rounds = flag("--rounds").unwrap_or(if args.iter().any(|a| a == "--bench") { 5 } else { 1 }).max(1);
     let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
     let opts = PipelineOptions {
         runtime: RuntimeOptions { intra_threads: threads, cuda: false },
         ..PipelineOptions::default()
     };
-    let mut p = Pipeline::open(&models, opts).expect("models installed by scripts/setup.sh");
+    let mut p = Pipeline::open(&models, opts.clone()).expect("models installed by scripts/setup.sh");
+    let stream_threads = flag("--stream-threads").unwrap_or(threads.div_ceil(2));
+    let stream_opts = InferenceOptions {
+        pipeline: PipelineOptions { runtime: RuntimeOptions { intra_threads: stream_threads, cuda: false }, ..opts },
+        detect_workers: flag("--detect-workers").unwrap_or(1),
+        queue_capacity: 8,
+        max_pixels: u64::MAX,
+        retry_after_s: 1,
+    };
+    let engine = Inference::start(&models, &stream_opts, Arc::new(Metrics::default())).expect("engine starts");
     let sets: Vec<(String, Vec<String>)> = if args.iter().any(|a| a == "--bench") {
         args.iter()
             .filter_map(|a| a.split_once(':'))
@@ -77,6 +213,7 @@ fn main() {
         vec![("smoke".into(), (1..=3).map(|i| f.join(format!("{i:04}.jpg")).display().to_string()).collect())]
     };
     for (name, paths) in sets {
-        run(&mut p, &name, &paths);
+        run(&mut p, &engine, &name, &paths, rounds);
     }
+    engine.shutdown();
 }

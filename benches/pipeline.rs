@@ -1,5 +1,5 @@
 //! Per-stage and end-to-end latency on real photos: decode, detect (3 frame sizes), align,
-//! embed (batch 1 and 8), and one image from bytes to embeddings.
+//! quality, embed (batch 1 and 8), and one image from bytes to embeddings.
 
 #[path = "support/mod.rs"]
 mod common;
@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use facewatch::vision::align;
 use facewatch::vision::decode::{DEFAULT_MAX_PIXELS, decode};
+use facewatch::vision::{align, quality};
 use image::imageops::{FilterType, resize};
 
 fn stages(c: &mut Criterion) {
@@ -45,6 +45,10 @@ fn stages(c: &mut Criterion) {
     g.bench_function("chip_150", |b| {
         b.iter(|| align::align(black_box(&lfw), &face.detection.landmarks, &spec.template, spec.input_size))
     });
+    g.finish();
+
+    let mut g = c.benchmark_group("quality");
+    g.bench_function("chip_150", |b| b.iter(|| quality::measure(&face.detection, black_box(&face.chip))));
     g.finish();
 
     let crowd_faces = p.faces(&crowd, None).unwrap();

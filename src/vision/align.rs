@@ -92,24 +92,44 @@ pub fn warp(img: &RgbImage, m: &Affine, size: u32) -> RgbImage {
     let pixel = |x: i32, y: i32, ch: usize| -> i32 {
         if x < 0 || y < 0 || x >= w || y >= h { 0 } else { i32::from(src[y as usize * stride + x as usize * 3 + ch]) }
     };
+    let at = |x0: i32, y0: i32, ad: i32, bd: i32| {
+        let (xs, ys) = ((x0 + ad) >> (AB_BITS - INTER_BITS), (y0 + bd) >> (AB_BITS - INTER_BITS));
+        (
+            xs >> INTER_BITS,
+            ys >> INTER_BITS,
+            (ys as usize & (INTER_TAB - 1)) * INTER_TAB + (xs as usize & (INTER_TAB - 1)),
+        )
+    };
+    let inside = |ix: i32, iy: i32| ix >= 0 && iy >= 0 && ix + 1 < w && iy + 1 < h;
     for (v, row) in out.as_mut().chunks_exact_mut(n * 3).enumerate() {
         let x0 = ((ib * v as f64 + ic) * AB_SCALE).round() as i32 + ROUND_DELTA;
         let y0 = ((ie * v as f64 + if_) * AB_SCALE).round() as i32 + ROUND_DELTA;
-        for ((px, &ad), &bd) in row.chunks_exact_mut(3).zip(&adelta).zip(&bdelta) {
-            let (xs, ys) = ((x0 + ad) >> (AB_BITS - INTER_BITS), (y0 + bd) >> (AB_BITS - INTER_BITS));
-            let (ix, iy) = (xs >> INTER_BITS, ys >> INTER_BITS);
-            let wt = &tab[(ys as usize & (INTER_TAB - 1)) * INTER_TAB + (xs as usize & (INTER_TAB - 1))];
-            if ix >= 0 && iy >= 0 && ix + 1 < w && iy + 1 < h {
+        // The source walk along a row is a straight line: if both ends are inside the frame,
+        // every pixel between is too, and the row takes the loop without border checks.
+        let (fx, fy, _) = at(x0, y0, adelta[0], bdelta[0]);
+        let (lx, ly, _) = at(x0, y0, adelta[n - 1], bdelta[n - 1]);
+        let row_inside = inside(fx, fy) && inside(lx, ly);
+        let pixels = row.chunks_exact_mut(3).zip(&adelta).zip(&bdelta);
+        if row_inside {
+            for ((px, &ad), &bd) in pixels {
+                let (ix, iy, t) = at(x0, y0, ad, bd);
+                let wt = tab[t];
                 let i = iy as usize * stride + ix as usize * 3;
-                let (top, bottom) = (&src[i..i + 6], &src[i + stride..i + stride + 6]);
+                let s = &src[i..i + stride + 6];
+                let (top, bottom) = (&s[..6], &s[stride..]);
                 for ch in 0..3 {
                     let v = wt[0] * i32::from(top[ch])
                         + wt[1] * i32::from(top[ch + 3])
                         + wt[2] * i32::from(bottom[ch])
                         + wt[3] * i32::from(bottom[ch + 3]);
-                    px[ch] = ((v + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
+                    // Non-negative weights summing to 2^15: the result is already in 0..=255.
+                    px[ch] = ((v + (1 << (COEF_BITS - 1))) >> COEF_BITS) as u8;
                 }
-            } else {
+            }
+        } else {
+            for ((px, &ad), &bd) in pixels {
+                let (ix, iy, t) = at(x0, y0, ad, bd);
+                let wt = &tab[t];
                 for (ch, out) in px.iter_mut().enumerate() {
                     let v = wt[0] * pixel(ix, iy, ch)
                         + wt[1] * pixel(ix + 1, iy, ch)

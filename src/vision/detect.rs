@@ -154,28 +154,60 @@ impl Detector {
 }
 
 /// Writes the image as planar float 0..255 in the model's channel order, zero-padded
-/// right/bottom to `pw` x `ph`. The buffer is reused across frames.
+/// right/bottom to `pw` x `ph`. The buffer is reused across frames and only the padding is
+/// cleared (not the whole tensor); large frames are split between two threads, because this
+/// runs while the cores the model uses sit idle.
 fn fill_planar(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, buf: &mut Vec<f32>) {
+    const PARALLEL_PIXELS: usize = 500_000;
     let plane = pw * ph;
-    buf.clear();
     buf.resize(3 * plane, 0.0);
     let map: [usize; 3] = match order {
         ChannelOrder::Rgb => [0, 1, 2],
         ChannelOrder::Bgr => [2, 1, 0],
     };
-    let w = img.width() as usize;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let src = img.as_raw();
     let (p0, rest) = buf.split_at_mut(plane);
     let (p1, p2) = rest.split_at_mut(plane);
-    let planes: [&mut [f32]; 3] = [p0, p1, p2];
+    if w * h < PARALLEL_PIXELS {
+        fill_rows(src, w, pw, map, [p0, p1, p2]);
+        return;
+    }
+    // Rows [0, mid) on a helper thread, [mid, ph) here.
+    let mid = h / 2;
+    let (a0, b0) = p0.split_at_mut(mid * pw);
+    let (a1, b1) = p1.split_at_mut(mid * pw);
+    let (a2, b2) = p2.split_at_mut(mid * pw);
+    let (top, bottom) = src.split_at(mid * w * 3);
+    std::thread::scope(|s| {
+        s.spawn(|| fill_rows(top, w, pw, map, [a0, a1, a2]));
+        fill_rows(bottom, w, pw, map, [b0, b1, b2]);
+    });
+}
+
+/// Fills whole rows of three planes (`pw` wide) from packed RGB rows (`w` wide); planes may
+/// hold more rows than `src` (bottom padding), which are zeroed.
+fn fill_rows(src: &[u8], w: usize, pw: usize, map: [usize; 3], planes: [&mut [f32]; 3]) {
     let [a, b, c] = planes;
-    for (y, row) in img.as_raw().chunks_exact(w * 3).enumerate() {
-        let off = y * pw;
-        let (ra, rb, rc) = (&mut a[off..off + w], &mut b[off..off + w], &mut c[off..off + w]);
-        for (x, px) in row.chunks_exact(3).enumerate() {
-            ra[x] = f32::from(px[map[0]]);
-            rb[x] = f32::from(px[map[1]]);
-            rc[x] = f32::from(px[map[2]]);
+    let mut rows = src.chunks_exact(w * 3);
+    for ((ra, rb), rc) in a.chunks_exact_mut(pw).zip(b.chunks_exact_mut(pw)).zip(c.chunks_exact_mut(pw)) {
+        let Some(row) = rows.next() else {
+            ra.fill(0.0);
+            rb.fill(0.0);
+            rc.fill(0.0);
+            continue;
+        };
+        let (ra, pad_a) = ra.split_at_mut(w);
+        let (rb, pad_b) = rb.split_at_mut(w);
+        let (rc, pad_c) = rc.split_at_mut(w);
+        for (((px, xa), xb), xc) in row.chunks_exact(3).zip(ra).zip(rb).zip(rc) {
+            *xa = f32::from(px[map[0]]);
+            *xb = f32::from(px[map[1]]);
+            *xc = f32::from(px[map[2]]);
         }
+        pad_a.fill(0.0);
+        pad_b.fill(0.0);
+        pad_c.fill(0.0);
     }
 }
 
@@ -211,8 +243,27 @@ mod tests {
     #[test]
     fn planar_fill_pads_and_swaps_channels() {
         let img = RgbImage::from_raw(1, 1, vec![1, 2, 3]).unwrap();
-        let mut buf = Vec::new();
+        // A dirty buffer from a previous, larger frame: padding must come back as zeros.
+        let mut buf = vec![9.0; 40];
         fill_planar(&img, 2, 2, ChannelOrder::Bgr, &mut buf);
         assert_eq!(buf, vec![3.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn planar_fill_splits_large_frames_exactly() {
+        let img =
+            RgbImage::from_fn(1001, 601, |x, y| image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 7) as u8]));
+        let (pw, ph) = (1024, 608);
+        let mut buf = vec![5.0; 7];
+        fill_planar(&img, pw, ph, ChannelOrder::Rgb, &mut buf);
+        let plane = pw * ph;
+        for (x, y) in [(0, 0), (1000, 300), (17, 600), (500, 299)] {
+            let p = img.get_pixel(x as u32, y as u32).0;
+            for c in 0..3 {
+                assert_eq!(buf[c * plane + y * pw + x], f32::from(p[c]), "({x},{y}) channel {c}");
+            }
+        }
+        assert!(buf[..plane].chunks_exact(pw).all(|r| r[1001..].iter().all(|&v| v == 0.0)));
+        assert!(buf[2 * plane + 601 * pw..].iter().all(|&v| v == 0.0));
     }
 }

@@ -40,7 +40,7 @@ impl Embedder {
     fn embed_batch(&mut self, chips: &[&RgbImage], out: &mut Vec<Vec<f32>>) -> Result<()> {
         let s = self.spec.input_size as usize;
         let plane = s * s;
-        self.input.clear();
+        // Every element is overwritten below, so the buffer is not cleared first.
         self.input.resize(chips.len() * 3 * plane, 0.0);
         let map: [usize; 3] = match self.spec.channel_order {
             ChannelOrder::Rgb => [0, 1, 2],
@@ -48,7 +48,7 @@ impl Embedder {
         };
         let scale = self.spec.std.map(|v| 1.0 / v);
         let mean = self.spec.mean;
-        for (i, chip) in chips.iter().enumerate() {
+        for (chip, dst) in chips.iter().zip(self.input.chunks_exact_mut(3 * plane)) {
             if chip.width() as usize != s || chip.height() as usize != s {
                 return Err(Error::Invalid(format!(
                     "chip is {}x{}, the embedder takes {s}x{s}",
@@ -56,12 +56,12 @@ impl Embedder {
                     chip.height()
                 )));
             }
-            let base = i * 3 * plane;
-            for (p, px) in chip.as_raw().chunks_exact(3).enumerate() {
-                for c in 0..3 {
-                    let v = f32::from(px[map[c]]);
-                    self.input[base + c * plane + p] = (v - mean[c]) * scale[c];
-                }
+            let (d0, rest) = dst.split_at_mut(plane);
+            let (d1, d2) = rest.split_at_mut(plane);
+            for (((px, a), b), c) in chip.as_raw().chunks_exact(3).zip(d0).zip(d1).zip(d2) {
+                *a = (f32::from(px[map[0]]) - mean[0]) * scale[0];
+                *b = (f32::from(px[map[1]]) - mean[1]) * scale[1];
+                *c = (f32::from(px[map[2]]) - mean[2]) * scale[2];
             }
         }
         let t = std::time::Instant::now();

@@ -173,22 +173,29 @@ fn sharpness_brightness(chip: &RgbImage) -> (f32, f32) {
     if w < 5 || h < 5 {
         return (0.0, 0.0);
     }
-    let grey: Vec<f32> = chip
-        .as_raw()
-        .chunks_exact(3)
+    // Grey only where the Laplacian reads it: the central region plus a one-pixel border.
+    let (x0, x1, y0, y1) = ((w / 5).max(1), (w - w / 5).min(w - 1), (h / 5).max(1), (h - h / 5).min(h - 1));
+    let (gx0, gw) = (x0 - 1, x1 - x0 + 2);
+    let raw = chip.as_raw();
+    let grey: Vec<f32> = (y0 - 1..=y1)
+        .flat_map(|y| raw[(y * w + gx0) * 3..(y * w + gx0 + gw) * 3].chunks_exact(3))
         .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
         .collect();
-    let (x0, x1, y0, y1) = (w / 5, w - w / 5, h / 5, h - h / 5);
     let (mut sum, mut sum2, mut bright, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    for y in y0.max(1)..y1.min(h - 1) {
-        for x in x0.max(1)..x1.min(w - 1) {
-            let i = y * w + x;
-            let lap = grey[i - 1] + grey[i + 1] + grey[i - w] + grey[i + w] - 4.0 * grey[i];
-            sum += lap as f64;
-            sum2 += (lap * lap) as f64;
-            bright += grey[i] as f64;
-            n += 1.0;
+    for gy in 1..=y1 - y0 {
+        let (up, row, down) = (&grey[(gy - 1) * gw..gy * gw], &grey[gy * gw..(gy + 1) * gw], &grey[(gy + 1) * gw..]);
+        let (mut rs, mut rs2, mut rb) = (0.0f32, 0.0f32, 0.0f32);
+        for x in 1..gw - 1 {
+            let lap = row[x - 1] + row[x + 1] + up[x] + down[x] - 4.0 * row[x];
+            rs += lap;
+            rs2 += lap * lap;
+            rb += row[x];
         }
+        // Per-row partial sums in f32 (at most 150 terms), accumulated in f64.
+        sum += f64::from(rs);
+        sum2 += f64::from(rs2);
+        bright += f64::from(rb);
+        n += (gw - 2) as f64;
     }
     let mean = sum / n;
     ((sum2 / n - mean * mean) as f32, (bright / n) as f32)
