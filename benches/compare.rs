@@ -140,7 +140,7 @@ fn latency(p: &mut Pipeline, images: &[Vec<u8>]) -> Latency {
 
 /// Rounds of (latency pass, stream pass), so that both see the same machine: this shared
 /// machine drifts by 10-20 % within minutes, which would swamp a ratio taken across passes
-/// minutes apart. Every figure printed is the median over the rounds of that round's value.
+/// minutes apart. Every figure printed is a mean over the rounds.
 fn run(p: &mut Pipeline, engine: &Inference, name: &str, paths: &[String], rounds: usize) {
     let images: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"))).collect();
     // Warm-up: first run of each input shape allocates.
@@ -160,22 +160,27 @@ fn run(p: &mut Pipeline, engine: &Inference, name: &str, paths: &[String], round
         streamed.push(stream_ms);
         lat.push(l);
     }
-    let med = |f: &dyn Fn(usize) -> f64| median(&mut (0..rounds).map(f).collect::<Vec<_>>());
+    // Means over the rounds; overheads from those means, so every figure printed agrees with
+    // the others (a median of per-round ratios need not match the medians of its parts).
+    let avg = |f: &dyn Fn(&Latency) -> f64| lat.iter().map(f).sum::<f64>() / rounds as f64;
+    let floor = avg(&Latency::floor);
+    let (mean, dec) = (avg(&|l| l.mean), avg(&|l| l.decode));
+    let stream_ms = streamed.iter().sum::<f64>() / rounds as f64;
     let mut all_times: Vec<f64> = lat.iter().flat_map(|l| l.times.iter().copied()).collect();
-    let pct = |a: f64, floor: f64| 100.0 * (a - floor) / floor;
+    let pct = |a: f64| 100.0 * (a - floor) / floor;
     println!(
         "{}",
         json!({
             "impl": "facewatch", "set": name, "images": images.len(), "faces": lat[0].faces, "rounds": rounds,
-            "median_ms": median(&mut all_times), "mean_ms": med(&|r| lat[r].mean),
-            "model_detect_ms": med(&|r| lat[r].model_detect), "model_embed_ms": med(&|r| lat[r].model_embed),
-            "decode_ms": med(&|r| lat[r].decode),
-            "detect_wall_ms": med(&|r| lat[r].detect_wall), "prepare_ms": med(&|r| lat[r].prepare),
-            "embed_wall_ms": med(&|r| lat[r].embed_wall),
-            "overhead_pct": med(&|r| pct(lat[r].mean, lat[r].floor())),
-            "overhead_after_decode_pct": med(&|r| pct(lat[r].mean - lat[r].decode, lat[r].floor())),
-            "stream_ms": med(&|r| streamed[r]),
-            "stream_overhead_pct": med(&|r| pct(streamed[r], lat[r].floor())),
+            "median_ms": median(&mut all_times), "mean_ms": mean,
+            "model_detect_ms": avg(&|l| l.model_detect), "model_embed_ms": avg(&|l| l.model_embed),
+            "decode_ms": dec,
+            "detect_wall_ms": avg(&|l| l.detect_wall), "prepare_ms": avg(&|l| l.prepare),
+            "embed_wall_ms": avg(&|l| l.embed_wall),
+            "overhead_pct": pct(mean),
+            "overhead_after_decode_pct": pct(mean - dec),
+            "stream_ms": stream_ms,
+            "stream_overhead_pct": pct(stream_ms),
         })
     );
 }

@@ -45,6 +45,15 @@ fn stages(c: &mut Criterion) {
     g.bench_function("chip_150", |b| {
         b.iter(|| align::align(black_box(&lfw), &face.detection.landmarks, &spec.template, spec.input_size))
     });
+    let crowd_dets: Vec<_> = p.faces(&crowd, None).unwrap().into_iter().map(|f| f.detection).collect();
+    g.throughput(Throughput::Elements(crowd_dets.len() as u64));
+    g.bench_function("crowd_1920x1079_all_faces", |b| {
+        b.iter(|| {
+            for d in &crowd_dets {
+                black_box(align::align(black_box(&crowd), &d.landmarks, &spec.template, spec.input_size));
+            }
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("quality");
