@@ -135,3 +135,20 @@ fn batched_embeddings_equal_single() {
         assert!((norm - 1.0).abs() < 1e-4);
     }
 }
+
+#[test]
+fn crowd_faces_prepared_in_parallel_keep_their_order() {
+    // Several faces are aligned on two threads: each face must still get its own chip, in order.
+    let mut p = common::pipeline();
+    let img = decode_file(&common::data().join("multiface/faces.jpg"), DEFAULT_MAX_PIXELS).unwrap();
+    let dets = p.detector.detect(&img).unwrap();
+    assert!(dets.len() >= 4, "need a crowd, found {}", dets.len());
+    let spec = p.manifest.embedder.clone();
+    let faces = facewatch::pipeline::prepare_faces(&spec, &img, dets.clone(), None);
+    assert_eq!(faces.len(), dets.len());
+    for (face, det) in faces.iter().zip(&dets) {
+        assert_eq!(face.detection, *det);
+        let (_, chip) = align::align(&img, &det.landmarks, &spec.template, spec.input_size);
+        assert!(face.chip == chip, "chip of the face at {:?} differs", det.bbox);
+    }
+}
