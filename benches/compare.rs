@@ -56,28 +56,28 @@ fn open_gate() -> QualityGate {
 /// Wall time per image (ms) and faces found when the images stream through the service engine.
 fn stream(engine: &Inference, images: &[Vec<u8>]) -> (f64, usize) {
     const IN_FLIGHT: usize = 4;
-    let submit = |b: &Vec<u8>| engine.submit(Bytes::from(b.clone()), Mode::Live(open_gate())).expect("queue has room");
+    let frames: Vec<Bytes> = images.iter().map(|b| Bytes::copy_from_slice(b)).collect();
+    let submit = |b: &Bytes| engine.submit(b.clone(), Mode::Live(open_gate())).expect("queue has room");
+    let faces_of = |rx: oneshot::Receiver<facewatch::error::Result<Analysis>>| {
+        rx.blocking_recv().expect("reply").expect("analysis").faces.len()
+    };
     // Warm-up, then the timed run with a window of frames in flight (the queue is never full).
-    for b in images.iter().take(3) {
-        submit(b).blocking_recv().expect("reply").expect("analysis");
+    for b in frames.iter().take(3) {
+        faces_of(submit(b));
     }
     // At least 30 frames, so that filling and draining the pipeline does not weigh.
-    let rounds = 30usize.div_ceil(images.len());
-    let bytes: Vec<Bytes> = (0..rounds).flat_map(|_| images.iter().map(|b| Bytes::from(b.clone()))).collect();
-    let n = bytes.len();
+    let rounds = 30usize.div_ceil(frames.len());
+    let n = rounds * frames.len();
     let t = Instant::now();
-    let mut pending: VecDeque<oneshot::Receiver<facewatch::error::Result<Analysis>>> = VecDeque::new();
+    let mut pending = VecDeque::new();
     let mut faces = 0;
-    for b in bytes {
+    for b in frames.iter().cycle().take(n) {
         if pending.len() == IN_FLIGHT {
-            let rx = pending.pop_front().expect("window");
-            faces += rx.blocking_recv().expect("reply").expect("analysis").faces.len();
+            faces += faces_of(pending.pop_front().expect("window"));
         }
-        pending.push_back(engine.submit(b, Mode::Live(open_gate())).expect("queue has room"));
+        pending.push_back(submit(b));
     }
-    for rx in pending {
-        faces += rx.blocking_recv().expect("reply").expect("analysis").faces.len();
-    }
+    faces += pending.into_iter().map(faces_of).sum::<usize>();
     (t.elapsed().as_secs_f64() * 1e3 / n as f64, faces / rounds)
 }
 

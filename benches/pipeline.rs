@@ -45,12 +45,12 @@ fn stages(c: &mut Criterion) {
     g.bench_function("chip_150", |b| {
         b.iter(|| align::align(black_box(&lfw), &face.detection.landmarks, &spec.template, spec.input_size))
     });
-    let crowd_dets: Vec<_> = p.faces(&crowd, None).unwrap().into_iter().map(|f| f.detection).collect();
-    g.throughput(Throughput::Elements(crowd_dets.len() as u64));
+    let crowd_faces = p.faces(&crowd, None).unwrap();
+    g.throughput(Throughput::Elements(crowd_faces.len() as u64));
     g.bench_function("crowd_1920x1079_all_faces", |b| {
         b.iter(|| {
-            for d in &crowd_dets {
-                black_box(align::align(black_box(&crowd), &d.landmarks, &spec.template, spec.input_size));
+            for f in &crowd_faces {
+                black_box(align::align(black_box(&crowd), &f.detection.landmarks, &spec.template, spec.input_size));
             }
         })
     });
@@ -60,7 +60,6 @@ fn stages(c: &mut Criterion) {
     g.bench_function("chip_150", |b| b.iter(|| quality::measure(&face.detection, black_box(&face.chip))));
     g.finish();
 
-    let crowd_faces = p.faces(&crowd, None).unwrap();
     assert!(crowd_faces.len() >= 8, "need 8 faces for the batch bench");
     let chips: Vec<&image::RgbImage> = crowd_faces.iter().take(8).map(|f| &f.chip).collect();
     let mut g = c.benchmark_group("embed");

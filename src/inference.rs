@@ -3,8 +3,9 @@
 //! embedder thread, which batches the faces of whatever frames are waiting into one model call.
 //! Decoding has its own thread so that it overlaps the models instead of adding to the
 //! detector's time per frame (a 2 MP JPEG costs about 7 ms, a tenth of the detector's); its
-//! output queue is short, so at most a few decoded frames are held at once. Callers get the result on a oneshot channel. A full
-//! ingest queue is refused at once (the API answers 503), so memory never grows unbounded.
+//! output queue is short, so at most a few decoded frames are held at once. Callers get the
+//! result on a oneshot channel. A full ingest queue is refused at once (the API answers 503), so
+//! memory never grows unbounded.
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::watchlist::store::{Fingerprint, TemplateRow};
 
-/// Default factory: exact search, supports removal. "auto", "IDMap2,HNSW32|efSearch=128" or "IDMap2,IVF…|nprobe=…" serve
-/// large lists (removal then rebuilds).
+/// Default factory: exact search, supports removal. "auto", "IDMap2,HNSW32|efSearch=128" or
+/// "IDMap2,IVF…|nprobe=…" serve large lists (removal then rebuilds).
 pub const DEFAULT_FACTORY: &str = "IDMap2,Flat";
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
