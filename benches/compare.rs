@@ -4,8 +4,9 @@
 //!
 //! Two passes per set:
 //! - **latency**: one image at a time, decode -> detect -> align -> embed on this thread, each
-//!   stage timed; the model floor is the time inside `session.run` in this pass (nothing else
-//!   runs then, so it is the bare cost of the two model calls);
+//!   stage timed (a large JPEG is decoded in two strips on two threads, as the engine does
+//!   when its models are idle); the model floor is the time inside `session.run` in this pass
+//!   (nothing else runs then, so it is the bare cost of the two model calls);
 //! - **stream**: the same images through the service's own engine ([`Inference`]: decode and
 //!   detect on a worker thread, embedding on another, bounded queues), as cameras feed it;
 //!   time per image is wall time / images, and its overhead is taken against the bare floor of
@@ -30,7 +31,7 @@ use facewatch::metrics::Metrics;
 use facewatch::vision::quality::QualityGate;
 
 use facewatch::pipeline::{Pipeline, PipelineOptions};
-use facewatch::vision::decode::decode;
+use facewatch::vision::decode::{decode, decode_with};
 use facewatch::vision::runtime::RuntimeOptions;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -100,7 +101,7 @@ impl Latency {
     }
 }
 
-fn latency(p: &mut Pipeline, images: &[Vec<u8>]) -> Latency {
+fn latency(p: &mut Pipeline, images: &[Vec<u8>], threads: usize) -> Latency {
     let (d0, e0) = (p.detector.model_time, p.embedder.model_time);
     let mut times = Vec::with_capacity(images.len());
     let mut faces = 0;
@@ -109,7 +110,7 @@ fn latency(p: &mut Pipeline, images: &[Vec<u8>]) -> Latency {
     let t_all = Instant::now();
     for b in images {
         let t = Instant::now();
-        let img = decode(b, u64::MAX).unwrap();
+        let img = decode_with(b, u64::MAX, threads).unwrap();
         let t1 = t.elapsed().as_secs_f64();
         let dets = p.detector.detect(&img).unwrap();
         let t2 = t.elapsed().as_secs_f64();
@@ -141,7 +142,7 @@ fn latency(p: &mut Pipeline, images: &[Vec<u8>]) -> Latency {
 /// Rounds of (latency pass, stream pass), so that both see the same machine: this shared
 /// machine drifts by 10-20 % within minutes, which would swamp a ratio taken across passes
 /// minutes apart. Every figure printed is a mean over the rounds.
-fn run(p: &mut Pipeline, engine: &Inference, name: &str, paths: &[String], rounds: usize) {
+fn run(p: &mut Pipeline, engine: &Inference, name: &str, paths: &[String], rounds: usize, threads: usize) {
     let images: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"))).collect();
     // Warm-up: first run of each input shape allocates.
     for b in images.iter().take(3) {
@@ -151,7 +152,7 @@ fn run(p: &mut Pipeline, engine: &Inference, name: &str, paths: &[String], round
     let mut lat = Vec::new();
     let mut streamed = Vec::new();
     for _ in 0..rounds {
-        let l = latency(p, &images);
+        let l = latency(p, &images, threads);
         let (stream_ms, stream_faces) = stream(engine, &images);
         assert_eq!(stream_faces, l.faces, "both passes find the same faces");
         if std::env::var_os("COMPARE_VERBOSE").is_some() {
@@ -218,7 +219,7 @@ fn main() {
         vec![("smoke".into(), (1..=3).map(|i| f.join(format!("{i:04}.jpg")).display().to_string()).collect())]
     };
     for (name, paths) in sets {
-        run(&mut p, &engine, &name, &paths, rounds);
+        run(&mut p, &engine, &name, &paths, rounds, threads);
     }
     engine.shutdown();
 }

@@ -3,7 +3,9 @@
 //! embedder thread, which batches the faces of whatever frames are waiting into one model call.
 //! Decoding has its own thread so that it overlaps the models instead of adding to the
 //! detector's time per frame (a 2 MP JPEG costs about 7 ms, a tenth of the detector's); its
-//! output queue is short, so at most a few decoded frames are held at once. Callers get the
+//! output queue is short, so at most a few decoded frames are held at once. When no frame is in
+//! the models and none waits, the models' cores are idle, and a large JPEG is decoded on two
+//! threads: a lone frame (a quiet hall) gets its alert sooner, and a busy stream pays nothing. Callers get the
 //! result on a oneshot channel. A full ingest queue is refused at once (the API answers 503), so
 //! memory never grows unbounded.
 
@@ -11,7 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -25,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, EmbedderSpec, Manifest};
 use crate::metrics::{Metrics, Stage};
 use crate::pipeline::{Face, PipelineOptions, prepare_faces};
-use crate::vision::decode::decode;
+use crate::vision::decode::decode_with;
 use crate::vision::detect::Detector;
 use crate::vision::embed::Embedder;
 use crate::vision::quality::{QualityGate, Rejection};
@@ -72,17 +74,43 @@ struct DecodedJob {
     image: RgbImage,
     mode: Mode,
     reply: Reply,
+    in_flight: InFlight,
 }
 
 struct EmbedJob {
     analysis: Analysis,
     reply: Reply,
+    in_flight: InFlight,
+}
+
+/// Counts a frame from the moment it is decoded until it is answered (dropped first, so a
+/// client that waits for the answer before sending its next frame finds the models idle).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+
+    /// Leaves the count, then answers.
+    fn answer(self, reply: Reply, res: Result<Analysis>) {
+        drop(self);
+        let _ = reply.send(res);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct Inference {
     ingest: Mutex<Option<Sender<DetectJob>>>,
     ingest_rx: Receiver<DetectJob>,
     embed_rx: Receiver<EmbedJob>,
+    in_flight: Arc<AtomicUsize>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     retry_after_s: u64,
     pub manifest: Manifest,
@@ -114,8 +142,9 @@ impl Inference {
         // Each stage blocks on a full queue after it: back-pressure reaches the ingest queue.
         let (embed_tx, embed_rx) = crossbeam_channel::bounded::<EmbedJob>(opts.queue_capacity.max(1));
         let mut threads = Vec::new();
-        let (rx, m, max_pixels) = (ingest_rx.clone(), metrics.clone(), opts.max_pixels);
-        threads.push(spawn("decode", move || decode_loop(max_pixels, rx, decoded_tx, m))?);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let (rx, m, max_pixels, count) = (ingest_rx.clone(), metrics.clone(), opts.max_pixels, in_flight.clone());
+        threads.push(spawn("decode", move || decode_loop(max_pixels, rx, decoded_tx, count, m))?);
         for (i, det) in detectors.into_iter().enumerate() {
             let (rx, tx, m) = (decoded_rx.clone(), embed_tx.clone(), metrics.clone());
             let spec = manifest.embedder.clone();
@@ -128,6 +157,7 @@ impl Inference {
             ingest: Mutex::new(Some(ingest_tx)),
             ingest_rx,
             embed_rx,
+            in_flight,
             threads: Mutex::new(threads),
             retry_after_s: opts.retry_after_s,
             provider: runtime::provider_name(rt),
@@ -154,6 +184,11 @@ impl Inference {
 
     pub fn queue_depths(&self) -> (usize, usize) {
         (self.ingest_rx.len(), self.embed_rx.len())
+    }
+
+    /// Frames decoded and not yet answered (in the detector, align or embedder).
+    pub fn frames_in_models(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Every worker thread is running.
@@ -184,17 +219,28 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| Error::Runtime(format!("starting thread {name}: {e}")))
 }
 
-fn decode_loop(max_pixels: u64, rx: Receiver<DetectJob>, tx: Sender<DecodedJob>, m: Arc<Metrics>) {
+fn decode_loop(
+    max_pixels: u64,
+    rx: Receiver<DetectJob>,
+    tx: Sender<DecodedJob>,
+    in_flight: Arc<AtomicUsize>,
+    m: Arc<Metrics>,
+) {
+    let spare_core = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
     while let Ok(DetectJob { bytes, mode, reply }) = rx.recv() {
         let t = Instant::now();
+        let idle = spare_core && rx.is_empty() && in_flight.load(Ordering::SeqCst) == 0;
+        let threads = if idle { 2 } else { 1 };
         // A decoder panic must cost one frame, not the thread.
-        let res = std::panic::catch_unwind(AssertUnwindSafe(|| decode(&bytes, max_pixels)))
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| decode_with(&bytes, max_pixels, threads)))
             .unwrap_or_else(|_| Err(Error::Runtime("internal error while decoding the image".into())));
         m.stage(Stage::Decode).observe(t.elapsed());
         match res {
             Ok(image) => {
-                if let Err(e) = tx.send(DecodedJob { image, mode, reply }) {
-                    let _ = e.0.reply.send(Err(Error::ShuttingDown));
+                let job = DecodedJob { image, mode, reply, in_flight: InFlight::enter(&in_flight) };
+                if let Err(e) = tx.send(job) {
+                    let DecodedJob { reply, in_flight, .. } = e.0;
+                    in_flight.answer(reply, Err(Error::ShuttingDown));
                 }
             }
             Err(e) => {
@@ -205,19 +251,18 @@ fn decode_loop(max_pixels: u64, rx: Receiver<DetectJob>, tx: Sender<DecodedJob>,
 }
 
 fn detect_loop(mut det: Detector, spec: EmbedderSpec, rx: Receiver<DecodedJob>, tx: Sender<EmbedJob>, m: Arc<Metrics>) {
-    while let Ok(DecodedJob { image, mode, reply }) = rx.recv() {
+    while let Ok(DecodedJob { image, mode, reply, in_flight }) = rx.recv() {
         // A model panic must cost one frame, not the worker.
         let res = std::panic::catch_unwind(AssertUnwindSafe(|| analyse(&mut det, &spec, image, &mode, &m)))
             .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())));
         match res {
             Ok(a) if a.faces.iter().any(Face::accepted) => {
-                if let Err(e) = tx.send(EmbedJob { analysis: a, reply }) {
-                    let _ = e.0.reply.send(Err(Error::ShuttingDown));
+                if let Err(e) = tx.send(EmbedJob { analysis: a, reply, in_flight }) {
+                    let EmbedJob { reply, in_flight, .. } = e.0;
+                    in_flight.answer(reply, Err(Error::ShuttingDown));
                 }
             }
-            other => {
-                let _ = reply.send(other);
-            }
+            other => in_flight.answer(reply, other),
         }
     }
 }
@@ -272,13 +317,13 @@ fn embed_loop(mut emb: Embedder, max_batch: usize, rx: Receiver<EmbedJob>, m: Ar
                     for f in j.analysis.faces.iter_mut().filter(|f| f.accepted()) {
                         f.embedding = it.next();
                     }
-                    let _ = j.reply.send(Ok(j.analysis));
+                    j.in_flight.answer(j.reply, Ok(j.analysis));
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
                 for j in jobs {
-                    let _ = j.reply.send(Err(Error::Runtime(msg.clone())));
+                    j.in_flight.answer(j.reply, Err(Error::Runtime(msg.clone())));
                 }
             }
         }

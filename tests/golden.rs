@@ -152,3 +152,62 @@ fn crowd_faces_prepared_in_parallel_keep_their_order() {
         assert!(face.chip == chip, "chip of the face at {:?} differs", det.bbox);
     }
 }
+
+/// The service engine decodes a lone large frame on two threads (its models are idle) and a
+/// stream on one: either way it must find the same faces with the same embeddings as the
+/// one-image pipeline, and every frame (with faces, without, corrupt) must leave the count of
+/// frames in the models, or later lone frames would lose their second decode thread.
+#[test]
+fn engine_matches_pipeline_alone_and_streamed() {
+    use facewatch::inference::{Inference, InferenceOptions, Mode};
+    use facewatch::vision::quality::QualityGate;
+
+    let bytes = std::fs::read(common::data().join("multiface/faces.jpg")).unwrap();
+    let mut p = common::pipeline();
+    let frame = facewatch::vision::decode::decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+    let want = p.faces(&frame, Some(&QualityGate::default())).unwrap();
+    assert!(want.len() >= 4);
+    let opts = InferenceOptions {
+        pipeline: facewatch::pipeline::PipelineOptions::default(),
+        detect_workers: 1,
+        queue_capacity: 8,
+        max_pixels: DEFAULT_MAX_PIXELS,
+        retry_after_s: 1,
+    };
+    let engine = Inference::start(&common::models(), &opts, Default::default()).unwrap();
+    let nonface =
+        std::fs::read(common::data().join("nonface").read_dir().unwrap().flatten().next().unwrap().path()).unwrap();
+    let check = |a: facewatch::inference::Analysis| {
+        assert_eq!(a.image.as_raw(), frame.as_raw(), "decoded pixels differ");
+        assert_eq!(a.faces.len(), want.len());
+        for (got, w) in a.faces.iter().zip(&want) {
+            assert_eq!(got.detection, w.detection);
+            match (&got.embedding, &w.embedding) {
+                (Some(g), Some(w)) => assert!(cosine(g, w) > 0.99999),
+                (None, None) => {}
+                _ => panic!("embedded in one path only"),
+            }
+        }
+    };
+    let live = || Mode::Live(QualityGate::default());
+    // Alone: nothing else in the engine.
+    let rx = engine.submit(bytes.clone().into(), live()).unwrap();
+    check(rx.blocking_recv().unwrap().unwrap());
+    assert_eq!(engine.frames_in_models(), 0);
+    // Streamed, mixed with a photo without faces and a corrupt one.
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        pending.push((true, engine.submit(bytes.clone().into(), live()).unwrap()));
+        pending.push((false, engine.submit(nonface.clone().into(), live()).unwrap()));
+    }
+    let corrupt = engine.submit(bytes[..bytes.len() / 2].to_vec().into(), live()).unwrap();
+    for (crowd, rx) in pending {
+        let a = rx.blocking_recv().unwrap().unwrap();
+        if crowd {
+            check(a);
+        }
+    }
+    assert!(corrupt.blocking_recv().unwrap().is_err());
+    assert_eq!(engine.frames_in_models(), 0, "every answered frame leaves the count");
+    engine.shutdown();
+}

@@ -6,15 +6,22 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
+use crate::vision::jpeg;
 
 /// 40 megapixels: a 8K frame fits, a 20000x20000 bomb does not.
 pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 
 /// Decodes JPEG or PNG bytes into an upright 8-bit RGB image of at most `max_pixels` pixels.
 ///
-/// JPEG goes through libjpeg-turbo, the decoder OpenCV uses, so pixels (and therefore
-/// detections) agree with the reference pipeline exactly; PNG through the `image` crate.
+/// JPEG goes through libjpeg-turbo ([`jpeg`]), the decoder OpenCV uses, so pixels (and
+/// therefore detections) agree with the reference pipeline exactly; PNG through the `image` crate.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
+    decode_with(bytes, max_pixels, 1)
+}
+
+/// [`decode`] with up to `threads` threads for a large JPEG: for a caller whose other cores are
+/// idle meanwhile (one image at a time), not for one whose cores are busy with the models.
+pub fn decode_with(bytes: &[u8], max_pixels: u64, threads: usize) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(Error::EmptyInput);
     }
@@ -38,7 +45,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     let orientation = decoder.orientation().ok();
     let mut img = if format == ImageFormat::Jpeg {
         drop(decoder);
-        DynamicImage::ImageRgb8(decode_jpeg(bytes)?)
+        DynamicImage::ImageRgb8(jpeg::decode(bytes, threads)?)
     } else {
         let mut limits = Limits::default();
         // Room for the decoded buffer at 16 bits x 4 channels plus the decoder's working set.
@@ -75,21 +82,6 @@ fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<u64> {
         return Err(Error::CorruptImage("image has zero width or height".into()));
     }
     Ok(pixels)
-}
-
-/// libjpeg-turbo to RGB (grey JPEGs are expanded); a truncated or corrupt stream is an error,
-/// not a half-grey picture.
-fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
-    let img =
-        turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB).map_err(|e| Error::CorruptImage(e.to_string()))?;
-    let (w, h) = (img.width, img.height);
-    let row = w * 3;
-    let data = if img.pitch == row {
-        img.pixels
-    } else {
-        img.pixels.chunks(img.pitch).flat_map(|r| &r[..row]).copied().collect()
-    };
-    RgbImage::from_raw(w as u32, h as u32, data).ok_or_else(|| Error::CorruptImage("short JPEG buffer".into()))
 }
 
 /// Composites transparent pixels onto white (a transparent background is not a black face).

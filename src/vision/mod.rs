@@ -3,5 +3,6 @@ pub mod align;
 pub mod decode;
 pub mod detect;
 pub mod embed;
+pub mod jpeg;
 pub mod quality;
 pub mod runtime;

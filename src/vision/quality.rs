@@ -177,10 +177,13 @@ fn sharpness_brightness(chip: &RgbImage) -> (f32, f32) {
     let (x0, x1, y0, y1) = ((w / 5).max(1), (w - w / 5).min(w - 1), (h / 5).max(1), (h - h / 5).min(h - 1));
     let (gx0, gw) = (x0 - 1, x1 - x0 + 2);
     let raw = chip.as_raw();
-    let grey: Vec<f32> = (y0 - 1..=y1)
-        .flat_map(|y| raw[(y * w + gx0) * 3..(y * w + gx0 + gw) * 3].chunks_exact(3))
-        .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
-        .collect();
+    let mut grey = vec![0.0f32; (y1 - y0 + 2) * gw];
+    for (y, dst) in (y0 - 1..=y1).zip(grey.chunks_exact_mut(gw)) {
+        let src = &raw[(y * w + gx0) * 3..(y * w + gx0 + gw) * 3];
+        for (g, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
+            *g = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+        }
+    }
     let (mut sum, mut sum2, mut bright, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     for gy in 1..=y1 - y0 {
         let (up, row, down) = (&grey[(gy - 1) * gw..gy * gw], &grey[gy * gw..(gy + 1) * gw], &grey[(gy + 1) * gw..]);
