@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use facewatch::vision::decode::{DEFAULT_MAX_PIXELS, decode};
+use facewatch::vision::decode::{DEFAULT_MAX_PIXELS, decode, decode_with};
 use facewatch::vision::{align, quality};
 use image::imageops::{FilterType, resize};
 
@@ -24,6 +24,10 @@ fn stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     g.bench_function("jpeg_250x250", |b| b.iter(|| decode(black_box(&lfw_bytes), DEFAULT_MAX_PIXELS).unwrap()));
     g.bench_function("jpeg_1920x1079", |b| b.iter(|| decode(black_box(&crowd_bytes), DEFAULT_MAX_PIXELS).unwrap()));
+    // Two strips on two threads, as when the models are idle (`vision::jpeg`).
+    g.bench_function("jpeg_1920x1079_2_threads", |b| {
+        b.iter(|| decode_with(black_box(&crowd_bytes), DEFAULT_MAX_PIXELS, 2).unwrap())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("detect");
