@@ -5,9 +5,9 @@
 //! detector's time per frame (a 2 MP JPEG costs about 7 ms, a tenth of the detector's); its
 //! output queue is short, so at most a few decoded frames are held at once. When no frame is in
 //! the models and none waits, the models' cores are idle, and a large JPEG is decoded on two
-//! threads: a lone frame (a quiet hall) gets its alert sooner, and a busy stream pays nothing. Callers get the
-//! result on a oneshot channel. A full ingest queue is refused at once (the API answers 503), so
-//! memory never grows unbounded.
+//! threads: a lone frame (a quiet hall) gets its alert sooner, and a busy stream pays nothing.
+//! Callers get the result on a oneshot channel. A full ingest queue is refused at once (the API
+//! answers 503), so memory never grows unbounded.
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;

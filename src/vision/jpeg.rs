@@ -15,7 +15,7 @@ use turbojpeg_sys as tj;
 use crate::error::{Error, Result};
 
 /// Below this many pixels a second thread costs more than it saves.
-pub const PARALLEL_PIXELS: u64 = 500_000;
+const PARALLEL_PIXELS: u64 = 500_000;
 
 /// Share of the rows the upper strip decodes (the lower one also entropy-decodes the upper
 /// rows, which is about 60 % of a whole decode here, so the split sits past the middle).
@@ -45,7 +45,8 @@ pub fn decode(bytes: &[u8], threads: usize) -> Result<RgbImage> {
 /// Two strips on two threads; `None` when the image does not qualify (small, progressive or
 /// lossless: those decode every scan up front, so strips would not save anything).
 fn decode_strips(bytes: &[u8]) -> Result<Option<RgbImage>> {
-    let header = Decompressor::new()?.header(bytes)?;
+    // This handle's header decides, and it then decodes the lower strip itself.
+    let (mut lower_d, header) = Decompressor::open(bytes)?;
     let (w, h) = (header.width, header.height);
     if header.progressive || header.lossless || (w as u64) * (h as u64) < PARALLEL_PIXELS {
         return Ok(None);
@@ -54,40 +55,17 @@ fn decode_strips(bytes: &[u8]) -> Result<Option<RgbImage>> {
     let mut pixels = vec![0u8; w * h * 3];
     let (upper, lower) = pixels.split_at_mut(mid * w * 3);
     let (a, b) = std::thread::scope(|s| {
-        let helper = s.spawn(|| decode_rows(bytes, upper, w, 0, mid));
-        let b = decode_rows(bytes, lower, w, mid, h - mid);
+        let helper = s.spawn(|| {
+            let (mut d, own) = Decompressor::open(bytes)?;
+            d.decode_rows(&own, bytes, upper, 0, mid)
+        });
+        let b = lower_d.decode_rows(&header, bytes, lower, mid, h - mid);
         (helper.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), b)
     });
     a.and(b)?;
     let img = RgbImage::from_raw(w as u32, h as u32, pixels)
         .ok_or_else(|| Error::CorruptImage("short JPEG buffer".into()))?;
     Ok(Some(img))
-}
-
-/// Decodes rows `y .. y + rows` (full width) into `out`, which holds exactly those rows.
-fn decode_rows(bytes: &[u8], out: &mut [u8], width: usize, y: usize, rows: usize) -> Result<()> {
-    let mut d = Decompressor::new()?;
-    let header = d.header(bytes)?;
-    let pitch = width * 3;
-    if header.width != width || y + rows > header.height || out.len() != rows * pitch {
-        return Err(Error::CorruptImage("JPEG header changed between reads".into()));
-    }
-    let to_int = |v: usize| c_int::try_from(v).map_err(|_| Error::CorruptImage("JPEG too large".into()));
-    let region = tj::tjregion { x: 0, y: to_int(y)?, w: 0, h: to_int(rows)? };
-    // SAFETY: the handle is valid and its header has been read, as cropping requires.
-    d.check(unsafe { tj::tj3SetCroppingRegion(d.0, region) })?;
-    // SAFETY: `out` holds `rows` rows of `pitch` bytes, exactly what a crop of `rows` full-width
-    // rows writes; `bytes` outlives the call.
-    d.check(unsafe {
-        tj::tj3Decompress8(
-            d.0,
-            bytes.as_ptr(),
-            bytes.len() as tj::size_t,
-            out.as_mut_ptr(),
-            to_int(pitch)?,
-            tj::TJPF_TJPF_RGB as c_int,
-        )
-    })
 }
 
 struct Header {
@@ -101,13 +79,41 @@ struct Header {
 struct Decompressor(tj::tjhandle);
 
 impl Decompressor {
-    fn new() -> Result<Self> {
+    /// A handle with `bytes`' header read (cropping needs it), and that header.
+    fn open(bytes: &[u8]) -> Result<(Self, Header)> {
         // SAFETY: plain constructor; a null handle is checked below.
         let h = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as c_int) };
         if h.is_null() {
             return Err(Error::Runtime("libjpeg-turbo could not create a decompressor".into()));
         }
-        Ok(Self(h))
+        let mut d = Self(h);
+        let header = d.header(bytes)?;
+        Ok((d, header))
+    }
+
+    /// Decodes rows `y .. y + rows` (full width) of the image whose `header` this handle read
+    /// into `out`, which must hold exactly those rows.
+    fn decode_rows(&mut self, header: &Header, bytes: &[u8], out: &mut [u8], y: usize, rows: usize) -> Result<()> {
+        let pitch = header.width * 3;
+        if y + rows > header.height || out.len() != rows * pitch {
+            return Err(Error::CorruptImage("JPEG header changed between reads".into()));
+        }
+        let to_int = |v: usize| c_int::try_from(v).map_err(|_| Error::CorruptImage("JPEG too large".into()));
+        let region = tj::tjregion { x: 0, y: to_int(y)?, w: 0, h: to_int(rows)? };
+        // SAFETY: the handle is valid and its header has been read, as cropping requires.
+        self.check(unsafe { tj::tj3SetCroppingRegion(self.0, region) })?;
+        // SAFETY: `out` holds `rows` rows of `pitch` bytes (checked above against this handle's
+        // header), exactly what a crop of `rows` full-width rows writes; `bytes` outlives the call.
+        self.check(unsafe {
+            tj::tj3Decompress8(
+                self.0,
+                bytes.as_ptr(),
+                bytes.len() as tj::size_t,
+                out.as_mut_ptr(),
+                to_int(pitch)?,
+                tj::TJPF_TJPF_RGB as c_int,
+            )
+        })
     }
 
     fn header(&mut self, bytes: &[u8]) -> Result<Header> {
