@@ -103,10 +103,9 @@ impl Detector {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let m = self.spec.pad_multiple as usize;
         let (pw, ph) = (w.div_ceil(m) * m, h.div_ceil(m) * m);
-        fill_planar(img, pw, ph, self.spec.channel_order, &mut self.input);
+        let input = fill_planar(img, pw, ph, self.spec.channel_order, &mut self.input);
         let t = std::time::Instant::now();
-        let outputs =
-            self.session.run(ort::inputs![TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..]))?])?;
+        let outputs = self.session.run(ort::inputs![TensorRef::from_array_view(([1usize, 3, ph, pw], &*input))?])?;
         self.model_time += t.elapsed();
         let mut candidates = Vec::new();
         for s in STRIDES {
@@ -154,13 +153,17 @@ impl Detector {
 }
 
 /// Writes the image as planar float 0..255 in the model's channel order, zero-padded
-/// right/bottom to `pw` x `ph`. The buffer is reused across frames and only the padding is
-/// cleared (not the whole tensor); large frames are split between two threads, because this
-/// runs while the cores the model uses sit idle.
-fn fill_planar(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, buf: &mut Vec<f32>) {
+/// right/bottom to `pw` x `ph`, into the front of `buf`, and returns that part. The buffer is
+/// reused across frames and never shrinks, so a frame after a smaller one does not clear
+/// memory it then overwrites; only the padding is cleared. Large frames are split between two
+/// threads, because this runs while the cores the model uses sit idle.
+fn fill_planar<'a>(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, buf: &'a mut Vec<f32>) -> &'a [f32] {
     const PARALLEL_PIXELS: usize = 500_000;
     let plane = pw * ph;
-    buf.resize(3 * plane, 0.0);
+    if buf.len() < 3 * plane {
+        buf.resize(3 * plane, 0.0);
+    }
+    let buf = &mut buf[..3 * plane];
     let map: [usize; 3] = match order {
         ChannelOrder::Rgb => [0, 1, 2],
         ChannelOrder::Bgr => [2, 1, 0],
@@ -171,7 +174,7 @@ fn fill_planar(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, buf: &
     let (p1, p2) = rest.split_at_mut(plane);
     if w * h < PARALLEL_PIXELS {
         fill_rows(src, w, pw, map, [p0, p1, p2]);
-        return;
+        return buf;
     }
     // Rows [0, mid) on a helper thread, [mid, ph) here.
     let mid = h / 2;
@@ -183,6 +186,7 @@ fn fill_planar(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, buf: &
         s.spawn(|| fill_rows(top, w, pw, map, [a0, a1, a2]));
         fill_rows(bottom, w, pw, map, [b0, b1, b2]);
     });
+    buf
 }
 
 /// Fills whole rows of three planes (`pw` wide) from packed RGB rows (`w` wide); planes may
@@ -245,8 +249,9 @@ mod tests {
         let img = RgbImage::from_raw(1, 1, vec![1, 2, 3]).unwrap();
         // A dirty buffer from a previous, larger frame: padding must come back as zeros.
         let mut buf = vec![9.0; 40];
-        fill_planar(&img, 2, 2, ChannelOrder::Bgr, &mut buf);
-        assert_eq!(buf, vec![3.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        let input = fill_planar(&img, 2, 2, ChannelOrder::Bgr, &mut buf);
+        assert_eq!(input, [3.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(buf.len(), 40, "the buffer keeps its size for larger frames");
     }
 
     #[test]
@@ -255,7 +260,7 @@ mod tests {
             RgbImage::from_fn(1001, 601, |x, y| image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 7) as u8]));
         let (pw, ph) = (1024, 608);
         let mut buf = vec![5.0; 7];
-        fill_planar(&img, pw, ph, ChannelOrder::Rgb, &mut buf);
+        let buf = fill_planar(&img, pw, ph, ChannelOrder::Rgb, &mut buf);
         let plane = pw * ph;
         for (x, y) in [(0, 0), (1000, 300), (17, 600), (500, 299)] {
             let p = img.get_pixel(x as u32, y as u32).0;

@@ -40,15 +40,20 @@ impl Embedder {
     fn embed_batch(&mut self, chips: &[&RgbImage], out: &mut Vec<Vec<f32>>) -> Result<()> {
         let s = self.spec.input_size as usize;
         let plane = s * s;
-        // Every element is overwritten below, so the buffer is not cleared first.
-        self.input.resize(chips.len() * 3 * plane, 0.0);
+        // Every element is overwritten below, so the buffer is not cleared first, and it never
+        // shrinks, so a batch after a smaller one does not clear memory it then overwrites.
+        let len = chips.len() * 3 * plane;
+        if self.input.len() < len {
+            self.input.resize(len, 0.0);
+        }
+        let input = &mut self.input[..len];
         let map: [usize; 3] = match self.spec.channel_order {
             ChannelOrder::Rgb => [0, 1, 2],
             ChannelOrder::Bgr => [2, 1, 0],
         };
         let scale = self.spec.std.map(|v| 1.0 / v);
         let mean = self.spec.mean;
-        for (chip, dst) in chips.iter().zip(self.input.chunks_exact_mut(3 * plane)) {
+        for (chip, dst) in chips.iter().zip(input.chunks_exact_mut(3 * plane)) {
             if chip.width() as usize != s || chip.height() as usize != s {
                 return Err(Error::Invalid(format!(
                     "chip is {}x{}, the embedder takes {s}x{s}",
@@ -65,8 +70,9 @@ impl Embedder {
             }
         }
         let t = std::time::Instant::now();
-        let outputs =
-            self.session.run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &self.input[..]))?])?;
+        let outputs = self
+            .session
+            .run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &self.input[..len]))?])?;
         self.model_time += t.elapsed();
         let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
         let d = self.spec.embedding_size;
