@@ -8,6 +8,7 @@
 //! two strips take about 0.75 of one whole decode, with identical pixels (`tests` below).
 
 use std::ffi::{CStr, c_int};
+use std::mem::MaybeUninit;
 
 use image::RgbImage;
 use turbojpeg_sys as tj;
@@ -25,47 +26,46 @@ const UPPER_SHARE: f64 = 0.65;
 /// are decoded as two strips in parallel. A truncated or corrupt stream is an error, not a
 /// half-grey picture.
 pub fn decode(bytes: &[u8], threads: usize) -> Result<RgbImage> {
-    if threads >= 2
-        && let Some(img) = decode_strips(bytes)?
-    {
-        return Ok(img);
-    }
-    let img =
-        turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB).map_err(|e| Error::CorruptImage(e.to_string()))?;
-    let (w, h) = (img.width, img.height);
-    let row = w * 3;
-    let data = if img.pitch == row {
-        img.pixels
+    // This handle's header decides; it then decodes the whole image, or the lower strip.
+    let (mut d, header) = Decompressor::open(bytes)?;
+    let (w, h) = (header.width, header.height);
+    let len =
+        w.checked_mul(h).and_then(|p| p.checked_mul(3)).ok_or_else(|| Error::CorruptImage("JPEG too large".into()))?;
+    // Not zero-filled first: the decoder writes every byte, and clearing 6 MB of memory that
+    // is out of the cache cost about as much as a tenth of the decode.
+    let mut pixels: Vec<u8> = Vec::with_capacity(len);
+    let out = &mut pixels.spare_capacity_mut()[..len];
+    if threads >= 2 && strips_pay_off(&header) {
+        decode_strips(d, &header, bytes, out)?;
     } else {
-        img.pixels.chunks(img.pitch).flat_map(|r| &r[..row]).copied().collect()
-    };
-    RgbImage::from_raw(w as u32, h as u32, data).ok_or_else(|| Error::CorruptImage("short JPEG buffer".into()))
+        d.decode_rows(&header, bytes, out, 0, h)?;
+    }
+    // SAFETY: the decodes above succeeded, and a successful decode writes every byte of the
+    // rows it is given (full width, pitch = width x 3); together they were given all `len`.
+    unsafe { pixels.set_len(len) };
+    RgbImage::from_raw(w as u32, h as u32, pixels).ok_or_else(|| Error::CorruptImage("short JPEG buffer".into()))
 }
 
-/// Two strips on two threads; `None` when the image does not qualify (small, progressive or
-/// lossless: those decode every scan up front, so strips would not save anything).
-fn decode_strips(bytes: &[u8]) -> Result<Option<RgbImage>> {
-    // This handle's header decides, and it then decodes the lower strip itself.
-    let (mut lower_d, header) = Decompressor::open(bytes)?;
+/// Whether two strips beat one decode: not for small images, nor for progressive or lossless
+/// ones (those decode every scan up front, so strips would not save anything).
+fn strips_pay_off(header: &Header) -> bool {
+    !header.progressive && !header.lossless && (header.width as u64) * (header.height as u64) >= PARALLEL_PIXELS
+}
+
+/// The upper strip on a helper thread (its own handle), the lower one here with `lower_d`.
+fn decode_strips(mut lower_d: Decompressor, header: &Header, bytes: &[u8], out: &mut [MaybeUninit<u8>]) -> Result<()> {
     let (w, h) = (header.width, header.height);
-    if header.progressive || header.lossless || (w as u64) * (h as u64) < PARALLEL_PIXELS {
-        return Ok(None);
-    }
     let mid = ((h as f64 * UPPER_SHARE) as usize).clamp(1, h - 1);
-    let mut pixels = vec![0u8; w * h * 3];
-    let (upper, lower) = pixels.split_at_mut(mid * w * 3);
+    let (upper, lower) = out.split_at_mut(mid * w * 3);
     let (a, b) = std::thread::scope(|s| {
         let helper = s.spawn(|| {
             let (mut d, own) = Decompressor::open(bytes)?;
             d.decode_rows(&own, bytes, upper, 0, mid)
         });
-        let b = lower_d.decode_rows(&header, bytes, lower, mid, h - mid);
+        let b = lower_d.decode_rows(header, bytes, lower, mid, h - mid);
         (helper.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), b)
     });
-    a.and(b)?;
-    let img = RgbImage::from_raw(w as u32, h as u32, pixels)
-        .ok_or_else(|| Error::CorruptImage("short JPEG buffer".into()))?;
-    Ok(Some(img))
+    a.and(b)
 }
 
 struct Header {
@@ -92,14 +92,26 @@ impl Decompressor {
     }
 
     /// Decodes rows `y .. y + rows` (full width) of the image whose `header` this handle read
-    /// into `out`, which must hold exactly those rows.
-    fn decode_rows(&mut self, header: &Header, bytes: &[u8], out: &mut [u8], y: usize, rows: usize) -> Result<()> {
+    /// into `out`, which must hold exactly those rows; on success every byte of `out` is written.
+    fn decode_rows(
+        &mut self,
+        header: &Header,
+        bytes: &[u8],
+        out: &mut [MaybeUninit<u8>],
+        y: usize,
+        rows: usize,
+    ) -> Result<()> {
         let pitch = header.width * 3;
         if y + rows > header.height || out.len() != rows * pitch {
             return Err(Error::CorruptImage("JPEG header changed between reads".into()));
         }
         let to_int = |v: usize| c_int::try_from(v).map_err(|_| Error::CorruptImage("JPEG too large".into()));
-        let region = tj::tjregion { x: 0, y: to_int(y)?, w: 0, h: to_int(rows)? };
+        // The whole image is the unscaled, uncropped default (what a fresh handle decodes).
+        let region = if y == 0 && rows == header.height {
+            tj::tjregion { x: 0, y: 0, w: 0, h: 0 }
+        } else {
+            tj::tjregion { x: 0, y: to_int(y)?, w: 0, h: to_int(rows)? }
+        };
         // SAFETY: the handle is valid and its header has been read, as cropping requires.
         self.check(unsafe { tj::tj3SetCroppingRegion(self.0, region) })?;
         // SAFETY: `out` holds `rows` rows of `pitch` bytes (checked above against this handle's
@@ -109,7 +121,7 @@ impl Decompressor {
                 self.0,
                 bytes.as_ptr(),
                 bytes.len() as tj::size_t,
-                out.as_mut_ptr(),
+                out.as_mut_ptr().cast::<u8>(),
                 to_int(pitch)?,
                 tj::TJPF_TJPF_RGB as c_int,
             )
@@ -167,19 +179,27 @@ mod tests {
         out
     }
 
+    fn uses_strips(bytes: &[u8]) -> bool {
+        strips_pay_off(&Decompressor::open(bytes).unwrap().1)
+    }
+
     #[test]
     fn strips_give_the_same_pixels_as_one_decode() {
         // Odd height: the split row is not on an MCU boundary.
         let bytes = jpeg(1000, 777);
+        assert!(uses_strips(&bytes), "large baseline JPEG qualifies");
         let whole = decode(&bytes, 1).unwrap();
-        let strips = decode_strips(&bytes).unwrap().expect("large baseline JPEG qualifies");
+        let strips = decode(&bytes, 2).unwrap();
         assert_eq!(whole.dimensions(), strips.dimensions());
         assert!(whole.as_raw() == strips.as_raw(), "pixels differ");
+        // And both agree with the `turbojpeg` crate's whole-image decode.
+        let reference = turbojpeg::decompress(&bytes, turbojpeg::PixelFormat::RGB).unwrap();
+        assert!(reference.pixels == *whole.as_raw(), "pixels differ from turbojpeg::decompress");
     }
 
     #[test]
     fn small_images_are_decoded_whole() {
-        assert!(decode_strips(&jpeg(200, 150)).unwrap().is_none());
+        assert!(!uses_strips(&jpeg(200, 150)));
         assert_eq!(decode(&jpeg(200, 150), 2).unwrap().dimensions(), (200, 150));
     }
 
@@ -189,5 +209,17 @@ mod tests {
         let cut = &bytes[..bytes.len() * 2 / 3];
         assert!(matches!(decode(cut, 2), Err(Error::CorruptImage(_))));
         assert!(matches!(decode(cut, 1), Err(Error::CorruptImage(_))));
+    }
+
+    #[test]
+    fn grey_jpegs_become_rgb() {
+        let grey = image::GrayImage::from_fn(64, 48, |x, y| image::Luma([((x * 4 + y) % 256) as u8]));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&grey).unwrap();
+        let img = decode(&bytes, 2).unwrap();
+        assert_eq!(img.dimensions(), (64, 48));
+        assert!(img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+        let diff = img.pixels().zip(grey.pixels()).map(|(a, b)| i32::from(a[0]).abs_diff(i32::from(b[0]))).max();
+        assert!(diff.unwrap_or(0) <= 8, "grey levels kept (max difference {diff:?})");
     }
 }
