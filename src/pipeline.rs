@@ -107,7 +107,7 @@ impl Pipeline {
 }
 
 /// Aligns every detection to the embedder's chip and measures its quality against `gate`.
-/// Frames with several faces are split over two threads (about 0.2 ms per face adds up in a
+/// Frames with several faces are split over two threads (0.1-0.15 ms per face adds up in a
 /// crowd, and the models are idle meanwhile); the order of the faces is kept.
 pub fn prepare_faces(
     spec: &EmbedderSpec,
