@@ -105,7 +105,7 @@ impl Detector {
         let (pw, ph) = (w.div_ceil(m) * m, h.div_ceil(m) * m);
         let input = fill_planar(img, pw, ph, self.spec.channel_order, &mut self.input);
         let t = std::time::Instant::now();
-        let outputs = self.session.run(ort::inputs![TensorRef::from_array_view(([1usize, 3, ph, pw], &*input))?])?;
+        let outputs = self.session.run(ort::inputs![TensorRef::from_array_view(([1usize, 3, ph, pw], input))?])?;
         self.model_time += t.elapsed();
         let mut candidates = Vec::new();
         for s in STRIDES {
