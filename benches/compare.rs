@@ -193,13 +193,17 @@ fn main() {
     let rounds = flag("--rounds").unwrap_or(if args.iter().any(|a| a == "--bench") { 5 } else { 1 }).max(1);
     let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
     let opts = PipelineOptions {
-        runtime: RuntimeOptions { intra_threads: threads, cuda: false },
+        // One image at a time on this thread: the two models never run at once.
+        runtime: RuntimeOptions { intra_threads: threads, cuda: false, spin: true },
         ..PipelineOptions::default()
     };
     let mut p = Pipeline::open(&models, opts.clone()).expect("models installed by scripts/setup.sh");
     let stream_threads = flag("--stream-threads").unwrap_or(threads.div_ceil(2));
     let stream_opts = InferenceOptions {
-        pipeline: PipelineOptions { runtime: RuntimeOptions { intra_threads: stream_threads, cuda: false }, ..opts },
+        pipeline: PipelineOptions {
+            runtime: RuntimeOptions { intra_threads: stream_threads, cuda: false, spin: false },
+            ..opts
+        },
         detect_workers: flag("--detect-workers").unwrap_or(1),
         queue_capacity: 8,
         max_pixels: u64::MAX,

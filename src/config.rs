@@ -44,7 +44,11 @@ impl Settings {
 
     pub fn pipeline_options(&self) -> PipelineOptions {
         PipelineOptions {
-            runtime: RuntimeOptions { intra_threads: self.threads, cuda: self.cuda || cfg!(feature = "cuda") },
+            runtime: RuntimeOptions {
+                intra_threads: self.threads,
+                cuda: self.cuda || cfg!(feature = "cuda"),
+                spin: false,
+            },
             detector: DetectorOptions { score_threshold: self.detect_threshold, ..DetectorOptions::default() },
             ..PipelineOptions::default()
         }
@@ -261,7 +265,8 @@ impl ServiceConfig {
 
     pub fn pipeline_options(&self) -> PipelineOptions {
         PipelineOptions {
-            runtime: RuntimeOptions { intra_threads: self.threads, cuda: self.cuda },
+            // The engine's detect workers and embedder run at the same time: no spinning.
+            runtime: RuntimeOptions { intra_threads: self.threads, cuda: self.cuda, spin: false },
             detector: DetectorOptions { score_threshold: self.detect_threshold, ..DetectorOptions::default() },
             max_batch: self.embed_max_batch,
             verify_models: self.verify_models,

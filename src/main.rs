@@ -261,8 +261,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// One pipeline used from this thread: its two models never run at once, so they may spin.
 fn open_pipeline(s: &Settings) -> anyhow::Result<Pipeline> {
-    Pipeline::open(&s.models_dir(), s.pipeline_options()).context("loading models")
+    let mut opts = s.pipeline_options();
+    opts.runtime.spin = true;
+    Pipeline::open(&s.models_dir(), opts).context("loading models")
 }
 
 fn open_watchlist(s: &Settings, p: &Pipeline) -> anyhow::Result<Watchlist> {

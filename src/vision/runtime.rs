@@ -17,12 +17,17 @@ pub struct RuntimeOptions {
     pub intra_threads: usize,
     /// Ask for the CUDA execution provider (needs the `cuda` feature and a GPU build of ONNX Runtime).
     pub cuda: bool,
+    /// Let the intra-op threads spin between operators while a model runs; they stop as soon
+    /// as the run returns. Only for sessions that never run at the same time as another
+    /// session of this process (a [`Pipeline`](crate::pipeline::Pipeline) used from one
+    /// thread): two pools spinning at once on 2 cores made every call about twice as slow.
+    pub spin: bool,
 }
 
 #[allow(clippy::derivable_impls)] // `cuda` defaults on when built with the feature
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        Self { intra_threads: 0, cuda: cfg!(feature = "cuda") }
+        Self { intra_threads: 0, cuda: cfg!(feature = "cuda"), spin: false }
     }
 }
 
@@ -72,8 +77,10 @@ fn threads(requested: usize) -> usize {
     if requested > 0 { requested } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
 }
 
-/// Builds a session for one model file. Idle intra-op threads do not spin: two sessions
-/// (detector + embedder) share the cores, and spinning doubled latency in measurements.
+/// Builds a session for one model file. Intra-op threads spin only with `opts.spin`, and only
+/// while a run of this session is under way: waking a sleeping thread for every operator
+/// costs a model call 10-25 % on this machine, but a pool that keeps spinning after its run
+/// takes the cores from the other model (both measured in BENCHMARKS.md).
 pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
     let env = environment()?;
     let mut builder = Session::builder(env)?
@@ -83,7 +90,9 @@ pub fn session(model: &Path, opts: &RuntimeOptions) -> Result<Session> {
         .map_err(ort::Error::from)?
         .with_inter_threads(1)
         .map_err(ort::Error::from)?
-        .with_intra_op_spinning(false)
+        .with_intra_op_spinning(opts.spin)
+        .map_err(ort::Error::from)?
+        .with_config_entry("session.force_spinning_stop", "1")
         .map_err(ort::Error::from)?;
     builder = register_providers(builder, opts)?;
     let session = builder.commit_from_file(model)?;
