@@ -13,8 +13,8 @@
 //!   the latency pass, so CPU that the overlap steals from the models shows up as overhead.
 //!
 //! Arguments after `--bench`: `NAME:LIST_FILE` pairs (one image path per line); `--threads N`
-//! (the core budget: intra-op threads in the latency pass; in the stream pass the two model
-//! threads get N/2 each, rounded up, unless `--stream-threads T`); `--detect-workers W`
+//! (the core budget: intra-op threads in the latency pass; in the stream pass each model gets
+//! min(N, 2), the service's default, unless `--stream-threads T`); `--detect-workers W`
 //! (default 1, the service's default); `--rounds R` (default 5; see [`run`]);
 //! `COMPARE_VERBOSE=1` prints every round.
 //! Without `--bench` (under `cargo test`) a three-image smoke run.
@@ -198,7 +198,8 @@ fn main() {
         ..PipelineOptions::default()
     };
     let mut p = Pipeline::open(&models, opts.clone()).expect("models installed by scripts/setup.sh");
-    let stream_threads = flag("--stream-threads").unwrap_or(threads.div_ceil(2));
+    // The service's default (2 per model), within the core budget.
+    let stream_threads = flag("--stream-threads").unwrap_or(threads.min(2));
     let stream_opts = InferenceOptions {
         pipeline: PipelineOptions {
             runtime: RuntimeOptions { intra_threads: stream_threads, cuda: false, spin: false },

@@ -76,7 +76,10 @@ pub struct ServiceConfig {
     pub data_dir: PathBuf,
     /// Models folder; empty = `./models`, else the crate's own.
     pub models_dir: PathBuf,
-    /// ONNX Runtime intra-op threads per model session (0 = all cores).
+    /// ONNX Runtime intra-op threads per model session (0 = all cores). The default, 2 per
+    /// model even on 2 cores, lets a busy model use the cores of an idle one (the embedder
+    /// while no frame is being detected, and the other way round); against 1 per model it cut
+    /// p50 and p99 under load (BENCHMARKS.md, service load).
     pub threads: usize,
     pub detect_workers: usize,
     /// Frames that may wait for a detect worker before new ones get 503.
@@ -121,7 +124,7 @@ impl Default for ServiceConfig {
             bind: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("data"),
             models_dir: PathBuf::new(),
-            threads: 1,
+            threads: 2,
             detect_workers: 1,
             queue_capacity: 32,
             embed_max_batch: 32,
