@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use facewatch::config::ServiceConfig;
 use facewatch::inference::{Analysis, Inference, InferenceOptions, Mode};
 use facewatch::metrics::Metrics;
 use facewatch::vision::quality::QualityGate;
@@ -198,8 +199,8 @@ fn main() {
         ..PipelineOptions::default()
     };
     let mut p = Pipeline::open(&models, opts.clone()).expect("models installed by scripts/setup.sh");
-    // The service's default (2 per model), within the core budget.
-    let stream_threads = flag("--stream-threads").unwrap_or(threads.min(2));
+    // The service's default, within the core budget.
+    let stream_threads = flag("--stream-threads").unwrap_or(ServiceConfig::default().threads.min(threads));
     let stream_opts = InferenceOptions {
         pipeline: PipelineOptions {
             runtime: RuntimeOptions { intra_threads: stream_threads, cuda: false, spin: false },

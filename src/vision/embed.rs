@@ -70,9 +70,7 @@ impl Embedder {
             }
         }
         let t = std::time::Instant::now();
-        let outputs = self
-            .session
-            .run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &self.input[..len]))?])?;
+        let outputs = self.session.run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &*input))?])?;
         self.model_time += t.elapsed();
         let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
         let d = self.spec.embedding_size;

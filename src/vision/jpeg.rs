@@ -106,12 +106,8 @@ impl Decompressor {
             return Err(Error::CorruptImage("JPEG header changed between reads".into()));
         }
         let to_int = |v: usize| c_int::try_from(v).map_err(|_| Error::CorruptImage("JPEG too large".into()));
-        // The whole image is the unscaled, uncropped default (what a fresh handle decodes).
-        let region = if y == 0 && rows == header.height {
-            tj::tjregion { x: 0, y: 0, w: 0, h: 0 }
-        } else {
-            tj::tjregion { x: 0, y: to_int(y)?, w: 0, h: to_int(rows)? }
-        };
+        // Rows 0..height are no crop at all to TurboJPEG: the whole image needs no case of its own.
+        let region = tj::tjregion { x: 0, y: to_int(y)?, w: 0, h: to_int(rows)? };
         // SAFETY: the handle is valid and its header has been read, as cropping requires.
         self.check(unsafe { tj::tj3SetCroppingRegion(self.0, region) })?;
         // SAFETY: `out` holds `rows` rows of `pitch` bytes (checked above against this handle's
