@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::manifest::{ChannelOrder, DetectorSpec};
+use crate::vision::planar::Normalize;
 
 const STRIDES: [usize; 3] = [8, 16, 32];
 
@@ -164,16 +165,13 @@ fn fill_planar<'a>(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, bu
         buf.resize(3 * plane, 0.0);
     }
     let buf = &mut buf[..3 * plane];
-    let map: [usize; 3] = match order {
-        ChannelOrder::Rgb => [0, 1, 2],
-        ChannelOrder::Bgr => [2, 1, 0],
-    };
+    let norm = Normalize::raw(order);
     let (w, h) = (img.width() as usize, img.height() as usize);
     let src = img.as_raw();
     let (p0, rest) = buf.split_at_mut(plane);
     let (p1, p2) = rest.split_at_mut(plane);
     if w * h < PARALLEL_PIXELS {
-        fill_rows(src, w, pw, map, [p0, p1, p2]);
+        fill_rows(src, w, pw, &norm, [p0, p1, p2]);
         return buf;
     }
     // Rows [0, mid) on a helper thread, [mid, ph) here.
@@ -183,15 +181,15 @@ fn fill_planar<'a>(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, bu
     let (a2, b2) = p2.split_at_mut(mid * pw);
     let (top, bottom) = src.split_at(mid * w * 3);
     std::thread::scope(|s| {
-        s.spawn(|| fill_rows(top, w, pw, map, [a0, a1, a2]));
-        fill_rows(bottom, w, pw, map, [b0, b1, b2]);
+        s.spawn(|| fill_rows(top, w, pw, &norm, [a0, a1, a2]));
+        fill_rows(bottom, w, pw, &norm, [b0, b1, b2]);
     });
     buf
 }
 
 /// Fills whole rows of three planes (`pw` wide) from packed RGB rows (`w` wide); planes may
 /// hold more rows than `src` (bottom padding), which are zeroed.
-fn fill_rows(src: &[u8], w: usize, pw: usize, map: [usize; 3], planes: [&mut [f32]; 3]) {
+fn fill_rows(src: &[u8], w: usize, pw: usize, norm: &Normalize, planes: [&mut [f32]; 3]) {
     let [a, b, c] = planes;
     let mut rows = src.chunks_exact(w * 3);
     for ((ra, rb), rc) in a.chunks_exact_mut(pw).zip(b.chunks_exact_mut(pw)).zip(c.chunks_exact_mut(pw)) {
@@ -204,11 +202,7 @@ fn fill_rows(src: &[u8], w: usize, pw: usize, map: [usize; 3], planes: [&mut [f3
         let (ra, pad_a) = ra.split_at_mut(w);
         let (rb, pad_b) = rb.split_at_mut(w);
         let (rc, pad_c) = rc.split_at_mut(w);
-        for (((px, xa), xb), xc) in row.chunks_exact(3).zip(ra).zip(rb).zip(rc) {
-            *xa = f32::from(px[map[0]]);
-            *xb = f32::from(px[map[1]]);
-            *xc = f32::from(px[map[2]]);
-        }
+        norm.row(row, [ra, rb, rc]);
         pad_a.fill(0.0);
         pad_b.fill(0.0);
         pad_c.fill(0.0);

@@ -6,7 +6,8 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::error::{Error, Result};
-use crate::manifest::{ChannelOrder, EmbedderSpec};
+use crate::manifest::EmbedderSpec;
+use crate::vision::planar::Normalize;
 
 pub struct Embedder {
     session: Session,
@@ -47,12 +48,7 @@ impl Embedder {
             self.input.resize(len, 0.0);
         }
         let input = &mut self.input[..len];
-        let map: [usize; 3] = match self.spec.channel_order {
-            ChannelOrder::Rgb => [0, 1, 2],
-            ChannelOrder::Bgr => [2, 1, 0],
-        };
-        let scale = self.spec.std.map(|v| 1.0 / v);
-        let mean = self.spec.mean;
+        let norm = Normalize::new(self.spec.channel_order, self.spec.mean, self.spec.std);
         for (chip, dst) in chips.iter().zip(input.chunks_exact_mut(3 * plane)) {
             if chip.width() as usize != s || chip.height() as usize != s {
                 return Err(Error::Invalid(format!(
@@ -63,11 +59,8 @@ impl Embedder {
             }
             let (d0, rest) = dst.split_at_mut(plane);
             let (d1, d2) = rest.split_at_mut(plane);
-            for (((px, a), b), c) in chip.as_raw().chunks_exact(3).zip(d0).zip(d1).zip(d2) {
-                *a = (f32::from(px[map[0]]) - mean[0]) * scale[0];
-                *b = (f32::from(px[map[1]]) - mean[1]) * scale[1];
-                *c = (f32::from(px[map[2]]) - mean[2]) * scale[2];
-            }
+            // A chip is one long row of s x s pixels.
+            norm.row(chip.as_raw(), [d0, d1, d2]);
         }
         let t = std::time::Instant::now();
         let outputs = self.session.run(ort::inputs![TensorRef::from_array_view(([chips.len(), 3, s, s], &*input))?])?;

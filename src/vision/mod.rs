@@ -4,5 +4,6 @@ pub mod decode;
 pub mod detect;
 pub mod embed;
 pub mod jpeg;
+pub mod planar;
 pub mod quality;
 pub mod runtime;
