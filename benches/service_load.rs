@@ -5,6 +5,8 @@
 //! Reports p50/p99 frame -> answer (alert + event in the outbox) at 4 cameras x 5 fps, then
 //! raises the camera count until frames are refused (503) or p99 passes 1 s: the highest
 //! sustained rate. `cargo bench --bench service_load`; under `cargo test` a short smoke run.
+//! `cargo bench --bench service_load -- --hd`: 1920x1079 camera frames instead, a crowd photo
+//! (12 passers-by) with the enrolled person's photo pasted in, from 1 camera up.
 
 #[path = "support/mod.rs"]
 mod common;
@@ -17,10 +19,12 @@ use facewatch::audit::Actor;
 use facewatch::auth::{Role, Tokens};
 use facewatch::config::ServiceConfig;
 
+/// Frames per second each camera sends (HD runs also try fewer, to find the limit).
 const FPS_PER_CAMERA: f64 = 5.0;
 
 struct Level {
     cameras: usize,
+    fps: f64,
     sent: usize,
     ok: usize,
     refused: usize,
@@ -42,10 +46,10 @@ fn post(url: &str, token: &str, body: &[u8]) -> (u16, f64) {
     (status, t.elapsed().as_secs_f64() * 1e3)
 }
 
-fn run_level(base: &str, token: &str, frames: &[Vec<u8>], cameras: usize, secs: f64) -> Level {
+fn run_level(base: &str, token: &str, frames: &[Vec<u8>], cameras: usize, fps: f64, secs: f64) -> Level {
     let results = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
-    let per_camera = (secs * FPS_PER_CAMERA) as usize;
+    let per_camera = (secs * fps) as usize;
     std::thread::scope(|s| {
         for cam in 0..cameras {
             let results = results.clone();
@@ -54,8 +58,7 @@ fn run_level(base: &str, token: &str, frames: &[Vec<u8>], cameras: usize, secs: 
                 std::thread::scope(|inner| {
                     for i in 0..per_camera {
                         // Each camera's clock, offset so cameras do not fire together.
-                        let due =
-                            start + Duration::from_secs_f64((i as f64 + cam as f64 / cameras as f64) / FPS_PER_CAMERA);
+                        let due = start + Duration::from_secs_f64((i as f64 + cam as f64 / cameras as f64) / fps);
                         if let Some(wait) = due.checked_duration_since(Instant::now()) {
                             std::thread::sleep(wait);
                         }
@@ -76,12 +79,28 @@ fn run_level(base: &str, token: &str, frames: &[Vec<u8>], cameras: usize, secs: 
     let pct = |q: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * q).round() as usize] };
     Level {
         cameras,
+        fps,
         sent: r.len(),
         ok: lat.len(),
         refused: r.iter().filter(|(s, _)| *s == 503).count(),
         p50: pct(0.5),
         p99: pct(0.99),
     }
+}
+
+/// A 1920x1079 camera frame: the crowd photo (12 faces) with an enrolled person's 250x250 photo
+/// pasted in at a place that depends on `n`, as JPEG quality 90.
+fn hd_frame(photo: &[u8], n: u32) -> Vec<u8> {
+    let crowd = image::load_from_memory(&std::fs::read(common::data().join("multiface/faces.jpg")).unwrap()).unwrap();
+    let mut frame = crowd.to_rgb8();
+    let face = image::load_from_memory(photo).unwrap().to_rgb8();
+    // Along the bottom edge, below the crowd's faces.
+    let x = 40 + (n as i64 * 83) % (frame.width() as i64 - 300);
+    let y = frame.height() as i64 - 260;
+    image::imageops::overlay(&mut frame, &face, x, y);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&frame).unwrap();
+    out
 }
 
 fn main() {
@@ -130,13 +149,38 @@ fn main() {
         .set("Content-Type", &format!("multipart/form-data; boundary={boundary}"))
         .send_bytes(&form)
         .unwrap();
-    let frames: Vec<Vec<u8>> = (2..=21).map(photo).collect();
+    let hd = std::env::args().any(|a| a == "--hd");
+    let frames: Vec<Vec<u8>> =
+        if hd { (2..=21).map(|n| hd_frame(&photo(n), n)).collect() } else { (2..=21).map(photo).collect() };
+
+    // Every frame must raise an alert, or the run would time something other than it claims.
+    let mut faces_seen = 0;
+    for (i, f) in frames.iter().enumerate() {
+        let body = ureq::post(&format!("{base}/v1/cameras/check/frames"))
+            .set("Authorization", &format!("Bearer {camera}"))
+            .set("Content-Type", "image/jpeg")
+            .send_bytes(f)
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let r: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(r["alerts"].as_array().is_some_and(|a| !a.is_empty()), "frame {i} raised no alert: {r}");
+        faces_seen += r["faces"].as_array().map_or(0, Vec::len);
+    }
+    let faces_per_frame = faces_seen as f64 / frames.len() as f64;
 
     let secs = if full { 20.0 } else { 2.0 };
-    let mut levels = vec![run_level(&base, &camera, &frames, 4, secs)];
+    // (cameras, fps each) after the first level: 250x250 frames add cameras at 5 fps; HD
+    // frames cost about 20 times more, so two cameras step up 0.5 fps at a time.
+    let (first, more): ((usize, f64), Vec<(usize, f64)>) = if hd {
+        ((1, FPS_PER_CAMERA), (6..=12).map(|k| (2, k as f64 / 2.0)).collect())
+    } else {
+        ((4, FPS_PER_CAMERA), [8, 12, 16, 20, 24, 28, 32].map(|c| (c, FPS_PER_CAMERA)).to_vec())
+    };
+    let mut levels = vec![run_level(&base, &camera, &frames, first.0, first.1, secs)];
     if full {
-        for cameras in [8, 12, 16, 20, 24, 28, 32] {
-            let l = run_level(&base, &camera, &frames, cameras, 10.0);
+        for (cameras, fps) in more {
+            let l = run_level(&base, &camera, &frames, cameras, fps, 10.0);
             let stop = l.refused > 0 || l.p99 > 1000.0;
             levels.push(l);
             if stop {
@@ -145,15 +189,20 @@ fn main() {
         }
     }
     println!("service end to end: frame posted -> answer (alert and its event committed to the outbox)");
-    println!("open loop, {FPS_PER_CAMERA} fps per camera, 250x250 frames of an enrolled person, defaults (queue 32)");
+    let what =
+        if hd { "1920x1079 crowd frames with an enrolled person" } else { "250x250 frames of an enrolled person" };
     println!(
-        "| cameras | offered fps | frames | answered | refused (503) | p50 | p99 |\n|---|---|---|---|---|---|---|"
+        "open loop, each camera on its own clock, {what} ({faces_per_frame:.1} faces a frame), defaults (queue 32)"
+    );
+    println!(
+        "| cameras x fps | offered fps | frames | answered | refused (503) | p50 | p99 |\n|---|---|---|---|---|---|---|"
     );
     for l in &levels {
         println!(
-            "| {} | {:.0} | {} | {} | {} | {:.1} ms | {:.1} ms |",
+            "| {} x {} | {} | {} | {} | {} | {:.1} ms | {:.1} ms |",
             l.cameras,
-            l.cameras as f64 * FPS_PER_CAMERA,
+            l.fps,
+            l.cameras as f64 * l.fps,
             l.sent,
             l.ok,
             l.refused,
