@@ -53,16 +53,38 @@ fn chips(p: &mut Pipeline, n: usize) -> Vec<RgbImage> {
     out
 }
 
-/// Calls `f` until `budget` has passed (at least `min_calls` times); returns the number of
-/// calls and the wall time they took.
-fn timed(budget: Duration, min_calls: usize, mut f: impl FnMut()) -> (usize, Duration) {
+/// One row of the table: wall and model time per call, and calls per second.
+struct Rate {
+    calls: usize,
+    per_call_ms: f64,
+    model_ms: f64,
+    per_s: f64,
+}
+
+/// Calls `run` once to warm up (the first call of a shape allocates, and on CUDA picks its
+/// kernels), then until `budget` has passed and at least 5 times. `model_time` reads the
+/// session's accumulated time inside `session.run`.
+fn rate(
+    p: &mut Pipeline,
+    budget: Duration,
+    model_time: fn(&Pipeline) -> Duration,
+    mut run: impl FnMut(&mut Pipeline),
+) -> Rate {
+    run(p);
+    let before = model_time(p);
     let t = Instant::now();
     let mut calls = 0;
-    while calls < min_calls || t.elapsed() < budget {
-        f();
+    while calls < 5 || t.elapsed() < budget {
+        run(p);
         calls += 1;
     }
-    (calls, t.elapsed())
+    let wall = t.elapsed().as_secs_f64();
+    Rate {
+        calls,
+        per_call_ms: wall * 1e3 / calls as f64,
+        model_ms: (model_time(p) - before).as_secs_f64() * 1e3 / calls as f64,
+        per_s: calls as f64 / wall,
+    }
 }
 
 /// Batched embeddings must equal one-at-a-time ones: the table is only worth something if
@@ -79,13 +101,7 @@ fn check_batches_agree(p: &mut Pipeline, chips: &[RgbImage]) {
 
 fn main() {
     // Shows why CUDA did not start, if it did not (FACEWATCH_LOG=info also shows the provider).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FACEWATCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    facewatch::logging::init();
     let args: Vec<String> = std::env::args().collect();
     let bench = args.iter().any(|a| a == "--bench");
     let value = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)?.parse::<f64>().ok());
@@ -114,16 +130,19 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for n in BATCHES {
         let refs: Vec<&RgbImage> = chips[..n].iter().collect();
-        // Warm-up: the first call of a shape allocates (and on CUDA, picks its kernels).
-        p.embedder.embed(&refs).expect("embed");
-        let before = p.embedder.model_time;
-        let (calls, wall) = timed(budget, 5, || {
-            std::hint::black_box(p.embedder.embed(&refs).expect("embed"));
-        });
-        let model = (p.embedder.model_time - before).as_secs_f64() * 1e3 / calls as f64;
-        let per_call = wall.as_secs_f64() * 1e3 / calls as f64;
-        let rate = (calls * n) as f64 / wall.as_secs_f64();
-        println!("| embedder | {n} | {provider} | {calls} | {per_call:.2} | {model:.2} | {rate:.0} |");
+        let r = rate(
+            &mut p,
+            budget,
+            |p| p.embedder.model_time,
+            |p| {
+                std::hint::black_box(p.embedder.embed(&refs).expect("embed"));
+            },
+        );
+        let faces_per_s = r.per_s * n as f64;
+        println!(
+            "| embedder | {n} | {provider} | {} | {:.2} | {:.2} | {faces_per_s:.0} |",
+            r.calls, r.per_call_ms, r.model_ms
+        );
     }
     let data = support::data();
     let crowd = decode(&std::fs::read(data.join("multiface/faces.jpg")).expect("faces.jpg"), DEFAULT_MAX_PIXELS)
@@ -135,14 +154,17 @@ fn main() {
         ("640x480", resize(&crowd, 640, 480, FilterType::Triangle)),
         ("1920x1080", resize(&crowd, 1920, 1080, FilterType::Triangle)),
     ] {
-        p.detector.detect(&frame).expect("detect");
-        let before = p.detector.model_time;
-        let (calls, wall) = timed(budget, 5, || {
-            std::hint::black_box(p.detector.detect(&frame).expect("detect"));
-        });
-        let model = (p.detector.model_time - before).as_secs_f64() * 1e3 / calls as f64;
-        let per_call = wall.as_secs_f64() * 1e3 / calls as f64;
-        let rate = calls as f64 / wall.as_secs_f64();
-        println!("| detector | {name} | {provider} | {calls} | {per_call:.2} | {model:.2} | {rate:.1} |");
+        let r = rate(
+            &mut p,
+            budget,
+            |p| p.detector.model_time,
+            |p| {
+                std::hint::black_box(p.detector.detect(&frame).expect("detect"));
+            },
+        );
+        println!(
+            "| detector | {name} | {provider} | {} | {:.2} | {:.2} | {:.1} |",
+            r.calls, r.per_call_ms, r.model_ms, r.per_s
+        );
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod eval;
 pub mod events;
 pub mod inference;
+pub mod logging;
 pub mod manifest;
 pub mod media;
 pub mod metrics;
