@@ -10,3 +10,5 @@ if [ ! -d "$FACEWATCH_TEST_DATA/faces" ]; then
 fi
 cd "$ROOT"
 cargo test --release --all-targets "$@"
+# Once more with the `cuda` feature: asking for CUDA without a usable GPU falls back to the CPU.
+cargo test --release --features cuda --test provider
