@@ -111,8 +111,11 @@ fn register_providers(
     }
     // Registration fails cleanly with a CPU-only ONNX Runtime or without a usable GPU.
     match ort::ep::CUDA::default().register(&mut builder) {
-        Ok(()) => CUDA_ACTIVE.store(true, std::sync::atomic::Ordering::Relaxed),
-        Err(e) => tracing::warn!(error = %e, "CUDA execution provider unavailable: running on CPU"),
+        Ok(()) => CUDA_SESSIONS.store(true, std::sync::atomic::Ordering::Relaxed),
+        Err(e) => {
+            CPU_FALLBACKS.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(error = %e, "CUDA execution provider unavailable: running on CPU");
+        }
     }
     Ok(builder)
 }
@@ -128,14 +131,24 @@ fn register_providers(
     Ok(builder)
 }
 
+/// Whether some session registered CUDA, and whether some session asked for it and fell back.
 #[cfg(feature = "cuda")]
-static CUDA_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static CUDA_SESSIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+#[cfg(feature = "cuda")]
+static CPU_FALLBACKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// The execution provider sessions actually run on.
-pub fn provider_name(_opts: &RuntimeOptions) -> &'static str {
+/// The execution provider that sessions built with `opts` actually run on: "CPU", "CUDA", or
+/// "CUDA and CPU" when some sessions of this process got CUDA and others fell back.
+pub fn provider_name(opts: &RuntimeOptions) -> &'static str {
     #[cfg(feature = "cuda")]
-    if CUDA_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) {
-        return "CUDA";
+    if opts.cuda {
+        use std::sync::atomic::Ordering::Relaxed;
+        return match (CUDA_SESSIONS.load(Relaxed), CPU_FALLBACKS.load(Relaxed)) {
+            (true, false) => "CUDA",
+            (true, true) => "CUDA and CPU",
+            _ => "CPU",
+        };
     }
+    let _ = opts;
     "CPU"
 }
