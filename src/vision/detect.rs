@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::manifest::{ChannelOrder, DetectorSpec};
-use crate::vision::planar::Normalize;
+use crate::vision::planar::{self, Normalize};
 
 const STRIDES: [usize; 3] = [8, 16, 32];
 
@@ -154,17 +154,13 @@ impl Detector {
 }
 
 /// Writes the image as planar float 0..255 in the model's channel order, zero-padded
-/// right/bottom to `pw` x `ph`, into the front of `buf`, and returns that part. The buffer is
-/// reused across frames and never shrinks, so a frame after a smaller one does not clear
-/// memory it then overwrites; only the padding is cleared. Large frames are split between two
+/// right/bottom to `pw` x `ph`, into the front of `buf` ([`planar::front`]), and returns that
+/// part; only the padding is cleared. Large frames are split between two
 /// threads, because this runs while the cores the model uses sit idle.
 fn fill_planar<'a>(img: &RgbImage, pw: usize, ph: usize, order: ChannelOrder, buf: &'a mut Vec<f32>) -> &'a [f32] {
     const PARALLEL_PIXELS: usize = 500_000;
     let plane = pw * ph;
-    if buf.len() < 3 * plane {
-        buf.resize(3 * plane, 0.0);
-    }
-    let buf = &mut buf[..3 * plane];
+    let buf = planar::front(buf, 3 * plane);
     let norm = Normalize::raw(order);
     let (w, h) = (img.width() as usize, img.height() as usize);
     let src = img.as_raw();

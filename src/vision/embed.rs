@@ -7,7 +7,7 @@ use ort::value::TensorRef;
 
 use crate::error::{Error, Result};
 use crate::manifest::EmbedderSpec;
-use crate::vision::planar::Normalize;
+use crate::vision::planar::{self, Normalize};
 
 pub struct Embedder {
     session: Session,
@@ -41,13 +41,8 @@ impl Embedder {
     fn embed_batch(&mut self, chips: &[&RgbImage], out: &mut Vec<Vec<f32>>) -> Result<()> {
         let s = self.spec.input_size as usize;
         let plane = s * s;
-        // Every element is overwritten below, so the buffer is not cleared first, and it never
-        // shrinks, so a batch after a smaller one does not clear memory it then overwrites.
-        let len = chips.len() * 3 * plane;
-        if self.input.len() < len {
-            self.input.resize(len, 0.0);
-        }
-        let input = &mut self.input[..len];
+        // Every element is overwritten below.
+        let input = planar::front(&mut self.input, chips.len() * 3 * plane);
         let norm = Normalize::new(self.spec.channel_order, self.spec.mean, self.spec.std);
         for (chip, dst) in chips.iter().zip(input.chunks_exact_mut(3 * plane)) {
             if chip.width() as usize != s || chip.height() as usize != s {

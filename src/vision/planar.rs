@@ -8,6 +8,16 @@
 
 use crate::manifest::ChannelOrder;
 
+/// The first `len` elements of a model's input buffer, which grows as needed and never
+/// shrinks: a frame or batch after a smaller one does not clear (zero-fill) memory that is
+/// overwritten next. Callers write every element they use.
+pub fn front(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
 /// How one model wants its input: channel order and per-channel mean and scale (1 / std).
 #[derive(Debug, Clone, Copy)]
 pub struct Normalize {
