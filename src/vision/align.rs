@@ -4,6 +4,8 @@
 
 use image::RgbImage;
 
+use crate::vision::simd;
+
 /// Row-major 2x3 affine matrix mapping source (frame) pixels to chip pixels.
 pub type Affine = [[f32; 3]; 2];
 
@@ -79,14 +81,7 @@ fn weights() -> &'static [[i32; 4]; INTER_TAB * INTER_TAB] {
 /// Warps the frame into a `size` x `size` chip with bilinear sampling in fixed point; outside
 /// the frame is black (OpenCV's warpAffine default border).
 pub fn warp(img: &RgbImage, m: &Affine, size: u32) -> RgbImage {
-    warp_with(img, m, size, simd_available())
-}
-
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    warp_with(img, m, size, simd::avx2())
 }
 
 /// Fixed-point source position of a chip pixel: whole pixel (x, y) and the index of its 1/32
@@ -106,7 +101,7 @@ struct Row<'a> {
     bdelta: &'a [i32],
 }
 
-fn warp_with(img: &RgbImage, m: &Affine, size: u32, simd: bool) -> RgbImage {
+fn warp_with(img: &RgbImage, m: &Affine, size: u32, vector: bool) -> RgbImage {
     // Walk the source in 1/1024 pixel steps along each chip row.
     let [[ia, ib, ic], [id, ie, if_]] = invert(m);
     let (w, h) = (img.width() as i32, img.height() as i32);
@@ -143,13 +138,13 @@ fn warp_with(img: &RgbImage, m: &Affine, size: u32, simd: bool) -> RgbImage {
             continue;
         }
         #[cfg(target_arch = "x86_64")]
-        if simd {
+        if vector {
             // SAFETY: AVX2 is present (checked by the caller); every pixel of the row and the
             // one below it is inside `src`, and the function bounds-checks its 8-byte loads.
             unsafe { row_inside_avx2(src, stride, &row, tab, out_row) };
             continue;
         }
-        let _ = simd;
+        let _ = vector;
         row_inside(src, stride, &row, tab, out_row);
     }
     out
@@ -306,7 +301,7 @@ mod tests {
 
     #[test]
     fn simd_rows_match_scalar_rows_exactly() {
-        if !simd_available() {
+        if !simd::avx2() {
             return;
         }
         // Textured frame; rotated, scaled and shifted transforms, some leaving the frame.

@@ -32,11 +32,10 @@ pub fn decode_with(bytes: &[u8], max_pixels: u64, threads: usize) -> Result<RgbI
         Some(other) => return Err(Error::UnsupportedImage(format!("{other:?}"))),
         None => return Err(Error::UnsupportedImage("unrecognised file signature".into())),
     };
-    // Refuse oversized images from the header alone, before any decoder allocates.
-    if format == ImageFormat::Jpeg {
-        let header = turbojpeg::read_header(bytes).map_err(|e| Error::CorruptImage(e.to_string()))?;
-        check_size(header.width as u32, header.height as u32, max_pixels)?;
-    } else if let Some((w, h)) = png_dimensions(bytes) {
+    // Refuse oversized images from the header alone, before any decoder allocates: a PNG's
+    // size sits at a fixed offset; for a JPEG the decoder below reads only the headers (no
+    // pixel buffer) and its dimensions are checked before libjpeg-turbo decodes anything.
+    if let Some((w, h)) = png_dimensions(bytes).filter(|_| format == ImageFormat::Png) {
         check_size(w, h, max_pixels)?;
     }
     let mut decoder = reader.into_decoder().map_err(|e| Error::CorruptImage(e.to_string()))?;
@@ -129,6 +128,21 @@ mod tests {
         let ok = png(4, 4, image::ExtendedColorType::Rgb8, &[7; 48]);
         let cut = &ok[..ok.len() / 2];
         assert!(matches!(decode(cut, DEFAULT_MAX_PIXELS), Err(Error::CorruptImage(_))));
+    }
+
+    #[test]
+    fn oversized_jpeg_header_is_refused_before_decoding() {
+        // A real 16x16 JPEG whose frame header (SOF0) is rewritten to claim 20000x20000.
+        let img = RgbImage::from_pixel(16, 16, image::Rgb([90, 120, 150]));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&img).unwrap();
+        let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline frame header");
+        // Marker, length (2), precision (1), then height and width, big-endian.
+        bytes[sof + 5..sof + 9].copy_from_slice(&[0x4E, 0x20, 0x4E, 0x20]);
+        assert!(matches!(
+            decode(&bytes, DEFAULT_MAX_PIXELS),
+            Err(Error::ImageTooLarge { width: 20_000, height: 20_000, .. })
+        ));
     }
 
     #[test]

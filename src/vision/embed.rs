@@ -12,6 +12,8 @@ use crate::vision::planar::{self, Normalize};
 pub struct Embedder {
     session: Session,
     spec: EmbedderSpec,
+    /// The manifest's channel order and normalisation, built once.
+    norm: Normalize,
     /// Largest batch sent to the model in one call.
     pub max_batch: usize,
     input: Vec<f32>,
@@ -22,7 +24,15 @@ pub struct Embedder {
 
 impl Embedder {
     pub fn new(session: Session, spec: EmbedderSpec, max_batch: usize) -> Self {
-        Self { session, spec, max_batch: max_batch.max(1), input: Vec::new(), model_time: std::time::Duration::ZERO }
+        let norm = Normalize::new(spec.channel_order, spec.mean, spec.std);
+        Self {
+            session,
+            spec,
+            norm,
+            max_batch: max_batch.max(1),
+            input: Vec::new(),
+            model_time: std::time::Duration::ZERO,
+        }
     }
 
     pub fn spec(&self) -> &EmbedderSpec {
@@ -43,7 +53,7 @@ impl Embedder {
         let plane = s * s;
         // Every element is overwritten below.
         let input = planar::front(&mut self.input, chips.len() * 3 * plane);
-        let norm = Normalize::new(self.spec.channel_order, self.spec.mean, self.spec.std);
+        let norm = self.norm;
         for (chip, dst) in chips.iter().zip(input.chunks_exact_mut(3 * plane)) {
             if chip.width() as usize != s || chip.height() as usize != s {
                 return Err(Error::Invalid(format!(

@@ -7,3 +7,4 @@ pub mod jpeg;
 pub mod planar;
 pub mod quality;
 pub mod runtime;
+pub mod simd;

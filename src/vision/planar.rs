@@ -48,7 +48,7 @@ impl Normalize {
         let n = planes[0].len();
         assert!(planes.iter().all(|p| p.len() == n) && src.len() >= 3 * n, "planar row: mismatched lengths");
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::vision::simd::avx2() {
             // SAFETY: AVX2 is present; lengths were checked above.
             unsafe { self.row_avx2(src, planes) };
             return;
