@@ -55,6 +55,20 @@ fn open_gate() -> QualityGate {
     }
 }
 
+/// The images to run once before timing: the first three, and the first of every further
+/// frame size. The first run at a new size grows buffers (the decoder's, the models' inputs,
+/// onnxruntime's arena); a camera pays that once, so it is not per-image cost. The reference
+/// (`reference.py`) warms up by the same rule.
+fn warm_up(images: &[Vec<u8>]) -> Vec<usize> {
+    let mut seen = std::collections::HashSet::new();
+    (0..images.len())
+        .filter(|&i| {
+            let size = decode(&images[i], u64::MAX).map(|img| img.dimensions()).unwrap_or_default();
+            seen.insert(size) || i < 3
+        })
+        .collect()
+}
+
 /// Wall time per image (ms) and faces found when the images stream through the service engine.
 fn stream(engine: &Inference, images: &[Vec<u8>]) -> (f64, usize) {
     const IN_FLIGHT: usize = 4;
@@ -64,8 +78,8 @@ fn stream(engine: &Inference, images: &[Vec<u8>]) -> (f64, usize) {
         rx.blocking_recv().expect("reply").expect("analysis").faces.len()
     };
     // Warm-up, then the timed run with a window of frames in flight (the queue is never full).
-    for b in frames.iter().take(3) {
-        faces_of(submit(b));
+    for i in warm_up(images) {
+        faces_of(submit(&frames[i]));
     }
     // At least 30 frames, so that filling and draining the pipeline does not weigh.
     let rounds = 30usize.div_ceil(frames.len());
@@ -145,8 +159,7 @@ fn latency(p: &mut Pipeline, images: &[Vec<u8>], threads: usize) -> Latency {
 /// minutes apart. Every figure printed is a mean over the rounds.
 fn run(p: &mut Pipeline, engine: &Inference, name: &str, paths: &[String], rounds: usize, threads: usize) {
     let images: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"))).collect();
-    // Warm-up: first run of each input shape allocates.
-    for b in images.iter().take(3) {
+    for b in warm_up(&images).into_iter().map(|i| &images[i]) {
         let img = decode(b, u64::MAX).unwrap();
         p.faces(&img, None).unwrap();
     }

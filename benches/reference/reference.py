@@ -63,8 +63,14 @@ def main():
     for spec in a.sets:
         name, path = spec.split(":", 1)
         images = [open(p, "rb").read() for p in open(path).read().split("\n") if p]
-        for d in images[:3]:  # warm-up, as on the facewatch side
-            r.embed_all(d)
+        # Warm-up, by the facewatch side's rule: the first three images and the first of every
+        # further size (a new size grows buffers once; a camera pays that once).
+        seen = set()
+        for i, d in enumerate(images):
+            shape = cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_COLOR).shape
+            if shape not in seen or i < 3:
+                r.embed_all(d)
+            seen.add(shape)
         r.det_s = r.emb_s = 0.0
         times, faces = [], 0
         t_all = time.perf_counter()
