@@ -6,21 +6,10 @@ mod common;
 use facewatch::vision::decode::{DEFAULT_MAX_PIXELS, decode_file};
 use facewatch::vision::quality::QualityGate;
 
-fn jpgs(dir: &str) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(common::data().join(dir))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn no_faces_in_nonface_photos() {
     let mut p = common::pipeline();
-    let files = jpgs("nonface");
+    let files = common::jpgs("nonface");
     assert!(files.len() >= 18);
     for f in files {
         let img = decode_file(&f, DEFAULT_MAX_PIXELS).unwrap();
@@ -32,7 +21,7 @@ fn no_faces_in_nonface_photos() {
 #[test]
 fn crowd_photos_give_several_faces() {
     let mut p = common::pipeline();
-    let files = jpgs("multiface");
+    let files = common::jpgs("multiface");
     assert!(files.len() >= 6);
     let mut total = 0;
     for f in files {

@@ -8,20 +8,10 @@ mod common;
 use facewatch::vision::jpeg;
 
 fn photos() -> Vec<std::path::PathBuf> {
-    let data = common::data();
-    let mut v = Vec::new();
-    for dir in ["multiface", "nonface", "singleface"] {
-        let mut files: Vec<_> = std::fs::read_dir(data.join(dir))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-            .collect();
-        files.sort();
-        v.extend(files);
-    }
+    let mut v: Vec<_> = ["multiface", "nonface", "singleface"].into_iter().flat_map(common::jpgs).collect();
     // Every 40th LFW identity's first photo: 250x250, a different encoder than the others.
-    let mut ids: Vec<_> = std::fs::read_dir(data.join("faces")).unwrap().flatten().map(|e| e.path()).collect();
+    let mut ids: Vec<_> =
+        std::fs::read_dir(common::data().join("faces")).unwrap().flatten().map(|e| e.path()).collect();
     ids.sort();
     v.extend(ids.iter().step_by(40).map(|d| d.join("0001.jpg")));
     v.retain(|p| p.exists());

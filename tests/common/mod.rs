@@ -21,6 +21,18 @@ pub fn data() -> PathBuf {
     shared("FACEWATCH_TEST_DATA", "data")
 }
 
+/// The `.jpg` files of a folder of the test data (`multiface`, `nonface`, ...), sorted.
+pub fn jpgs(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(data().join(dir))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    v.sort();
+    v
+}
+
 /// Reference outputs: `$FACEWATCH_MODEL_MIRROR/golden` or `../shared/models/golden`.
 pub fn golden() -> PathBuf {
     shared("FACEWATCH_MODEL_MIRROR", "models").join("golden")

@@ -8,10 +8,12 @@ const FAST: u32 = 12;
 
 /// One Huffman table, as lookups for walking and as codes for writing.
 pub struct Table {
-    /// By the next FAST bits, for codes of at most FAST bits: `len | symbol << 5` (DC), and
-    /// for AC walking `bits | advance << 5` where `bits` is the code plus its extra bits and
-    /// `advance` the coefficients it covers (64 ends the block). 0: a longer code.
-    dc_fast: Box<[u16; 1 << FAST]>,
+    /// By the next FAST bits, for codes of at most FAST bits (0: a longer code):
+    /// - `symbol_fast`: `len | symbol << 5`, decoding a symbol (DC values; any symbol when
+    ///   re-coding the first MCU);
+    /// - `ac_fast`: `bits | advance << 5` for walking AC codes, where `bits` is the code plus
+    ///   its extra bits and `advance` the coefficients it covers (64 ends the block).
+    symbol_fast: Box<[u16; 1 << FAST]>,
     ac_fast: Box<[u16; 1 << FAST]>,
     /// Canonical decoding of longer codes: per length, the largest code, and the index of
     /// the first symbol of that length minus the first code.
@@ -26,7 +28,7 @@ impl Table {
     /// From a DHT segment's 16 counts and symbols; `None` if the counts describe no valid code.
     pub fn new(counts: &[u8; 16], symbols: &[u8]) -> Option<Self> {
         let mut t = Self {
-            dc_fast: Box::new([0; 1 << FAST]),
+            symbol_fast: Box::new([0; 1 << FAST]),
             ac_fast: Box::new([0; 1 << FAST]),
             maxcode: [-1; 17],
             offset: [0; 17],
@@ -46,7 +48,7 @@ impl Table {
                 if len as u32 <= FAST {
                     let span = 1usize << (FAST - len as u32);
                     let base = (code as usize) * span;
-                    t.dc_fast[base..base + span].fill(len as u16 | u16::from(symbol) << 5);
+                    t.symbol_fast[base..base + span].fill(len as u16 | u16::from(symbol) << 5);
                     t.ac_fast[base..base + span].fill(ac_step(len as u32, symbol));
                 }
                 code += 1;
@@ -62,7 +64,7 @@ impl Table {
     /// Decodes one symbol at the top of `bits` (at least 16 valid bits): (symbol, code length).
     #[inline(always)]
     fn decode(&self, bits: u64) -> Option<(u8, u32)> {
-        let e = self.dc_fast[(bits >> (64 - FAST)) as usize];
+        let e = self.symbol_fast[(bits >> (64 - FAST)) as usize];
         if e != 0 {
             return Some(((e >> 5) as u8, u32::from(e & 31)));
         }

@@ -65,11 +65,17 @@ fn strips_pay_off(header: &Header) -> bool {
     !header.progressive && !header.lossless && (header.width as u64) * (header.height as u64) >= PARALLEL_PIXELS
 }
 
+/// The layout of a JPEG that [`split`] can cut: one whose markers agree with libjpeg-turbo's
+/// header and that has an MCU row on either side of some cut (a frame 8-16 rows high and 30000
+/// wide has only one).
+fn cut_layout(bytes: &[u8], header: &Header) -> Option<layout::Layout> {
+    layout::Layout::parse(bytes).filter(|l| l.width == header.width && l.height == header.height && l.mcus_y >= 2)
+}
+
 /// Two strips, cut at an MCU row where the lower part can be cut out, else cropped.
 fn decode_strips(lower_d: Decompressor, header: &Header, bytes: &[u8], out: &mut [MaybeUninit<u8>]) -> Result<()> {
     let h = header.height;
-    // A cut needs an MCU row on either side (a frame 8-16 rows high and 30000 wide has one).
-    let layout = layout::Layout::parse(bytes).filter(|l| l.width == header.width && l.height == h && l.mcus_y >= 2);
+    let layout = cut_layout(bytes, header);
     match &layout {
         Some(l) => {
             let row = ((h as f64 * UPPER_SHARE_CUT) as usize / l.mcu_height).clamp(1, l.mcus_y - 1);
@@ -105,14 +111,9 @@ fn two_strips(
         // an encoder left after the last block, which the rewrite shifts past what libjpeg
         // reads ahead) is decided by the classic crop instead, exactly as a whole decode would.
         let cut = cut.and_then(|(l, row)| split::lower_part(bytes, l, row));
-        let b = match cut.map(|part| lower_d.decode_part(&part, w, h - mid, lower)) {
+        let b = match cut.map(|part| decode_part(&part, w, h - mid, lower)) {
             Some(Ok(())) => Ok(true),
-            tried => (|| {
-                if tried.is_some() {
-                    lower_d.header(bytes)?; // the handle holds the part's header now
-                }
-                lower_d.decode_rows(header, bytes, lower, mid, h - mid).map(|()| false)
-            })(),
+            _ => lower_d.decode_rows(header, bytes, lower, mid, h - mid).map(|()| false),
         };
         (helper.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), b)
     });
@@ -125,12 +126,9 @@ fn two_strips(
 #[doc(hidden)]
 pub fn decode_cut_at(bytes: &[u8], mcu_row: usize) -> Result<Option<RgbImage>> {
     let (d, header) = Decompressor::open(bytes)?;
-    let Some(l) = layout::Layout::parse(bytes).filter(|l| l.width == header.width && l.height == header.height) else {
+    let Some(l) = cut_layout(bytes, &header).filter(|l| (1..l.mcus_y).contains(&mcu_row)) else {
         return Ok(None);
     };
-    if mcu_row == 0 || mcu_row >= l.mcus_y {
-        return Ok(None);
-    }
     let (w, h) = (header.width, header.height);
     let mut pixels: Vec<u8> = Vec::with_capacity(w * h * 3);
     let out = &mut pixels.spare_capacity_mut()[..w * h * 3];
@@ -146,6 +144,17 @@ pub fn decode_cut_at(bytes: &[u8], mcu_row: usize) -> Result<Option<RgbImage>> {
 #[doc(hidden)]
 pub fn mcu_rows(bytes: &[u8]) -> Option<usize> {
     layout::Layout::parse(bytes).map(|l| l.mcus_y)
+}
+
+/// Decodes the rows of a cut-out lower part below its overlap into `out` (`rows` rows of
+/// `width` pixels), with a handle of its own: the caller's handle keeps the whole image's
+/// header for the crop it falls back to.
+fn decode_part(part: &split::Lower, width: usize, rows: usize, out: &mut [MaybeUninit<u8>]) -> Result<()> {
+    let (mut d, header) = Decompressor::open(&part.bytes)?;
+    if header.width != width || header.height != part.overlap + rows {
+        return Err(Error::CorruptImage("JPEG cut has the wrong size".into()));
+    }
+    d.decode_rows(&header, &part.bytes, out, part.overlap, rows)
 }
 
 struct Header {
@@ -202,22 +211,6 @@ impl Decompressor {
                 tj::TJPF_TJPF_RGB as c_int,
             )
         })
-    }
-
-    /// Decodes the rows of a cut-out lower part below its overlap into `out` (`rows` rows of
-    /// `width` pixels).
-    fn decode_part(
-        &mut self,
-        part: &split::Lower,
-        width: usize,
-        rows: usize,
-        out: &mut [MaybeUninit<u8>],
-    ) -> Result<()> {
-        let header = self.header(&part.bytes)?;
-        if header.width != width || header.height != part.overlap + rows {
-            return Err(Error::CorruptImage("JPEG cut has the wrong size".into()));
-        }
-        self.decode_rows(&header, &part.bytes, out, part.overlap, rows)
     }
 
     fn header(&mut self, bytes: &[u8]) -> Result<Header> {
