@@ -26,7 +26,8 @@ echo "== demo watch lists (enrolled with the command line; the API does the same
 echo "== one token per role (shown once; saved to $FACEWATCH_DATA_DIR/demo-tokens.env, mode 600)"
 umask 077
 {
-  for role in camera officer ops admin; do
+  echo "FW_CAMERA=$("$FW" token create --role camera --name demo-camera --camera hall-a 2>/dev/null)"
+  for role in officer ops admin; do
     echo "FW_${role^^}=$("$FW" token create --role "$role" --name "demo-$role" 2>/dev/null)"
   done
   echo "FW_OFFICER2=$("$FW" token create --role officer --name demo-officer-2 2>/dev/null)"

@@ -23,6 +23,15 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 ";
 
+/// Columns added to `tokens` after the first release (added in place on older stores).
+const TOKEN_COLUMNS: [(&str, &str); 1] = [
+    // The camera ids a camera token may post frames as (a JSON array; empty for other roles).
+    ("cameras", "TEXT NOT NULL DEFAULT '[]'"),
+];
+
+/// Most cameras one token may be bound to.
+pub const MAX_CAMERAS_PER_TOKEN: usize = 256;
+
 /// What a token may do. Roles do not nest: separation of duties means an admin manages tokens
 /// and reads the audit log but does not review alerts or edit watch lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,6 +85,8 @@ pub struct Principal {
     pub token_id: i64,
     pub name: String,
     pub role: Role,
+    /// For a camera token, the camera ids it may post frames as (empty for other roles).
+    pub cameras: Vec<String>,
 }
 
 impl Principal {
@@ -91,6 +102,47 @@ impl Principal {
             Err(Error::Forbidden { role: self.role.to_string(), action: action.to_string() })
         }
     }
+
+    /// `Forbidden` unless this (camera) token is bound to `camera`: a stolen camera token
+    /// cannot pose as another camera.
+    pub fn require_camera(&self, camera: &str) -> Result<()> {
+        if self.cameras.iter().any(|c| c == camera) {
+            return Ok(());
+        }
+        let bound = if self.cameras.is_empty() {
+            "no camera (reissue it with --camera)".to_string()
+        } else {
+            self.cameras.join(", ")
+        };
+        Err(Error::Forbidden {
+            role: self.role.to_string(),
+            action: format!("post frames as camera {camera} (this token is bound to {bound})"),
+        })
+    }
+}
+
+/// Checks the cameras given for a new token: a camera token needs 1..MAX_CAMERAS_PER_TOKEN valid
+/// camera ids, any other role none. Returns them sorted, without repeats.
+fn check_cameras(role: Role, cameras: &[String]) -> Result<Vec<String>> {
+    if role != Role::Camera {
+        if cameras.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Err(Error::Invalid(format!("cameras: only a camera token is bound to cameras, not {role}")));
+    }
+    if cameras.is_empty() || cameras.len() > MAX_CAMERAS_PER_TOKEN {
+        return Err(Error::Invalid(format!(
+            "cameras: a camera token is bound to 1-{MAX_CAMERAS_PER_TOKEN} camera ids (--camera ID)"
+        )));
+    }
+    for c in cameras {
+        crate::checkpoint::validate_camera(c)
+            .map_err(|_| Error::Invalid(format!("camera {c:?}: 1-64 of A-Z a-z 0-9 - _ .")))?;
+    }
+    let mut v = cameras.to_vec();
+    v.sort();
+    v.dedup();
+    Ok(v)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +152,7 @@ pub struct TokenInfo {
     pub role: Role,
     pub created_at_ms: i64,
     pub revoked: bool,
+    pub cameras: Vec<String>,
 }
 
 /// A newly created token: the secret is in here and nowhere else.
@@ -108,6 +161,7 @@ pub struct NewToken {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    pub cameras: Vec<String>,
     pub token: String,
 }
 
@@ -116,7 +170,20 @@ pub struct Tokens {
 }
 
 fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex::encode(digest(token))
+}
+
+/// The SHA-256 of a token: the key it is stored and cached under.
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn cameras_json(cameras: &[String]) -> String {
+    serde_json::to_string(cameras).unwrap_or_else(|_| "[]".into())
+}
+
+fn cameras_of(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 fn generate() -> Result<String> {
@@ -130,24 +197,38 @@ impl Tokens {
         let conn = crate::db::connect(db)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
+        let have: Vec<String> = {
+            let mut st = conn.prepare("SELECT name FROM pragma_table_info('tokens')")?;
+            st.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
+        };
+        for (col, ddl) in TOKEN_COLUMNS {
+            if !have.iter().any(|c| c == col) {
+                conn.execute_batch(&format!("ALTER TABLE tokens ADD COLUMN {col} {ddl}"))?;
+            }
+        }
         Ok(Self { conn })
     }
 
-    pub fn create(&mut self, name: &str, role: Role, by: &Actor) -> Result<NewToken> {
+    /// Creates a token; a camera token is bound to `cameras` (1 or more), other roles to none.
+    pub fn create(&mut self, name: &str, role: Role, cameras: &[String], by: &Actor) -> Result<NewToken> {
         if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
             return Err(Error::Invalid("token name: 1-64 printable characters".into()));
         }
+        let cameras = check_cameras(role, cameras)?;
         let token = generate()?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, role.as_str(), hash(&token), crate::clock::now_ms()],
+            "INSERT INTO tokens (name, role, hash, created_at, cameras) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, role.as_str(), hash(&token), crate::clock::now_ms(), cameras_json(&cameras)],
         )?;
         let id = tx.last_insert_rowid();
-        let new = serde_json::json!({"id": id, "name": name, "role": role});
+        let mut new = serde_json::json!({"id": id, "name": name, "role": role});
+        if !cameras.is_empty() {
+            new["cameras"] = serde_json::json!(cameras);
+        }
         audit::append(&tx, by, "token.create", &format!("token:{id}"), None, Some(&new))?;
         tx.commit()?;
-        Ok(NewToken { id, name: name.to_string(), role, token })
+        Ok(NewToken { id, name: name.to_string(), role, cameras, token })
     }
 
     pub fn revoke(&mut self, id: i64, by: &Actor) -> Result<()> {
@@ -165,31 +246,64 @@ impl Tokens {
     }
 
     pub fn list(&self) -> Result<Vec<TokenInfo>> {
-        let mut st =
-            self.conn.prepare("SELECT id, name, role, created_at, revoked_at IS NOT NULL FROM tokens ORDER BY id")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT id, name, role, created_at, revoked_at IS NOT NULL, cameras FROM tokens ORDER BY id")?;
         let rows = st.query_map([], |r| {
             let role: String = r.get(2)?;
+            let cameras: String = r.get(5)?;
             Ok(TokenInfo {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 role: role.parse().unwrap_or(Role::Camera),
                 created_at_ms: r.get(3)?,
                 revoked: r.get(4)?,
+                cameras: cameras_of(&cameras),
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    /// The caller behind a bearer token, or `Unauthorized`.
+    /// Every active token: its SHA-256 and who it authenticates (what the service caches).
+    pub fn active(&self) -> Result<Vec<([u8; 32], Principal)>> {
+        let mut st = self.conn.prepare("SELECT id, name, role, hash, cameras FROM tokens WHERE revoked_at IS NULL")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (token_id, name, role, stored, cameras) = row?;
+            // A row that does not parse authenticates nobody (it was not written by us).
+            let (Ok(role), Some(key)) =
+                (role.parse(), hex::decode(&stored).ok().and_then(|h| <[u8; 32]>::try_from(h).ok()))
+            else {
+                tracing::warn!(token = token_id, "token row with a bad role or hash: ignored");
+                continue;
+            };
+            out.push((key, Principal { token_id, name, role, cameras: cameras_of(&cameras) }));
+        }
+        Ok(out)
+    }
+
+    /// The caller behind a bearer token, or `Unauthorized` (the command line's check; the
+    /// service answers from [`crate::token_cache::TokenCache`]).
     pub fn authenticate(&self, token: &str) -> Result<Principal> {
-        let row: Option<(i64, String, String)> = self
+        let row: Option<(i64, String, String, String)> = self
             .conn
-            .query_row("SELECT id, name, role FROM tokens WHERE hash = ?1 AND revoked_at IS NULL", [hash(token)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT id, name, role, cameras FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                [hash(token)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
             .optional()?;
-        let (token_id, name, role) = row.ok_or(Error::Unauthorized)?;
-        Ok(Principal { token_id, name, role: role.parse()? })
+        let (token_id, name, role, cameras) = row.ok_or(Error::Unauthorized)?;
+        Ok(Principal { token_id, name, role: role.parse()?, cameras: cameras_of(&cameras) })
     }
 
     pub fn count_active(&self) -> Result<i64> {
@@ -210,16 +324,49 @@ mod tests {
     fn tokens_authenticate_until_revoked() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Tokens::open(&dir.path().join("t.db")).unwrap();
-        let new = t.create("gate-3", Role::Camera, &Actor::local()).unwrap();
+        let new = t.create("gate-3", Role::Camera, &["gate-3".into()], &Actor::local()).unwrap();
         assert!(new.token.starts_with("fw_") && new.token.len() == 67);
         let p = t.authenticate(&new.token).unwrap();
         assert_eq!((p.name.as_str(), p.role), ("gate-3", Role::Camera));
         assert!(matches!(t.authenticate("fw_wrong"), Err(Error::Unauthorized)));
         assert!(p.require(Role::Officer, "review alerts").is_err());
+        assert!(p.require_camera("gate-3").is_ok());
+        assert!(matches!(p.require_camera("gate-4"), Err(Error::Forbidden { .. })));
         t.revoke(new.id, &Actor::local()).unwrap();
         assert!(matches!(t.authenticate(&new.token), Err(Error::Unauthorized)));
         assert!(matches!(t.revoke(new.id, &Actor::local()), Err(Error::NotFound(_))));
         let stored: String = t.conn.query_row("SELECT hash FROM tokens", [], |r| r.get(0)).unwrap();
         assert_ne!(stored, new.token, "only the hash is stored");
+    }
+
+    #[test]
+    fn camera_tokens_are_bound_to_cameras_and_old_stores_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        // A store from before camera binding: no `cameras` column.
+        let old = Connection::open(&db).unwrap();
+        old.execute_batch(SCHEMA).unwrap();
+        old.execute(
+            "INSERT INTO tokens (name, role, hash, created_at) VALUES ('cam', 'camera', ?1, 0)",
+            [hash("fw_old")],
+        )
+        .unwrap();
+        drop(old);
+        let mut t = Tokens::open(&db).unwrap();
+        let legacy = t.authenticate("fw_old").unwrap();
+        assert!(legacy.cameras.is_empty());
+        assert!(legacy.require_camera("cam").is_err(), "an unbound camera token posts as no camera");
+        let by = Actor::local();
+        assert!(matches!(t.create("c", Role::Camera, &[], &by), Err(Error::Invalid(_))), "camera without cameras");
+        assert!(matches!(t.create("o", Role::Officer, &["g".into()], &by), Err(Error::Invalid(_))));
+        assert!(matches!(t.create("c", Role::Camera, &["bad id".into()], &by), Err(Error::Invalid(_))));
+        let many: Vec<String> = (0..=MAX_CAMERAS_PER_TOKEN).map(|i| format!("c{i}")).collect();
+        assert!(t.create("c", Role::Camera, &many, &by).is_err());
+        let new = t.create("c", Role::Camera, &["g-2".into(), "g-1".into(), "g-2".into()], &by).unwrap();
+        assert_eq!(new.cameras, ["g-1", "g-2"]);
+        let active = t.active().unwrap();
+        let (key, p) = active.iter().find(|(_, p)| p.token_id == new.id).unwrap();
+        assert_eq!((*key, p.cameras.clone()), (digest(&new.token), vec!["g-1".to_string(), "g-2".to_string()]));
+        assert_eq!(t.list().unwrap().last().unwrap().cameras, ["g-1", "g-2"]);
     }
 }

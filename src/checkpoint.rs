@@ -4,7 +4,7 @@
 //! files): the API calls them on tokio's blocking pool.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -22,7 +22,9 @@ use crate::events::{self, outbox};
 use crate::inference::{Analysis, Inference, InferenceOptions};
 use crate::media::{self, Media};
 use crate::metrics::{Gauges, Metrics, Stage};
+use crate::outbox_gauges::{OutboxGaugeReader, OutboxGauges};
 use crate::pipeline::Face;
+use crate::token_cache::TokenCache;
 use crate::vision::quality::Rejection;
 use crate::watchlist::Watchlist;
 use crate::watchlist::policy::Policy;
@@ -93,9 +95,13 @@ pub struct Readiness {
     pub ready: bool,
     pub models_loaded: bool,
     pub index_loaded: bool,
+    /// From the last background write probe ([`Checkpoint::probe_store`]), if recent.
     pub store_writable: bool,
     pub provider: &'static str,
 }
+
+/// A store write probe older than this no longer counts as proof that the store is writable.
+const STORE_PROBE_STALE_MS: i64 = 30_000;
 
 pub struct Checkpoint {
     pub config: ServiceConfig,
@@ -104,8 +110,15 @@ pub struct Checkpoint {
     pub media: Media,
     watchlist: Mutex<Watchlist>,
     alerts: Mutex<Alerts>,
+    /// The store's token table: only token changes (admin) and cache reloads take this lock.
     tokens: Mutex<Tokens>,
+    /// What authenticates requests (see [`TokenCache`]).
+    pub token_cache: TokenCache,
     events: broadcast::Sender<AlertEvent>,
+    outbox_gauges: OutboxGaugeReader,
+    /// The last store write probe: its result and when it ran (0 = never).
+    store_ok: AtomicBool,
+    store_checked_ms: AtomicI64,
     /// Woken whenever an event is written, so the publisher sends it at once.
     pub outbox_notify: Arc<Notify>,
     models: Value,
@@ -153,19 +166,26 @@ impl Checkpoint {
             "detector": {"name": m.detector.name, "sha256": m.detector.sha256},
             "embedder": {"name": m.embedder.name, "sha256": m.embedder.sha256},
         });
-        Ok(Self {
+        let tokens = Tokens::open(&db_path)?;
+        let core = Self {
             alerts: Mutex::new(Alerts::open(&db_path)?),
-            tokens: Mutex::new(Tokens::open(&db_path)?),
+            token_cache: TokenCache::new(tokens.active()?),
+            tokens: Mutex::new(tokens),
             media: Media::open(&config.data_dir)?,
             watchlist: Mutex::new(watchlist),
-            events: broadcast::channel(1024).0,
+            events: broadcast::channel(config.sse_buffer).0,
+            outbox_gauges: OutboxGaugeReader::new(db_path.clone()),
+            store_ok: AtomicBool::new(false),
+            store_checked_ms: AtomicI64::new(0),
             outbox_notify: Arc::new(Notify::new()),
             inference,
             metrics,
             models,
             db_path,
             config,
-        })
+        };
+        core.probe_store();
+        Ok(core)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<AlertEvent> {
@@ -177,8 +197,9 @@ impl Checkpoint {
         let _ = self.events.send(AlertEvent { kind, alert: alert.clone() });
     }
 
+    /// From memory: no store access, no lock but the cache's read lock (see [`TokenCache`]).
     pub fn authenticate(&self, token: &str) -> Result<Principal> {
-        lock(&self.tokens).authenticate(token)
+        self.token_cache.authenticate(token)
     }
 
     // ---- frames -------------------------------------------------------------------------
@@ -187,7 +208,8 @@ impl Checkpoint {
     /// within its cooldown become alerts. Nothing is written for faces that match nothing.
     pub fn match_frame(&self, camera: &str, captured_ms: i64, a: Analysis) -> Result<FrameReport> {
         let t = Instant::now();
-        self.metrics.frames.inc(camera);
+        // Series only for cameras bound to a token: a caller cannot add series at will.
+        self.metrics.frames.inc(if self.token_cache.knows_camera(camera) { camera } else { "other" });
         self.metrics.faces.fetch_add(a.faces.len() as u64, Ordering::Relaxed);
         let mut per_face = Vec::with_capacity(a.faces.len());
         {
@@ -470,24 +492,43 @@ impl Checkpoint {
 
     // ---- tokens and audit ---------------------------------------------------------------
 
-    pub fn create_token(&self, name: &str, role: Role, by: &Actor) -> Result<NewToken> {
-        lock(&self.tokens).create(name, role, by)
+    pub fn create_token(&self, name: &str, role: Role, cameras: &[String], by: &Actor) -> Result<NewToken> {
+        // Under the token lock, so a concurrent reload cannot drop the new token from the cache.
+        let mut tokens = lock(&self.tokens);
+        let new = tokens.create(name, role, cameras, by)?;
+        let p = Principal { token_id: new.id, name: new.name.clone(), role, cameras: new.cameras.clone() };
+        self.token_cache.insert(&new.token, p);
+        Ok(new)
     }
 
     pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
         lock(&self.tokens).list()
     }
 
+    /// Revokes a token: it stops authenticating at once and its live streams end.
     pub fn revoke_token(&self, id: i64, by: &Actor) -> Result<()> {
-        lock(&self.tokens).revoke(id, by)
+        let mut tokens = lock(&self.tokens);
+        tokens.revoke(id, by)?;
+        self.token_cache.revoke(id);
+        Ok(())
     }
 
+    /// Reloads the token cache from the store (picks up `facewatch token` commands run while
+    /// the service runs).
+    pub fn reload_tokens(&self) -> Result<()> {
+        let tokens = lock(&self.tokens);
+        self.token_cache.replace(tokens.active()?);
+        Ok(())
+    }
+
+    /// A page of the audit log, read on a connection of its own (no shared lock).
     pub fn audit(&self, after: i64, limit: usize) -> Result<Vec<audit::Entry>> {
-        audit::entries(lock(&self.tokens).conn(), after, limit)
+        audit::entries(&crate::db::connect(&self.db_path)?, after, limit)
     }
 
+    /// Checks the whole chain: a full scan, on a connection of its own (no shared lock).
     pub fn verify_audit(&self) -> Result<audit::Verification> {
-        audit::verify(lock(&self.tokens).conn())
+        audit::verify(&crate::db::connect(&self.db_path)?)
     }
 
     // ---- retention, health, metrics ------------------------------------------------------
@@ -519,11 +560,24 @@ impl Checkpoint {
         Ok((expired.len(), refs))
     }
 
+    /// Checks that the store takes a write lock, on a connection of its own, and records the
+    /// result for [`Checkpoint::readiness`] (run in the background, never per request).
+    pub fn probe_store(&self) {
+        let res = crate::db::connect(&self.db_path).and_then(|c| Ok(c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?));
+        if let Err(e) = &res {
+            tracing::warn!(error = %e, "store write probe failed");
+        }
+        self.store_ok.store(res.is_ok(), Ordering::Relaxed);
+        self.store_checked_ms.store(clock::now_ms(), Ordering::Relaxed);
+    }
+
+    /// From state only (no store access, no lock wait): cheap enough for the async runtime.
     pub fn readiness(&self) -> Readiness {
         let models_loaded = self.inference.alive();
-        let index_loaded = self.watchlist.lock().is_ok();
-        let store_writable =
-            crate::db::connect(&self.db_path).and_then(|c| Ok(c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?)).is_ok();
+        // The indexes are loaded at start; a panic while they were being changed poisons them.
+        let index_loaded = !self.watchlist.is_poisoned();
+        let checked = self.store_checked_ms.load(Ordering::Relaxed);
+        let store_writable = self.store_ok.load(Ordering::Relaxed) && clock::now_ms() - checked < STORE_PROBE_STALE_MS;
         Readiness {
             ready: models_loaded && index_loaded && store_writable,
             models_loaded,
@@ -533,20 +587,21 @@ impl Checkpoint {
         }
     }
 
-    pub fn render_metrics(&self) -> String {
+    /// The outbox gauges, read off the store locks (see [`OutboxGaugeReader`]).
+    pub async fn outbox_gauges(&self) -> OutboxGauges {
+        self.outbox_gauges.read().await
+    }
+
+    /// The Prometheus text from counters and the given outbox gauges (no store access).
+    pub fn render_metrics(&self, outbox: OutboxGauges) -> String {
         let (ingest_queue, embed_queue) = self.inference.queue_depths();
-        let (depth, oldest, parked) = {
-            let a = lock(&self.alerts);
-            let (d, o) = outbox::depth(a.conn()).unwrap_or((-1, None));
-            (d, o, outbox::parked(a.conn()).unwrap_or(-1))
-        };
         self.metrics.render(&Gauges {
             ingest_queue,
             embed_queue,
             sse_clients: self.events.receiver_count(),
-            outbox_depth: depth,
-            outbox_oldest_s: oldest.unwrap_or(0) as f64 / 1000.0,
-            outbox_parked: parked,
+            outbox_depth: outbox.depth,
+            outbox_oldest_s: outbox.oldest_ms as f64 / 1000.0,
+            outbox_parked: outbox.parked,
         })
     }
 

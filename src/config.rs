@@ -115,6 +115,15 @@ pub struct ServiceConfig {
     /// Instead of NATS: POST each event to this URL, signed with `webhook_secret` (HMAC-SHA256).
     pub webhook_url: String,
     pub webhook_secret: String,
+    /// What a camera learns from its frame's answer: "minimal" (face boxes and alert ids) or
+    /// "full" (also each face's quality, matches with list, subject, name and score). A stolen
+    /// camera token must not be a watch-list lookup service, hence the default.
+    pub camera_response: String,
+    /// Open alert streams (`/v1/alerts/stream`) in all, and per token; more get 429.
+    pub sse_max_streams: usize,
+    pub sse_max_streams_per_token: usize,
+    /// Alert events buffered for live streams; a stream further behind is sent `resync`.
+    pub sse_buffer: usize,
 }
 
 impl Default for ServiceConfig {
@@ -146,6 +155,10 @@ impl Default for ServiceConfig {
             events_retention_days: 30,
             webhook_url: String::new(),
             webhook_secret: String::new(),
+            camera_response: "minimal".into(),
+            sse_max_streams: 64,
+            sse_max_streams_per_token: 4,
+            sse_buffer: 1024,
         }
     }
 }
@@ -239,10 +252,30 @@ impl ServiceConfig {
         if self.publish_max_backoff_ms < 100 {
             bad.push("publish_max_backoff_ms must be at least 100".into());
         }
+        if !matches!(self.camera_response.as_str(), "minimal" | "full") {
+            bad.push(format!("camera_response {:?}: expected \"minimal\" or \"full\"", self.camera_response));
+        }
+        if !(1..=4096).contains(&self.sse_max_streams) {
+            bad.push(format!("sse_max_streams {}: expected 1..4096", self.sse_max_streams));
+        }
+        if self.sse_max_streams_per_token == 0 || self.sse_max_streams_per_token > self.sse_max_streams {
+            bad.push(format!(
+                "sse_max_streams_per_token {}: expected 1..sse_max_streams ({})",
+                self.sse_max_streams_per_token, self.sse_max_streams
+            ));
+        }
+        if !(1..=65_536).contains(&self.sse_buffer) {
+            bad.push(format!("sse_buffer {}: expected 1..65536", self.sse_buffer));
+        }
         if self.retention_sweep_secs == 0 {
             bad.push("retention_sweep_secs must be at least 1".into());
         }
         if bad.is_empty() { Ok(()) } else { Err(crate::error::Error::Config(bad.join("; "))) }
+    }
+
+    /// Whether cameras get the full frame report (`camera_response = "full"`).
+    pub fn full_camera_response(&self) -> bool {
+        self.camera_response == "full"
     }
 
     pub fn models_dir(&self) -> PathBuf {

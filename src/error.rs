@@ -58,6 +58,8 @@ pub enum Error {
     Overloaded { queue: &'static str, retry_after_s: u64 },
     #[error("shutting down")]
     ShuttingDown,
+    #[error("too many open alert streams {scope} (limit {limit}): close one first")]
+    TooManyStreams { scope: &'static str, limit: usize },
     #[error("configuration: {0}")]
     Config(String),
 }
@@ -85,6 +87,7 @@ impl Error {
             Error::Forbidden { .. } => (403, "forbidden"),
             Error::Overloaded { .. } => (503, "overloaded"),
             Error::ShuttingDown => (503, "shutting_down"),
+            Error::TooManyStreams { .. } => (429, "too_many_streams"),
             Error::ModelMissing { .. } | Error::ModelChecksum { .. } => (503, "model_unavailable"),
             Error::ModelMismatch { .. } => (409, "model_mismatch"),
             Error::Io { .. }

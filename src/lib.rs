@@ -22,8 +22,10 @@ pub mod logging;
 pub mod manifest;
 pub mod media;
 pub mod metrics;
+pub mod outbox_gauges;
 pub mod pipeline;
 pub mod serve;
+pub mod token_cache;
 pub mod vision;
 pub mod watchlist;
 

@@ -130,6 +130,10 @@ enum TokenAction {
         /// Who or what holds the token (an officer's name, a camera id).
         #[arg(long)]
         name: String,
+        /// A camera id this (camera) token may post frames as; repeat for more. Required for
+        /// role camera, refused for the others.
+        #[arg(long = "camera")]
+        cameras: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -364,9 +368,9 @@ fn serve_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
 fn token_cmd(s: &Settings, action: TokenAction) -> anyhow::Result<ExitCode> {
     let mut tokens = Tokens::open(&s.data_dir.join("facewatch.db"))?;
     match action {
-        TokenAction::Create { role, name, json } => {
+        TokenAction::Create { role, name, cameras, json } => {
             let role: Role = role.parse()?;
-            let t = tokens.create(&name, role, &Actor::local())?;
+            let t = tokens.create(&name, role, &cameras, &Actor::local())?;
             if json {
                 println!("{}", serde_json::to_string(&t)?);
             } else {
@@ -377,7 +381,8 @@ fn token_cmd(s: &Settings, action: TokenAction) -> anyhow::Result<ExitCode> {
         TokenAction::List => {
             for t in tokens.list()? {
                 let state = if t.revoked { "revoked" } else { "active" };
-                println!("{:>4} {:<8} {:<8} {}", t.id, t.role.as_str(), state, t.name);
+                let cameras = if t.cameras.is_empty() { String::new() } else { format!(" [{}]", t.cameras.join(", ")) };
+                println!("{:>4} {:<8} {:<8} {}{cameras}", t.id, t.role.as_str(), state, t.name);
             }
         }
         TokenAction::Revoke { id } => {

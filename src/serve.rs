@@ -25,9 +25,10 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     let listener = TcpListener::bind(&bind).await.map_err(|e| Error::Config(format!("bind {bind}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::io(&bind, e))?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState { core: core.clone(), shutdown: stop_rx.clone() };
+    let state = AppState::new(core.clone(), stop_rx.clone());
 
     let sweeper = tokio::spawn(retention_loop(core.clone(), sweep_every, stop_rx.clone()));
+    let checker = tokio::spawn(state_loop(core.clone(), stop_rx.clone()));
     // The publisher stops only after the workers: events of in-flight frames still go out.
     let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
     let publisher = match core.config.sink() {
@@ -67,6 +68,7 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
         Err(_) => tracing::warn!(?grace, "in-flight requests still running after the grace period: stopping"),
     }
     let _ = sweeper.await;
+    let _ = checker.await;
     let c = core.clone();
     let _ = tokio::task::spawn_blocking(move || c.shutdown()).await;
     let _ = pub_stop_tx.send(true);
@@ -95,6 +97,34 @@ async fn signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// How often the store write probe (for `/readyz`) and the token cache reload run.
+const STATE_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Keeps the state that requests read without touching the store: the store write probe behind
+/// `/readyz`, and the token cache (tokens created or revoked with the command line while the
+/// service runs take effect within `STATE_CHECK_EVERY`; the API's own changes at once).
+async fn state_loop(core: Arc<Checkpoint>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(STATE_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|down| *down) => return,
+        }
+        let c = core.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            c.probe_store();
+            c.reload_tokens()
+        })
+        .await;
+        match res {
+            Ok(Err(e)) => tracing::error!(error = %e, "reloading the tokens failed"),
+            Err(e) => tracing::error!(error = %e, "state check task failed"),
+            Ok(Ok(())) => {}
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::nats::Nats;
-use common::server::{Body, Server, multipart, token};
+use common::server::{Body, Server, camera_token, multipart, token};
 use serde_json::{Value, json};
 
 fn colin(n: u32) -> Vec<u8> {
@@ -23,7 +23,11 @@ struct Tokens {
 }
 
 fn tokens(data: &Path) -> Tokens {
-    Tokens { ops: token(data, "ops", "olga"), camera: token(data, "camera", "cams"), relay: token(data, "relay", "hq") }
+    Tokens {
+        ops: token(data, "ops", "olga"),
+        camera: camera_token(data, "cams", &["gate-1", "gate-2"]),
+        relay: token(data, "relay", "hq"),
+    }
 }
 
 fn serve(data: &Path, nats: &Nats) -> Server {

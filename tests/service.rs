@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::server::{Body, Server, multipart, token};
+use common::server::{Body, Server, camera_token, multipart, token};
 use serde_json::{Value, json};
 
 fn photo(rel: &str) -> Vec<u8> {
@@ -40,7 +40,7 @@ fn tokens(data: &Path) -> Tokens {
     Tokens {
         admin: token(data, "admin", "root"),
         ops: token(data, "ops", "olga"),
-        camera: token(data, "camera", "gate-1"),
+        camera: camera_token(data, "gate-1", &["gate-1", "gate-2"]),
         ann: token(data, "officer", "ann"),
         bob: token(data, "officer", "bob"),
     }
@@ -78,7 +78,9 @@ fn wait_for(rx: &std::sync::mpsc::Receiver<(String, Value)>, kind: &str, pred: i
 fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let t = tokens(dir.path());
-    let s = Server::start(dir.path(), &[]);
+    // This test reads each face's matches: the camera gets the full report.
+    let full = [("FACEWATCH_CAMERA_RESPONSE", "full")];
+    let s = Server::start(dir.path(), &full);
     let report = enroll_colin(&s, &t, json!({"threshold": 0.93, "cooldown_secs": 600, "severity": "critical"}));
     assert_eq!(report["templates"], 2);
     let verdicts = report["images"].as_array().unwrap();
@@ -163,7 +165,7 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
 
     assert!(s.stop().success(), "clean exit on SIGTERM");
     // Restart on the same folder: lists, subjects and alerts survive.
-    let s = Server::start(dir.path(), &[]);
+    let s = Server::start(dir.path(), &full);
     let lists = s.get("/v1/lists", Some(&t.ops)).ok();
     assert_eq!(lists["lists"][0]["name"], "wanted");
     assert_eq!(lists["lists"][0]["subjects"], 1);

@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 pub struct NewTokenBody {
     name: String,
     role: Role,
+    /// The camera ids a camera token may post as (required for role `camera`, else empty).
+    #[serde(default)]
+    cameras: Vec<String>,
 }
 
 pub async fn create_token(
@@ -26,7 +29,7 @@ pub async fn create_token(
     who.require(Role::Admin, "create tokens")?;
     let b = s.json(body)?;
     let by = who.actor();
-    let t = s.blocking(move |c| c.create_token(&b.name, b.role, &by)).await?;
+    let t = s.blocking(move |c| c.create_token(&b.name, b.role, &b.cameras, &by)).await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
@@ -57,5 +60,7 @@ pub async fn audit(
 
 pub async fn verify_audit(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
     who.require(Role::Admin, "verify the audit log")?;
+    // A full scan: one at a time, on a connection of its own (see ScanGate).
+    let _running = s.audit_scans.enter().await?;
     Ok(Json(json!(s.blocking(|c| c.verify_audit()).await?)))
 }

@@ -12,11 +12,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::{AppState, Auth, JsonBody};
 use crate::alert::{Alert, Decision, Filter};
 use crate::auth::Role;
+use crate::checkpoint::AlertEvent;
 use crate::error::{Error, Result};
 use crate::media::Media;
 
@@ -96,24 +99,96 @@ pub async fn review(
     Ok(Json(view(&s.core.media, &a)))
 }
 
-/// `alert.created` and `alert.updated` events, each carrying the alert; ends at shutdown.
+/// `alert.created` and `alert.updated` events, each carrying the alert. Ends at shutdown and,
+/// within moments, when the caller's token is revoked. Streams are capped in all and per token
+/// (429 beyond); a stream that falls behind the buffer is sent `resync` instead of a silent gap.
 pub async fn stream(
     State(s): State<AppState>,
     Auth(who): Auth,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     who.require(Role::Officer, "watch alerts")?;
+    let slot = s.streams.acquire(who.token_id)?;
     let mut shutdown = s.shutdown.clone();
+    let mut revocations = s.core.token_cache.revocations();
+    let core = s.core.clone();
+    let token_id = who.token_id;
     let ended = async move {
-        let _ = shutdown.wait_for(|down| *down).await;
+        tokio::select! {
+            _ = shutdown.wait_for(|down| *down) => {}
+            _ = revocations.wait_for(|_| !core.token_cache.is_active(token_id)) => {}
+        }
     };
-    let media = s.core.media.clone();
-    let events = BroadcastStream::new(s.core.subscribe())
-        // A client too slow for the buffer misses events; it can re-read them from /v1/alerts.
-        .filter_map(|m| async move { m.ok() })
-        .map(move |ev| {
-            let data = json!({"kind": ev.kind, "alert": view(&media, &ev.alert)}).to_string();
-            Ok(Event::default().event(ev.kind).id(ev.alert.id.clone()).data(data))
+    let events = alert_events(s.core.subscribe(), s.core.media.clone())
+        // The slot is held for as long as the stream lives.
+        .map(move |e| {
+            let _held = &slot;
+            Ok(e)
         })
         .take_until(ended);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The SSE events of a subscription: each alert event, or `resync` with how many were missed
+/// when the subscriber fell behind the buffer (it re-reads them from `GET /v1/alerts`).
+fn alert_events(rx: broadcast::Receiver<AlertEvent>, media: Media) -> impl Stream<Item = Event> {
+    BroadcastStream::new(rx).map(move |m| match m {
+        Ok(ev) => {
+            let data = json!({"kind": ev.kind, "alert": view(&media, &ev.alert)}).to_string();
+            Event::default().event(ev.kind).id(ev.alert.id.clone()).data(data)
+        }
+        Err(BroadcastStreamRecvError::Lagged(missed)) => {
+            tracing::warn!(missed, "alert stream fell behind: resync sent");
+            let hint = "events were missed: re-read GET /v1/alerts";
+            Event::default().event("resync").data(json!({"missed": missed, "hint": hint}).to_string())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Status;
+
+    fn alert(id: &str) -> Alert {
+        Alert {
+            id: id.into(),
+            status: Status::Open,
+            site: "s".into(),
+            camera: "gate-1".into(),
+            captured_at: String::new(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            list: "l".into(),
+            subject: "x".into(),
+            subject_name: None,
+            template_id: 1,
+            score: 0.95,
+            threshold: 0.94,
+            severity: "high".into(),
+            bbox: [0.0; 4],
+            quality: Value::Null,
+            models: Value::Null,
+            has_crop: false,
+            reviews: Vec::new(),
+        }
+    }
+
+    /// A subscriber that falls behind a buffer of 2 gets `resync` with the count it missed,
+    /// then the events still buffered: on the wire, as a client reads them.
+    #[tokio::test]
+    async fn a_subscriber_behind_the_buffer_is_told_to_resync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = broadcast::channel(2);
+        for i in 0..5 {
+            tx.send(AlertEvent { kind: "alert.created", alert: alert(&format!("a{i}")) }).unwrap();
+        }
+        drop(tx);
+        let stream = alert_events(rx, Media::open(dir.path()).unwrap()).map(Ok::<_, Infallible>);
+        let body = Sse::new(stream).into_response().into_body();
+        let text = String::from_utf8(axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap();
+        let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+        assert_eq!(events, ["resync", "alert.created", "alert.created"], "{text}");
+        assert!(text.contains(r#""missed":3"#), "{text}");
+        assert!(text.contains("id: a3") && text.contains("id: a4"), "{text}");
+    }
 }

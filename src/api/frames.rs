@@ -1,4 +1,6 @@
-//! `POST /v1/cameras/{camera}/frames`: a JPEG or PNG frame in, faces, matches and alerts out.
+//! `POST /v1/cameras/{camera}/frames`: a JPEG or PNG frame in, face boxes and alert ids out
+//! (with `camera_response = "full"`, also each face's quality and matches). A camera token
+//! posts only as the cameras it is bound to.
 
 use std::time::Instant;
 
@@ -9,10 +11,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use super::error::rejection;
 use super::{AppState, Auth};
-use crate::auth::Role;
+use crate::auth::{Principal, Role};
 use crate::checkpoint::{FrameReport, validate_camera};
 use crate::clock;
 use crate::error::{Error, Result};
@@ -46,25 +49,35 @@ pub async fn post_frame(
     query: std::result::Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<Json<FrameReport>> {
+) -> Result<Json<Value>> {
     who.require(Role::Camera, "post frames")?;
     let t = Instant::now();
-    let res = frame(&s, &camera, query, &headers, body).await;
+    let res = frame(&s, &who, &camera, query, &headers, body).await;
     match &res {
         Ok(_) => s.core.metrics.stage(Stage::Frame).observe(t.elapsed()),
         Err(e) => s.core.metrics.rejections.inc(e.status_code().1),
     }
-    res.map(Json)
+    let report = res?;
+    Ok(Json(if s.core.config.full_camera_response() { json!(report) } else { minimal(&report) }))
+}
+
+/// What a camera needs to know by default: where the faces are and which alerts it raised. No
+/// list, subject, name or score: a stolen camera token learns nothing about the watch lists.
+fn minimal(r: &FrameReport) -> Value {
+    let faces: Vec<Value> = r.faces.iter().map(|f| json!({"bbox": f.bbox})).collect();
+    json!({"camera": r.camera, "captured_at": r.captured_at, "faces": faces, "alerts": r.alerts})
 }
 
 async fn frame(
     s: &AppState,
+    who: &Principal,
     camera: &str,
     query: std::result::Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
     headers: &HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<FrameReport> {
     validate_camera(camera)?;
+    who.require_camera(camera)?;
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
     let received = clock::now_ms();
     let captured_ms = match &q.captured_at {

@@ -16,18 +16,17 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// From state kept by the writers and a background store probe: no store access per call.
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let core = s.core.clone();
-    let r = tokio::task::spawn_blocking(move || core.readiness()).await.ok();
-    match r {
-        Some(r) if r.ready => (StatusCode::OK, Json(json!(r))),
-        Some(r) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!(r))),
-        None => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false}))),
-    }
+    let r = s.core.readiness();
+    let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!(r)))
 }
 
+/// Counters, plus the outbox gauges read off the store locks (coalesced between scrapers).
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.core.render_metrics())
+    let outbox = s.core.outbox_gauges().await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.core.render_metrics(outbox))
 }
 
 pub async fn openapi() -> impl IntoResponse {

@@ -7,6 +7,9 @@ mod error;
 mod events;
 mod frames;
 mod health;
+mod scan_gate;
+mod stream_slots;
+mod token_miss;
 mod watchlists;
 
 use std::sync::Arc;
@@ -31,9 +34,26 @@ pub struct AppState {
     pub core: Arc<Checkpoint>,
     /// Turns true when shutdown starts (ends live streams so the server can drain).
     pub shutdown: watch::Receiver<bool>,
+    /// Open alert streams, capped in all and per token.
+    pub streams: Arc<stream_slots::StreamSlots>,
+    /// Audit verification (a full scan) runs one at a time.
+    pub audit_scans: Arc<scan_gate::ScanGate>,
+    /// Reloads the token cache when a well-formed token misses it (rate-limited).
+    token_miss: Arc<token_miss::MissReload>,
 }
 
+/// Requests that may wait for the running audit verification before more get 503.
+const AUDIT_VERIFY_WAITING: usize = 8;
+
 impl AppState {
+    pub fn new(core: Arc<Checkpoint>, shutdown: watch::Receiver<bool>) -> Self {
+        let c = &core.config;
+        let streams = stream_slots::StreamSlots::new(c.sse_max_streams, c.sse_max_streams_per_token);
+        let audit_scans =
+            Arc::new(scan_gate::ScanGate::new("audit verification", AUDIT_VERIFY_WAITING, c.retry_after_secs));
+        Self { core, shutdown, streams, audit_scans, token_miss: Arc::default() }
+    }
+
     /// Runs store or index work on the blocking pool.
     pub async fn blocking<T: Send + 'static>(
         &self,
@@ -90,8 +110,14 @@ impl FromRequestParts<AppState> for Auth {
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(Error::Unauthorized)?;
         let token =
             header.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or(Error::Unauthorized)?;
-        // One indexed lookup by hash: cheap enough to run inline.
-        Ok(Auth(state.core.authenticate(token)?))
+        // From the in-memory token cache: no store access on the async runtime.
+        match state.core.authenticate(token) {
+            Err(Error::Unauthorized) if token_miss::well_formed(token) => {
+                state.token_miss.reload(&state.core).await;
+                Ok(Auth(state.core.authenticate(token)?))
+            }
+            r => Ok(Auth(r?)),
+        }
     }
 }
 

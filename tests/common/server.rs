@@ -15,10 +15,20 @@ pub fn bin() -> &'static str {
 
 /// Creates a token with the CLI (as an operator would) and returns its secret.
 pub fn token(data: &Path, role: &str, name: &str) -> String {
-    let out = Command::new(bin())
-        .args(["--data-dir", data.to_str().unwrap(), "token", "create", "--role", role, "--name", name])
-        .output()
-        .expect("run facewatch token create");
+    create_token(data, role, name, &[])
+}
+
+/// Creates a camera token bound to `cameras` with the CLI and returns its secret.
+pub fn camera_token(data: &Path, name: &str, cameras: &[&str]) -> String {
+    create_token(data, "camera", name, cameras)
+}
+
+fn create_token(data: &Path, role: &str, name: &str, cameras: &[&str]) -> String {
+    let mut args = vec!["--data-dir", data.to_str().unwrap(), "token", "create", "--role", role, "--name", name];
+    for c in cameras {
+        args.extend(["--camera", c]);
+    }
+    let out = Command::new(bin()).args(args).output().expect("run facewatch token create");
     assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
