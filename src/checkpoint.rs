@@ -110,6 +110,9 @@ pub struct Checkpoint {
     pub media: Media,
     watchlist: Mutex<Watchlist>,
     alerts: Mutex<Alerts>,
+    /// A connection of its own for officers' and the relay's reads (alert pages, outbox pages):
+    /// their scans never hold the lock that frames and reviews write under.
+    reads: Mutex<Alerts>,
     /// The store's token table: only token changes (admin) and cache reloads take this lock.
     tokens: Mutex<Tokens>,
     /// What authenticates requests (see [`TokenCache`]).
@@ -169,6 +172,7 @@ impl Checkpoint {
         let tokens = Tokens::open(&db_path)?;
         let core = Self {
             alerts: Mutex::new(Alerts::open(&db_path)?),
+            reads: Mutex::new(Alerts::open(&db_path)?),
             token_cache: TokenCache::new(tokens.active()?),
             tokens: Mutex::new(tokens),
             media: Media::open(&config.data_dir)?,
@@ -318,11 +322,11 @@ impl Checkpoint {
     // ---- alerts -------------------------------------------------------------------------
 
     pub fn alert(&self, id: &str) -> Result<Alert> {
-        lock(&self.alerts).get(id)
+        lock(&self.reads).get(id)
     }
 
     pub fn alerts(&self, f: &alert::Filter) -> Result<Vec<Alert>> {
-        lock(&self.alerts).list(f)
+        lock(&self.reads).list(f)
     }
 
     pub fn review(&self, id: &str, by: &Principal, decision: Decision, note: Option<&str>) -> Result<Alert> {
@@ -607,7 +611,7 @@ impl Checkpoint {
 
     /// Events after `after` in outbox order, as they are (or will be) sent, with delivery state.
     pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Value>> {
-        let rows = outbox::after(lock(&self.alerts).conn(), after, limit)?;
+        let rows = outbox::after(lock(&self.reads).conn(), after, limit)?;
         Ok(rows
             .into_iter()
             .map(|r| {
