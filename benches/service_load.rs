@@ -108,8 +108,8 @@ fn main() {
     let data = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut tokens = Tokens::open(&data.path().join("facewatch.db")).unwrap();
-    let camera = tokens.create("load", Role::Camera, &Actor::local()).unwrap().token;
-    let ops = tokens.create("ops", Role::Ops, &Actor::local()).unwrap().token;
+    let camera = tokens.create("load", Role::Camera, None, &Actor::local()).unwrap().token;
+    let ops = tokens.create("ops", Role::Ops, None, &Actor::local()).unwrap().token;
     drop(tokens);
     let cfg = ServiceConfig {
         bind: format!("127.0.0.1:{port}"),

@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub struct NewTokenBody {
     name: String,
     role: Role,
+    /// Give an existing person (principal id) another token; omitted = a new principal.
+    principal: Option<String>,
 }
 
 pub async fn create_token(
@@ -26,7 +28,7 @@ pub async fn create_token(
     who.require(Role::Admin, "create tokens")?;
     let b = s.json(body)?;
     let by = who.actor();
-    let t = s.blocking(move |c| c.create_token(&b.name, b.role, &by)).await?;
+    let t = s.blocking(move |c| c.create_token(&b.name, b.role, b.principal.as_deref(), &by)).await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
