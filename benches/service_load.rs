@@ -110,8 +110,8 @@ fn main() {
     let mut tokens = Tokens::open(&data.path().join("facewatch.db")).unwrap();
     // Bound to every camera id the load levels use (cam-0, cam-1, ...).
     let cams: Vec<String> = (0..facewatch::auth::MAX_CAMERAS_PER_TOKEN).map(|i| format!("cam-{i}")).collect();
-    let camera = tokens.create("load", Role::Camera, &cams, &Actor::local()).unwrap().token;
-    let ops = tokens.create("ops", Role::Ops, &[], &Actor::local()).unwrap().token;
+    let camera = tokens.create("load", Role::Camera, None, &cams, &Actor::local()).unwrap().token;
+    let ops = tokens.create("ops", Role::Ops, None, &[], &Actor::local()).unwrap().token;
     drop(tokens);
     let cfg = ServiceConfig {
         bind: format!("127.0.0.1:{port}"),

@@ -8,7 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::audit::{self, Actor};
+use crate::audit;
+use crate::auth::Principal;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{kind, outbox};
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS reviews (
     officer     TEXT NOT NULL,
     decision    TEXT NOT NULL,
     note        TEXT,
-    at_ms       INTEGER NOT NULL
+    at_ms       INTEGER NOT NULL,
+    principal   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reviews_alert ON reviews(alert_id);
 ";
@@ -90,7 +92,10 @@ pub enum Decision {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Review {
+    /// The token's name, as the officer was shown.
     pub officer: String,
+    /// Who that is: the two-officer rule compares these.
+    pub principal: String,
     pub decision: Decision,
     pub note: Option<String>,
     pub at: String,
@@ -212,12 +217,85 @@ fn row(r: &Row) -> rusqlite::Result<Alert> {
     })
 }
 
+/// Adds `reviews.principal` to a store made before principals: an old review's principal is
+/// its officer's name, as tokens of that time are migrated (see `auth`).
+fn migrate(conn: &Connection) -> Result<()> {
+    let has: i64 =
+        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('reviews') WHERE name = 'principal'", [], |r| r.get(0))?;
+    if has == 0 {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE reviews ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+             UPDATE reviews SET principal = 'name:' || officer WHERE principal = '';
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// What [`Alerts::raise`] did with a match.
+#[derive(Debug)]
+pub enum Raised {
+    /// A new alert (its crop, if any, is on disk).
+    Created(Alert),
+    /// An alert for the same subject at the same camera is still under review: the sighting
+    /// belongs to it (its id).
+    Reused(String),
+}
+
+/// The newest alert for this subject, list and camera created at or after `since_ms` that is
+/// still under review (open or confirmed once). A dismissed or verified alert is closed: a new
+/// sighting after it is a new lead, never silently absorbed.
+fn recent_open(conn: &Connection, list: &str, subject: &str, camera: &str, since_ms: i64) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM alerts WHERE list = ?1 AND subject = ?2 AND camera = ?3 AND created_ms >= ?4
+               AND status IN ('open', 'confirmed')
+             ORDER BY created_ms DESC LIMIT 1",
+            params![list, subject, camera, since_ms],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Writes an alert row and its `alert.created` event in the caller's transaction.
+fn insert(tx: &rusqlite::Transaction, id: &str, a: &NewAlert) -> Result<()> {
+    tx.execute(
+        "INSERT INTO alerts (id, created_ms, updated_ms, captured_ms, site, camera, list, subject, subject_name,
+                             template_id, score, threshold, severity, status, bbox, quality, models, has_crop,
+                             retention_days)
+         VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'open', ?13, ?14, ?15, ?17, ?16)",
+        params![
+            id,
+            clock::now_ms(),
+            a.captured_ms,
+            a.site,
+            a.camera,
+            a.list,
+            a.subject,
+            a.subject_name,
+            a.template_id,
+            a.score,
+            a.threshold,
+            a.severity,
+            json!(a.bbox).to_string(),
+            a.quality.to_string(),
+            a.models.to_string(),
+            a.retention_days,
+            a.has_crop
+        ],
+    )?;
+    outbox::append(tx, kind::ALERT_CREATED, &a.camera, &a.event(id))?;
+    Ok(())
+}
+
 impl Alerts {
     pub fn open(db: &Path) -> Result<Self> {
         let conn = crate::db::connect(db)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
         conn.execute_batch(outbox::SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self { conn })
     }
 
@@ -225,51 +303,31 @@ impl Alerts {
         &self.conn
     }
 
-    /// The newest alert for this subject, list and camera created at or after `since_ms`.
-    pub fn recent(&self, list: &str, subject: &str, camera: &str, since_ms: i64) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id FROM alerts WHERE list = ?1 AND subject = ?2 AND camera = ?3 AND created_ms >= ?4
-                 ORDER BY created_ms DESC LIMIT 1",
-                params![list, subject, camera, since_ms],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    /// Records a new alert (its crop is already on disk) and its `alert.created` event.
-    pub fn create(&mut self, id: &str, a: &NewAlert) -> Result<Alert> {
-        let now = clock::now_ms();
+    /// Raises an alert unless one for the same subject at the same camera since `since_ms` is
+    /// still under review. The check and the insert are one IMMEDIATE transaction, so
+    /// concurrent frames of one traveller (from any thread or process) raise one alert.
+    /// `save_crop(id, alert)` runs inside it only for a new alert, before the row is written (an
+    /// alert never points at a missing file): it sets `has_crop` (and `shared_crop`).
+    /// `on_error(id)` cleans up after a failed insert.
+    pub fn raise(
+        &mut self,
+        a: &mut NewAlert,
+        since_ms: i64,
+        save_crop: impl FnOnce(&str, &mut NewAlert),
+        on_error: impl FnOnce(&str),
+    ) -> Result<Raised> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO alerts (id, created_ms, updated_ms, captured_ms, site, camera, list, subject, subject_name,
-                                 template_id, score, threshold, severity, status, bbox, quality, models, has_crop,
-                                 retention_days)
-             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'open', ?13, ?14, ?15, ?17, ?16)",
-            params![
-                id,
-                now,
-                a.captured_ms,
-                a.site,
-                a.camera,
-                a.list,
-                a.subject,
-                a.subject_name,
-                a.template_id,
-                a.score,
-                a.threshold,
-                a.severity,
-                json!(a.bbox).to_string(),
-                a.quality.to_string(),
-                a.models.to_string(),
-                a.retention_days,
-                a.has_crop
-            ],
-        )?;
-        outbox::append(&tx, kind::ALERT_CREATED, &a.camera, &a.event(id))?;
-        tx.commit()?;
-        self.get(id)
+        if let Some(id) = recent_open(&tx, &a.list, &a.subject, &a.camera, since_ms)? {
+            return Ok(Raised::Reused(id));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        save_crop(&id, a);
+        let res = insert(&tx, &id, a).and_then(|()| Ok(tx.commit()?));
+        if let Err(e) = res {
+            on_error(&id);
+            return Err(e);
+        }
+        self.get(&id).map(Raised::Created)
     }
 
     pub fn get(&self, id: &str) -> Result<Alert> {
@@ -283,12 +341,14 @@ impl Alerts {
     }
 
     fn reviews(&self, id: &str) -> Result<Vec<Review>> {
-        let mut st =
-            self.conn.prepare("SELECT officer, decision, note, at_ms FROM reviews WHERE alert_id = ?1 ORDER BY id")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT officer, decision, note, at_ms, principal FROM reviews WHERE alert_id = ?1 ORDER BY id")?;
         let rows = st.query_map([id], |r| {
             let d: String = r.get(1)?;
             Ok(Review {
                 officer: r.get(0)?,
+                principal: r.get(4)?,
                 decision: if d == "confirm" { Decision::Confirm } else { Decision::Dismiss },
                 note: r.get(2)?,
                 at: clock::rfc3339(r.get(3)?),
@@ -335,7 +395,10 @@ impl Alerts {
     }
 
     /// Records an officer's decision (audited in the same transaction) and moves the alert on.
-    pub fn review(&mut self, id: &str, by: &Actor, decision: Decision, note: Option<&str>) -> Result<Alert> {
+    /// Verification needs confirmations by two different principals (people), whatever their
+    /// tokens are named.
+    pub fn review(&mut self, id: &str, who: &Principal, decision: Decision, note: Option<&str>) -> Result<Alert> {
+        let by = &who.actor();
         if note.is_some_and(|n| n.len() > 2000) {
             return Err(Error::BadRequest("note longer than 2000 bytes".into()));
         }
@@ -343,14 +406,14 @@ impl Alerts {
         if before.status.is_final() {
             return Err(Error::Conflict(format!("alert {id} is already {}", before.status.as_str())));
         }
-        let confirmed_by: Vec<&str> =
-            before.reviews.iter().filter(|r| r.decision == Decision::Confirm).map(|r| r.officer.as_str()).collect();
-        if decision == Decision::Confirm && confirmed_by.contains(&by.name.as_str()) {
+        let confirmations: Vec<&Review> = before.reviews.iter().filter(|r| r.decision == Decision::Confirm).collect();
+        if decision == Decision::Confirm && confirmations.iter().any(|r| r.principal == who.principal) {
             return Err(Error::Conflict(format!(
-                "{} already confirmed alert {id}: verification needs a second, different officer",
-                by.name
+                "{} (principal {}) already confirmed alert {id}: verification needs a second, different officer",
+                by.name, who.principal
             )));
         }
+        let confirmed_by: Vec<&str> = confirmations.iter().map(|r| r.officer.as_str()).collect();
         let status = match decision {
             Decision::Dismiss => Status::Dismissed,
             Decision::Confirm if confirmed_by.len() + 1 >= CONFIRMATIONS_TO_VERIFY => Status::Verified,
@@ -360,8 +423,8 @@ impl Alerts {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dec = if decision == Decision::Confirm { "confirm" } else { "dismiss" };
         tx.execute(
-            "INSERT INTO reviews (alert_id, officer, decision, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, by.name, dec, note, now],
+            "INSERT INTO reviews (alert_id, officer, decision, note, at_ms, principal) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, by.name, dec, note, now, who.principal],
         )?;
         // The status guard makes a concurrent review of the same alert fail instead of racing.
         let n = tx.execute(
@@ -372,14 +435,18 @@ impl Alerts {
             return Err(Error::Conflict(format!("alert {id} changed while it was being reviewed")));
         }
         let old = json!({"status": before.status});
-        let new = json!({"status": status, "decision": dec, "note": note});
+        let new = json!({"status": status, "decision": dec, "note": note, "principal": who.principal});
         audit::append(&tx, by, "alert.review", &format!("alert:{id}"), Some(&old), Some(&new))?;
-        let ev = json!({"alert_id": id, "decision": dec, "officer": by.name, "note": note, "status": status});
+        let ev = json!({"alert_id": id, "decision": dec, "officer": by.name, "principal": who.principal,
+            "note": note, "status": status});
         outbox::append(&tx, kind::ALERT_REVIEWED, &before.camera, &ev)?;
         if status == Status::Verified {
             let mut officers = confirmed_by.clone();
             officers.push(&by.name);
-            let ev = json!({"alert_id": id, "list": before.list, "subject": before.subject, "confirmed_by": officers});
+            let mut principals: Vec<&str> = confirmations.iter().map(|r| r.principal.as_str()).collect();
+            principals.push(&who.principal);
+            let ev = json!({"alert_id": id, "list": before.list, "subject": before.subject, "confirmed_by": officers,
+                "confirmed_by_principals": principals});
             outbox::append(&tx, kind::ALERT_VERIFIED, &before.camera, &ev)?;
         }
         tx.commit()?;
@@ -413,5 +480,106 @@ impl Alerts {
 
     pub fn count(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn sighting(subject: &str) -> NewAlert {
+        NewAlert {
+            site: "s".into(),
+            camera: "gate-1".into(),
+            captured_ms: 0,
+            list: "wanted".into(),
+            subject: subject.into(),
+            subject_name: None,
+            template_id: 1,
+            score: 0.97,
+            threshold: 0.94,
+            severity: "high".into(),
+            bbox: [0.0; 4],
+            quality: Value::Null,
+            models: Value::Null,
+            retention_days: 30,
+            has_crop: false,
+            shared_crop: None,
+        }
+    }
+
+    fn raise(alerts: &mut Alerts, subject: &str) -> Raised {
+        alerts.raise(&mut sighting(subject), 0, |_, a| a.has_crop = true, |_| {}).unwrap()
+    }
+
+    fn officer(name: &str, principal: &str) -> Principal {
+        Principal {
+            token_id: 1,
+            name: name.into(),
+            role: Role::Officer,
+            principal: principal.into(),
+            cameras: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_an_alert_under_review_absorbs_the_next_sighting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alerts = Alerts::open(&dir.path().join("a.db")).unwrap();
+        let Raised::Created(first) = raise(&mut alerts, "x") else { panic!("first sighting raises") };
+        assert!(first.has_crop);
+        assert!(matches!(raise(&mut alerts, "x"), Raised::Reused(id) if id == first.id), "open alert reused");
+        alerts.review(&first.id, &officer("ann", "p-ann"), Decision::Confirm, None).unwrap();
+        assert!(matches!(raise(&mut alerts, "x"), Raised::Reused(id) if id == first.id), "confirmed once: still open");
+        alerts.review(&first.id, &officer("bob", "p-bob"), Decision::Dismiss, None).unwrap();
+        let Raised::Created(second) = raise(&mut alerts, "x") else { panic!("a dismissed alert swallowed a sighting") };
+        assert_ne!(second.id, first.id);
+        assert!(matches!(raise(&mut alerts, "y"), Raised::Created(_)), "another subject is another alert");
+    }
+
+    #[test]
+    fn concurrent_sightings_raise_one_alert() {
+        // Eight frames of one traveller at once, each on its own connection (as several
+        // threads or processes would be): the check and the insert are one transaction.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        drop(Alerts::open(&db).unwrap());
+        let barrier = std::sync::Barrier::new(8);
+        let created: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut alerts = Alerts::open(&db).unwrap();
+                        barrier.wait();
+                        // The crop write is where the old code's gap between check and insert was.
+                        let slow_crop = |_: &str, a: &mut NewAlert| {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            a.has_crop = true;
+                        };
+                        matches!(alerts.raise(&mut sighting("x"), 0, slow_crop, |_| {}).unwrap(), Raised::Created(_))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(created, 1);
+        assert_eq!(Alerts::open(&db).unwrap().count().unwrap(), 1);
+    }
+
+    #[test]
+    fn verification_needs_two_principals_not_two_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alerts = Alerts::open(&dir.path().join("a.db")).unwrap();
+        // One person with two tokens (two names, one principal) cannot verify alone.
+        let Raised::Created(a) = raise(&mut alerts, "x") else { panic!() };
+        alerts.review(&a.id, &officer("ann", "p-1"), Decision::Confirm, None).unwrap();
+        let alone = alerts.review(&a.id, &officer("ann (tablet)", "p-1"), Decision::Confirm, None);
+        assert!(matches!(alone, Err(Error::Conflict(_))), "{alone:?}");
+        // Two officers who share a name are two people.
+        let verified = alerts.review(&a.id, &officer("ann", "p-2"), Decision::Confirm, None).unwrap();
+        assert_eq!(verified.status, Status::Verified);
+        let principals: Vec<&str> = verified.reviews.iter().map(|r| r.principal.as_str()).collect();
+        assert_eq!(principals, ["p-1", "p-2"]);
     }
 }

@@ -1,5 +1,8 @@
 //! Bearer tokens with roles. A token is shown once when created; only its SHA-256 is stored
 //! (tokens are 256 random bits, so a plain hash is enough to make a stolen database useless).
+//! Every token belongs to a principal: the person (or device) behind it, with a unique id. Names
+//! are free text and not unique, so rules about people (two different officers) compare
+//! principals, never names or tokens.
 
 use std::fmt;
 use std::path::Path;
@@ -19,7 +22,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     role        TEXT NOT NULL,
     hash        TEXT NOT NULL UNIQUE,
     created_at  INTEGER NOT NULL,
-    revoked_at  INTEGER
+    revoked_at  INTEGER,
+    principal   TEXT NOT NULL
 );
 ";
 
@@ -31,6 +35,9 @@ const TOKEN_COLUMNS: [(&str, &str); 1] = [
 
 /// Most cameras one token may be bound to.
 pub const MAX_CAMERAS_PER_TOKEN: usize = 256;
+
+/// Tokens from before principals existed keep the old rule: one principal per token name.
+const LEGACY_PRINCIPAL_PREFIX: &str = "name:";
 
 /// What a token may do. Roles do not nest: separation of duties means an admin manages tokens
 /// and reads the audit log but does not review alerts or edit watch lists.
@@ -85,6 +92,8 @@ pub struct Principal {
     pub token_id: i64,
     pub name: String,
     pub role: Role,
+    /// The unique id of the person or device holding the token (shared by all their tokens).
+    pub principal: String,
     /// For a camera token, the camera ids it may post frames as (empty for other roles).
     pub cameras: Vec<String>,
 }
@@ -150,6 +159,7 @@ pub struct TokenInfo {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    pub principal: String,
     pub created_at_ms: i64,
     pub revoked: bool,
     pub cameras: Vec<String>,
@@ -161,6 +171,7 @@ pub struct NewToken {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    pub principal: String,
     pub cameras: Vec<String>,
     pub token: String,
 }
@@ -192,11 +203,47 @@ fn generate() -> Result<String> {
     Ok(format!("fw_{}", hex::encode(buf)))
 }
 
+/// A principal id given by an admin (a staff or device number), or a new unique one.
+fn principal_id(given: Option<&str>) -> Result<String> {
+    match given {
+        Some(p) => {
+            let ok = !p.is_empty()
+                && p.len() <= 64
+                && !p.starts_with(LEGACY_PRINCIPAL_PREFIX)
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+            if ok {
+                Ok(p.to_string())
+            } else {
+                Err(Error::Invalid(format!("principal {p:?}: 1-64 of A-Z a-z 0-9 - _ . @")))
+            }
+        }
+        None => Ok(format!("p-{}", uuid::Uuid::new_v4().simple())),
+    }
+}
+
+/// Adds the `principal` column to a store made before it existed: each old token name becomes
+/// one principal, which keeps the old two-officer rule for old tokens (never looser).
+fn migrate(conn: &Connection) -> Result<()> {
+    let has: bool = conn
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('tokens') WHERE name = 'principal'", [], |r| r.get(0))
+        .map(|n: i64| n > 0)?;
+    if !has {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE tokens ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+             UPDATE tokens SET principal = '{LEGACY_PRINCIPAL_PREFIX}' || name WHERE principal = '';
+             COMMIT;"
+        ))?;
+    }
+    Ok(())
+}
+
 impl Tokens {
     pub fn open(db: &Path) -> Result<Self> {
         let conn = crate::db::connect(db)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
+        migrate(&conn)?;
         let have: Vec<String> = {
             let mut st = conn.prepare("SELECT name FROM pragma_table_info('tokens')")?;
             st.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
@@ -209,26 +256,36 @@ impl Tokens {
         Ok(Self { conn })
     }
 
-    /// Creates a token; a camera token is bound to `cameras` (1 or more), other roles to none.
-    pub fn create(&mut self, name: &str, role: Role, cameras: &[String], by: &Actor) -> Result<NewToken> {
+    /// Creates a token for `principal` (an existing person's id to give them another token),
+    /// or for a new principal when `None`. A camera token is bound to `cameras` (1 or more),
+    /// other roles to none.
+    pub fn create(
+        &mut self,
+        name: &str,
+        role: Role,
+        principal: Option<&str>,
+        cameras: &[String],
+        by: &Actor,
+    ) -> Result<NewToken> {
         if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
             return Err(Error::Invalid("token name: 1-64 printable characters".into()));
         }
+        let principal = principal_id(principal)?;
         let cameras = check_cameras(role, cameras)?;
         let token = generate()?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO tokens (name, role, hash, created_at, cameras) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, role.as_str(), hash(&token), crate::clock::now_ms(), cameras_json(&cameras)],
+            "INSERT INTO tokens (name, role, hash, created_at, principal, cameras) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![name, role.as_str(), hash(&token), crate::clock::now_ms(), principal, cameras_json(&cameras)],
         )?;
         let id = tx.last_insert_rowid();
-        let mut new = serde_json::json!({"id": id, "name": name, "role": role});
+        let mut new = serde_json::json!({"id": id, "name": name, "role": role, "principal": principal});
         if !cameras.is_empty() {
             new["cameras"] = serde_json::json!(cameras);
         }
         audit::append(&tx, by, "token.create", &format!("token:{id}"), None, Some(&new))?;
         tx.commit()?;
-        Ok(NewToken { id, name: name.to_string(), role, cameras, token })
+        Ok(NewToken { id, name: name.to_string(), role, principal, cameras, token })
     }
 
     pub fn revoke(&mut self, id: i64, by: &Actor) -> Result<()> {
@@ -246,16 +303,17 @@ impl Tokens {
     }
 
     pub fn list(&self) -> Result<Vec<TokenInfo>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, name, role, created_at, revoked_at IS NOT NULL, cameras FROM tokens ORDER BY id")?;
+        let mut st = self.conn.prepare(
+            "SELECT id, name, role, created_at, revoked_at IS NOT NULL, principal, cameras FROM tokens ORDER BY id",
+        )?;
         let rows = st.query_map([], |r| {
             let role: String = r.get(2)?;
-            let cameras: String = r.get(5)?;
+            let cameras: String = r.get(6)?;
             Ok(TokenInfo {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 role: role.parse().unwrap_or(Role::Camera),
+                principal: r.get(5)?,
                 created_at_ms: r.get(3)?,
                 revoked: r.get(4)?,
                 cameras: cameras_of(&cameras),
@@ -266,7 +324,9 @@ impl Tokens {
 
     /// Every active token: its SHA-256 and who it authenticates (what the service caches).
     pub fn active(&self) -> Result<Vec<([u8; 32], Principal)>> {
-        let mut st = self.conn.prepare("SELECT id, name, role, hash, cameras FROM tokens WHERE revoked_at IS NULL")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT id, name, role, hash, cameras, principal FROM tokens WHERE revoked_at IS NULL")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -274,11 +334,12 @@ impl Tokens {
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (token_id, name, role, stored, cameras) = row?;
+            let (token_id, name, role, stored, cameras, principal) = row?;
             // A row that does not parse authenticates nobody (it was not written by us).
             let (Ok(role), Some(key)) =
                 (role.parse(), hex::decode(&stored).ok().and_then(|h| <[u8; 32]>::try_from(h).ok()))
@@ -286,7 +347,7 @@ impl Tokens {
                 tracing::warn!(token = token_id, "token row with a bad role or hash: ignored");
                 continue;
             };
-            out.push((key, Principal { token_id, name, role, cameras: cameras_of(&cameras) }));
+            out.push((key, Principal { token_id, name, role, principal, cameras: cameras_of(&cameras) }));
         }
         Ok(out)
     }
@@ -294,16 +355,16 @@ impl Tokens {
     /// The caller behind a bearer token, or `Unauthorized` (the command line's check; the
     /// service answers from [`crate::token_cache::TokenCache`]).
     pub fn authenticate(&self, token: &str) -> Result<Principal> {
-        let row: Option<(i64, String, String, String)> = self
+        let row: Option<(i64, String, String, String, String)> = self
             .conn
             .query_row(
-                "SELECT id, name, role, cameras FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+                "SELECT id, name, role, principal, cameras FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
                 [hash(token)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?;
-        let (token_id, name, role, cameras) = row.ok_or(Error::Unauthorized)?;
-        Ok(Principal { token_id, name, role: role.parse()?, cameras: cameras_of(&cameras) })
+        let (token_id, name, role, principal, cameras) = row.ok_or(Error::Unauthorized)?;
+        Ok(Principal { token_id, name, role: role.parse()?, principal, cameras: cameras_of(&cameras) })
     }
 
     pub fn count_active(&self) -> Result<i64> {
@@ -324,7 +385,7 @@ mod tests {
     fn tokens_authenticate_until_revoked() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Tokens::open(&dir.path().join("t.db")).unwrap();
-        let new = t.create("gate-3", Role::Camera, &["gate-3".into()], &Actor::local()).unwrap();
+        let new = t.create("gate-3", Role::Camera, None, &["gate-3".into()], &Actor::local()).unwrap();
         assert!(new.token.starts_with("fw_") && new.token.len() == 67);
         let p = t.authenticate(&new.token).unwrap();
         assert_eq!((p.name.as_str(), p.role), ("gate-3", Role::Camera));
@@ -343,9 +404,13 @@ mod tests {
     fn camera_tokens_are_bound_to_cameras_and_old_stores_migrate() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
-        // A store from before camera binding: no `cameras` column.
+        // A store from before camera binding (and principals): no `cameras` column.
         let old = Connection::open(&db).unwrap();
-        old.execute_batch(SCHEMA).unwrap();
+        old.execute_batch(
+            "CREATE TABLE tokens (id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+                 hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, revoked_at INTEGER);",
+        )
+        .unwrap();
         old.execute(
             "INSERT INTO tokens (name, role, hash, created_at) VALUES ('cam', 'camera', ?1, 0)",
             [hash("fw_old")],
@@ -357,16 +422,58 @@ mod tests {
         assert!(legacy.cameras.is_empty());
         assert!(legacy.require_camera("cam").is_err(), "an unbound camera token posts as no camera");
         let by = Actor::local();
-        assert!(matches!(t.create("c", Role::Camera, &[], &by), Err(Error::Invalid(_))), "camera without cameras");
-        assert!(matches!(t.create("o", Role::Officer, &["g".into()], &by), Err(Error::Invalid(_))));
-        assert!(matches!(t.create("c", Role::Camera, &["bad id".into()], &by), Err(Error::Invalid(_))));
+        assert!(
+            matches!(t.create("c", Role::Camera, None, &[], &by), Err(Error::Invalid(_))),
+            "camera without cameras"
+        );
+        assert!(matches!(t.create("o", Role::Officer, None, &["g".into()], &by), Err(Error::Invalid(_))));
+        assert!(matches!(t.create("c", Role::Camera, None, &["bad id".into()], &by), Err(Error::Invalid(_))));
         let many: Vec<String> = (0..=MAX_CAMERAS_PER_TOKEN).map(|i| format!("c{i}")).collect();
-        assert!(t.create("c", Role::Camera, &many, &by).is_err());
-        let new = t.create("c", Role::Camera, &["g-2".into(), "g-1".into(), "g-2".into()], &by).unwrap();
+        assert!(t.create("c", Role::Camera, None, &many, &by).is_err());
+        let new = t.create("c", Role::Camera, None, &["g-2".into(), "g-1".into(), "g-2".into()], &by).unwrap();
         assert_eq!(new.cameras, ["g-1", "g-2"]);
         let active = t.active().unwrap();
         let (key, p) = active.iter().find(|(_, p)| p.token_id == new.id).unwrap();
         assert_eq!((*key, p.cameras.clone()), (digest(&new.token), vec!["g-1".to_string(), "g-2".to_string()]));
         assert_eq!(t.list().unwrap().last().unwrap().cameras, ["g-1", "g-2"]);
+    }
+
+    #[test]
+    fn tokens_belong_to_principals() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Tokens::open(&dir.path().join("t.db")).unwrap();
+        let by = Actor::local();
+        // Two officers who share a name are two principals; one person's two tokens are one.
+        let a = t.create("Ann Lee", Role::Officer, None, &[], &by).unwrap();
+        let b = t.create("Ann Lee", Role::Officer, None, &[], &by).unwrap();
+        assert_ne!(a.principal, b.principal);
+        let a2 = t.create("Ann (tablet)", Role::Officer, Some(&a.principal), &[], &by).unwrap();
+        assert_eq!(t.authenticate(&a2.token).unwrap().principal, t.authenticate(&a.token).unwrap().principal);
+        for bad in ["", "has space", "name:Ann", &"x".repeat(65)] {
+            assert!(matches!(t.create("x", Role::Officer, Some(bad), &[], &by), Err(Error::Invalid(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_from_before_principals_get_one_principal_per_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let old = crate::db::connect(&db).unwrap();
+        old.execute_batch(
+            "CREATE TABLE tokens (id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+                 hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, revoked_at INTEGER);",
+        )
+        .unwrap();
+        for (i, name) in ["ann", "ann", "bob"].iter().enumerate() {
+            old.execute(
+                "INSERT INTO tokens (name, role, hash, created_at) VALUES (?1, 'officer', ?2, 0)",
+                params![name, hash(&format!("fw_{i}"))],
+            )
+            .unwrap();
+        }
+        drop(old);
+        let t = Tokens::open(&db).unwrap();
+        let p: Vec<String> = (0..3).map(|i| t.authenticate(&format!("fw_{i}")).unwrap().principal).collect();
+        assert_eq!(p, ["name:ann", "name:ann", "name:bob"]);
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 
-use crate::alert::{self, Alert, Alerts, Decision, NewAlert};
+use crate::alert::{self, Alert, Alerts, Decision, NewAlert, Raised};
 use crate::audit::{self, Actor};
 use crate::auth::{NewToken, Principal, Role, TokenInfo, Tokens};
 use crate::clock;
@@ -246,32 +246,33 @@ impl Checkpoint {
                 };
                 if f.quality.face_px >= policy.min_face_px && f.quality.overall() >= policy.min_quality {
                     let since = clock::now_ms() - policy.cooldown_secs as i64 * 1000;
-                    let recent = lock(&self.alerts).recent(&c.list, &c.subject, camera, since)?;
-                    if let Some(id) = recent {
-                        self.metrics.suppressed.fetch_add(1, Ordering::Relaxed);
-                        (m.outcome, m.alert_id) = ("cooldown", Some(id));
-                    } else {
-                        let new = NewAlert {
-                            site: self.config.site.clone(),
-                            camera: camera.to_string(),
-                            captured_ms,
-                            list: c.list.clone(),
-                            subject: c.subject.clone(),
-                            subject_name: c.name.clone(),
-                            template_id: c.template_id,
-                            score: c.score,
-                            threshold: c.threshold,
-                            severity: policy.severity.as_str().to_string(),
-                            bbox: f.detection.bbox,
-                            quality: quality_json(f),
-                            models: self.models.clone(),
-                            retention_days: policy.retention_days,
-                            has_crop: false,
-                            shared_crop: None,
-                        };
-                        let alert = self.raise(new, &a, f, policy.share_crops)?;
-                        created.push(alert.id.clone());
-                        (m.outcome, m.alert_id) = ("alert", Some(alert.id));
+                    let new = NewAlert {
+                        site: self.config.site.clone(),
+                        camera: camera.to_string(),
+                        captured_ms,
+                        list: c.list.clone(),
+                        subject: c.subject.clone(),
+                        subject_name: c.name.clone(),
+                        template_id: c.template_id,
+                        score: c.score,
+                        threshold: c.threshold,
+                        severity: policy.severity.as_str().to_string(),
+                        bbox: f.detection.bbox,
+                        quality: quality_json(f),
+                        models: self.models.clone(),
+                        retention_days: policy.retention_days,
+                        has_crop: false,
+                        shared_crop: None,
+                    };
+                    match self.raise(new, since, &a, f, policy.share_crops)? {
+                        Raised::Reused(id) => {
+                            self.metrics.suppressed.fetch_add(1, Ordering::Relaxed);
+                            (m.outcome, m.alert_id) = ("cooldown", Some(id));
+                        }
+                        Raised::Created(alert) => {
+                            created.push(alert.id.clone());
+                            (m.outcome, m.alert_id) = ("alert", Some(alert.id));
+                        }
                     }
                 }
                 matches.push(m);
@@ -295,28 +296,35 @@ impl Checkpoint {
         Ok(FrameReport { camera: camera.to_string(), captured_at: clock::rfc3339(captured_ms), faces, alerts: created })
     }
 
-    fn raise(&self, mut new: NewAlert, a: &Analysis, f: &Face, share_crop: bool) -> Result<Alert> {
+    /// Raises an alert for a match unless one for the same subject and camera since `since_ms`
+    /// is still under review (then the sighting is that alert's). The crop is encoded before
+    /// the store is locked; checking, writing the crop and inserting the row happen under one
+    /// transaction (see [`Alerts::raise`]). A full disk still raises the alert, without its crop.
+    fn raise(&self, mut new: NewAlert, since_ms: i64, a: &Analysis, f: &Face, share_crop: bool) -> Result<Raised> {
         use base64::Engine as _;
-        let id = uuid::Uuid::now_v7().to_string();
-        // The crop goes to disk before the row: an alert never points at a missing file.
-        // A full disk still raises the alert, without its crop.
-        let jpeg = media::face_jpeg(&a.image, f.detection.bbox);
-        match jpeg.as_ref().map_err(|e| Error::Runtime(e.to_string())).and_then(|j| self.media.save_crop(&id, j)) {
-            Ok(_) => new.has_crop = true,
-            Err(e) => tracing::error!(error = %e, alert = %id, "alert crop not saved"),
+        // Encoded only for a new alert (most sightings of a lingering traveller are reused).
+        let save = |id: &str, new: &mut NewAlert| {
+            let jpeg = media::face_jpeg(&a.image, f.detection.bbox);
+            if share_crop {
+                new.shared_crop = jpeg.as_ref().ok().map(|j| base64::engine::general_purpose::STANDARD.encode(j));
+            }
+            match jpeg.and_then(|j| self.media.save_crop(id, &j)) {
+                Ok(_) => new.has_crop = true,
+                Err(e) => tracing::error!(error = %e, alert = %id, "alert crop not saved"),
+            }
+        };
+        let cleanup = |id: &str| {
+            Media::delete(&self.media.crop_path(id));
+        };
+        let raised = lock(&self.alerts).raise(&mut new, since_ms, save, cleanup)?;
+        if let Raised::Created(alert) = &raised {
+            self.metrics.alerts.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(alert = %alert.id, camera = %alert.camera, list = %alert.list, subject = %alert.subject,
+                score = alert.score, "alert raised");
+            self.announce("alert.created", alert);
+            self.outbox_notify.notify_one();
         }
-        if share_crop {
-            new.shared_crop = jpeg.ok().map(|j| base64::engine::general_purpose::STANDARD.encode(j));
-        }
-        let alert = lock(&self.alerts).create(&id, &new).inspect_err(|_| {
-            Media::delete(&self.media.crop_path(&id));
-        })?;
-        self.metrics.alerts.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(alert = %alert.id, camera = %alert.camera, list = %alert.list, subject = %alert.subject,
-            score = alert.score, "alert raised");
-        self.announce("alert.created", &alert);
-        self.outbox_notify.notify_one();
-        Ok(alert)
+        Ok(raised)
     }
 
     // ---- alerts -------------------------------------------------------------------------
@@ -330,7 +338,7 @@ impl Checkpoint {
     }
 
     pub fn review(&self, id: &str, by: &Principal, decision: Decision, note: Option<&str>) -> Result<Alert> {
-        let alert = lock(&self.alerts).review(id, &by.actor(), decision, note)?;
+        let alert = lock(&self.alerts).review(id, by, decision, note)?;
         self.metrics.reviews.inc(match decision {
             Decision::Confirm => "confirm",
             Decision::Dismiss => "dismiss",
@@ -496,11 +504,24 @@ impl Checkpoint {
 
     // ---- tokens and audit ---------------------------------------------------------------
 
-    pub fn create_token(&self, name: &str, role: Role, cameras: &[String], by: &Actor) -> Result<NewToken> {
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        principal: Option<&str>,
+        cameras: &[String],
+        by: &Actor,
+    ) -> Result<NewToken> {
         // Under the token lock, so a concurrent reload cannot drop the new token from the cache.
         let mut tokens = lock(&self.tokens);
-        let new = tokens.create(name, role, cameras, by)?;
-        let p = Principal { token_id: new.id, name: new.name.clone(), role, cameras: new.cameras.clone() };
+        let new = tokens.create(name, role, principal, cameras, by)?;
+        let p = Principal {
+            token_id: new.id,
+            name: new.name.clone(),
+            role,
+            principal: new.principal.clone(),
+            cameras: new.cameras.clone(),
+        };
         self.token_cache.insert(&new.token, p);
         Ok(new)
     }

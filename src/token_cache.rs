@@ -138,6 +138,7 @@ mod tests {
             token_id: id,
             name: format!("t{id}"),
             role,
+            principal: format!("p{id}"),
             cameras: cameras.iter().map(|c| c.to_string()).collect(),
         }
     }

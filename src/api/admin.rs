@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub struct NewTokenBody {
     name: String,
     role: Role,
+    /// Give an existing person (principal id) another token; omitted = a new principal.
+    principal: Option<String>,
     /// The camera ids a camera token may post as (required for role `camera`, else empty).
     #[serde(default)]
     cameras: Vec<String>,
@@ -29,7 +31,7 @@ pub async fn create_token(
     who.require(Role::Admin, "create tokens")?;
     let b = s.json(body)?;
     let by = who.actor();
-    let t = s.blocking(move |c| c.create_token(&b.name, b.role, &b.cameras, &by)).await?;
+    let t = s.blocking(move |c| c.create_token(&b.name, b.role, b.principal.as_deref(), &b.cameras, &by)).await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
