@@ -173,8 +173,15 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     assert_eq!(s.get(&format!("/v1/alerts/{id}"), Some(&t.bob)).ok()["status"], "verified");
     let listed = s.get("/v1/alerts?status=verified&camera=gate-1", Some(&t.bob)).ok();
     assert_eq!(listed["alerts"].as_array().unwrap().len(), 1);
+    // The verified alert is closed, so the next sighting is a new alert, and the one after that
+    // belongs to it: the index and the alert store survived.
     let r = s.frame("gate-1", &t.camera, &colin(3)).ok();
-    assert_eq!(r["faces"][0]["matches"][0]["outcome"], "cooldown", "the index and the alert survived: {r}");
+    let m = &r["faces"][0]["matches"][0];
+    assert_eq!(m["outcome"], "alert", "a closed (verified) alert does not absorb a sighting: {r}");
+    assert_ne!(m["alert_id"].as_str(), Some(id.as_str()));
+    let again = s.frame("gate-1", &t.camera, &colin(3)).ok();
+    assert_eq!(again["faces"][0]["matches"][0]["outcome"], "cooldown", "{again}");
+    assert_eq!(again["faces"][0]["matches"][0]["alert_id"], m["alert_id"]);
     // Deleting the subject purges its templates: the person no longer matches.
     let del = s.call("DELETE", "/v1/lists/wanted/subjects/colin", Some(&t.ops), Body::None).ok();
     assert_eq!(del["templates_purged"], 2);
