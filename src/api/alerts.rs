@@ -118,7 +118,8 @@ pub async fn stream(
             _ = revocations.wait_for(|_| !core.token_cache.is_active(token_id)) => {}
         }
     };
-    let events = alert_events(s.core.subscribe(), s.core.media.clone())
+    let media = s.core.media.clone();
+    let events = alert_events(s.core.subscribe(), move |a| view(&media, a))
         // The slot is held for as long as the stream lives.
         .map(move |e| {
             let _held = &slot;
@@ -128,12 +129,16 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// The SSE events of a subscription: each alert event, or `resync` with how many were missed
-/// when the subscriber fell behind the buffer (it re-reads them from `GET /v1/alerts`).
-fn alert_events(rx: broadcast::Receiver<AlertEvent>, media: Media) -> impl Stream<Item = Event> {
+/// The SSE events of a subscription: each alert event (as `view` shows it), or `resync` with how
+/// many were missed when the subscriber fell behind the buffer (it re-reads them from
+/// `GET /v1/alerts`).
+fn alert_events(
+    rx: broadcast::Receiver<AlertEvent>,
+    view: impl Fn(&Alert) -> Value + Send + 'static,
+) -> impl Stream<Item = Event> {
     BroadcastStream::new(rx).map(move |m| match m {
         Ok(ev) => {
-            let data = json!({"kind": ev.kind, "alert": view(&media, &ev.alert)}).to_string();
+            let data = json!({"kind": ev.kind, "alert": view(&ev.alert)}).to_string();
             Event::default().event(ev.kind).id(ev.alert.id.clone()).data(data)
         }
         Err(BroadcastStreamRecvError::Lagged(missed)) => {
@@ -177,13 +182,12 @@ mod tests {
     /// then the events still buffered: on the wire, as a client reads them.
     #[tokio::test]
     async fn a_subscriber_behind_the_buffer_is_told_to_resync() {
-        let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = broadcast::channel(2);
         for i in 0..5 {
             tx.send(AlertEvent { kind: "alert.created", alert: alert(&format!("a{i}")) }).unwrap();
         }
         drop(tx);
-        let stream = alert_events(rx, Media::open(dir.path()).unwrap()).map(Ok::<_, Infallible>);
+        let stream = alert_events(rx, |a| json!(a)).map(Ok::<_, Infallible>);
         let body = Sse::new(stream).into_response().into_body();
         let text = String::from_utf8(axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap();
         let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
