@@ -17,8 +17,13 @@ pub struct MissReload {
 }
 
 impl MissReload {
-    /// Returns once a reload that started after this call has finished.
+    /// Returns once a reload of `core`'s token cache that started after this call has finished.
     pub async fn reload(&self, core: &Arc<Checkpoint>) {
+        let c = core.clone();
+        self.run(move || c.reload_tokens()).await
+    }
+
+    async fn run(&self, reload: impl FnOnce() -> crate::Result<()> + Send + 'static) {
         let arrived = Instant::now();
         let mut last = self.last.lock().await;
         if let Some(t) = *last {
@@ -28,8 +33,7 @@ impl MissReload {
             tokio::time::sleep_until((t + MIN_GAP).into()).await;
         }
         *last = Some(Instant::now());
-        let c = core.clone();
-        match tokio::task::spawn_blocking(move || c.reload_tokens()).await {
+        match tokio::task::spawn_blocking(reload).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "reloading the tokens after a miss"),
             Err(e) => tracing::warn!(error = %e, "token reload task failed"),
@@ -41,4 +45,41 @@ impl MissReload {
 /// reload.
 pub fn well_formed(token: &str) -> bool {
     token.len() == 67 && token.starts_with("fw_") && token[3..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A flood of misses costs a reload per `MIN_GAP`, not one each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn misses_share_reloads_at_most_one_per_gap() {
+        let m = Arc::new(MissReload::default());
+        let reloads = Arc::new(AtomicUsize::new(0));
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let (m, reloads) = (m.clone(), reloads.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..3 {
+                    let r = reloads.clone();
+                    m.run(move || {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let n = reloads.load(Ordering::SeqCst);
+        let allowed = (t.elapsed().as_millis() / MIN_GAP.as_millis()) as usize + 1;
+        assert!(n >= 2 && n <= allowed, "{n} reloads for 600 misses in {:?} (at most {allowed})", t.elapsed());
+        assert!(
+            well_formed(&format!("fw_{}", "ab".repeat(32))) && !well_formed("fw_xyz") && !well_formed(&"f".repeat(67))
+        );
+    }
 }
