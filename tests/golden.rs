@@ -35,18 +35,18 @@ fn image_path(rel: &str) -> std::path::PathBuf {
     common::data().join(rel.trim_start_matches("data/"))
 }
 
-/// Detections agree with the reference to float rounding (0.0005 px measured): a bar this
-/// tight catches a changed resize, padding or anchor decoding, which shift boxes by 0.1 px
-/// and more.
+/// Detections agree with the reference to the 3 decimals `golden.json` stores (0.0005 px and
+/// 0.0005 of score measured: its rounding): bars this tight catch a changed resize, padding
+/// or anchor decoding, which shift boxes by 0.1 px and more.
 const BOX_TOLERANCE_PX: f32 = 0.01;
-const SCORE_TOLERANCE: f32 = 1e-4;
+const SCORE_TOLERANCE: f32 = 6e-4;
 
 /// Chips agree to rounding of the fixed-point warp against OpenCV's; measured 0.05-0.10
 /// levels per channel on these images.
 const CHIP_MAE_BAR: f64 = 0.15;
 
-/// Embedding of our own chip against the reference's: 0.99999 and up measured; the int8
-/// model that was rejected reached 0.9983, which must fail.
+/// Embedding of our own chip (and of the reference's chip) against the reference's embedding:
+/// 0.999997 and up measured; the int8 model that was rejected reached 0.9983, which must fail.
 const OWN_CHIP_COSINE_BAR: f32 = 0.99999;
 
 #[test]
@@ -133,7 +133,7 @@ fn alignment_and_embedding_match_reference() {
         let embs = p.embedder.embed(&[&want_chip, &chip]).unwrap();
         let c_golden = cosine(&embs[0], &want_emb);
         let c_ours = cosine(&embs[1], &want_emb);
-        assert!(c_golden >= 0.9999, "{name}: embedding of the golden chip, cosine {c_golden}");
+        assert!(c_golden >= OWN_CHIP_COSINE_BAR, "{name}: embedding of the golden chip, cosine {c_golden}");
         assert!(c_ours >= OWN_CHIP_COSINE_BAR, "{name}: embedding of our chip, cosine {c_ours} (chip MAE {mae})");
         eprintln!("{name}: chip MAE {mae:.4}, cosine golden-chip {c_golden:.7}, own-chip {c_ours:.7}");
         checked += 1;
