@@ -12,6 +12,9 @@ use facewatch::eval::{self, IdentificationSet};
 use facewatch::pipeline::PipelineOptions;
 use facewatch::watchlist::index::DEFAULT_FACTORY;
 
+/// Every photo of the development set (`faces/`): each must be used, and give a face.
+const PHOTOS: usize = 9_496;
+
 struct Lfw {
     set: IdentificationSet,
     emb: BTreeMap<PathBuf, Option<Vec<f32>>>,
@@ -23,12 +26,16 @@ fn lfw() -> &'static Lfw {
         let faces = common::data().join("faces");
         let set = IdentificationSet::from_faces_dir(&faces).expect("LFW folder");
         let paths = set.all_paths();
-        assert!(paths.len() > 9000, "expected the full development set, found {} photos", paths.len());
+        assert_eq!(paths.len(), PHOTOS, "the full development set, every photo once");
+        let unique: std::collections::BTreeSet<_> = paths.iter().collect();
+        assert_eq!(unique.len(), PHOTOS, "a photo counted twice");
         let mut opts = PipelineOptions::default();
         // The labelled face is picked among all candidates, as the reference evaluation does.
         opts.detector.score_threshold = 0.6;
         opts.runtime.intra_threads = 1;
         let embs = eval::embed_centre_faces(&common::models(), &opts, &paths, 2, &|_| {}).expect("embedding");
+        let missing: Vec<_> = paths.iter().zip(&embs).filter(|(_, e)| e.is_none()).map(|(p, _)| p).collect();
+        assert!(missing.is_empty(), "{} photos gave no face: {missing:?}", missing.len());
         Lfw { set, emb: paths.into_iter().zip(embs).collect() }
     })
 }
@@ -46,8 +53,10 @@ fn lfw_pair_verification_at_least_99_percent() {
         .collect();
     let v = eval::verification(&pairs, &by_rel);
     eprintln!("{}", serde_json::to_string_pretty(&v).unwrap());
+    assert_eq!(v.missing, 0, "pairs scored without a face");
     assert!(v.best_accuracy >= 0.990, "verification accuracy {:.4}", v.best_accuracy);
-    assert!(v.cv_accuracy >= 0.985, "10-fold accuracy {:.4}", v.cv_accuracy);
+    // 98.88 % measured: a regression of a few tenths must fail.
+    assert!(v.cv_accuracy >= 0.987, "10-fold accuracy {:.4}", v.cv_accuracy);
     assert!(v.tar_at_far_1pct >= 0.98, "TAR at FAR 1%: {:.4}", v.tar_at_far_1pct);
 }
 
@@ -56,9 +65,11 @@ fn open_set_identification_rank1_at_least_92_percent() {
     let lfw = lfw();
     let r = eval::identification(&lfw.set, &lfw.emb, DEFAULT_FACTORY, "dlib-resnet-v1", 128).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
+    assert_eq!(r.gallery + r.mated + r.non_mated, PHOTOS, "{r:?}");
     assert!(r.gallery > 1000 && r.mated > 5000 && r.non_mated > 2500, "{r:?}");
+    assert_eq!(r.missing, 0, "gallery photos or probes without a face");
     assert!(r.rank1 >= 0.92, "rank-1 {:.4}", r.rank1);
-    // Open-set: a watch-list threshold that keeps false alarms at 1% must still find most mates.
-    assert!(r.fnir_at_fpir_1pct < 0.6, "FNIR at FPIR 1%: {:.4}", r.fnir_at_fpir_1pct);
-    assert!(r.fnir_at_fpir_5pct < r.fnir_at_fpir_1pct);
+    // Open-set: at the threshold that keeps false alarms at 1 %, 0.494 measured; the int8
+    // model that was rejected missed 0.511, which must fail.
+    assert!(r.fnir_at_fpir_1pct < 0.50, "FNIR at FPIR 1%: {:.4}", r.fnir_at_fpir_1pct);
 }

@@ -35,11 +35,26 @@ fn image_path(rel: &str) -> std::path::PathBuf {
     common::data().join(rel.trim_start_matches("data/"))
 }
 
+/// Detections agree with the reference to the 3 decimals `golden.json` stores (0.0005 px and
+/// 0.0005 of score measured: its rounding): bars this tight catch a changed resize, padding
+/// or anchor decoding, which shift boxes by 0.1 px and more.
+const BOX_TOLERANCE_PX: f32 = 0.01;
+const SCORE_TOLERANCE: f32 = 6e-4;
+
+/// Chips agree to rounding of the fixed-point warp against OpenCV's; measured 0.05-0.10
+/// levels per channel on these images.
+const CHIP_MAE_BAR: f64 = 0.15;
+
+/// Embedding of our own chip (and of the reference's chip) against the reference's embedding:
+/// 0.999997 and up measured; the int8 model that was rejected reached 0.9983, which must fail.
+const OWN_CHIP_COSINE_BAR: f32 = 0.99999;
+
 #[test]
 fn detections_match_reference() {
     let g = golden();
     let mut p = common::pipeline_with(|o| o.detector.score_threshold = 0.6);
     let mut checked = 0;
+    let (mut worst_px, mut worst_score) = (0f32, 0f32);
     for (name, img) in g["images"].as_object().unwrap() {
         let want = golden_detections(img);
         let frame = decode_file(&image_path(img["path"].as_str().unwrap()), DEFAULT_MAX_PIXELS).unwrap();
@@ -56,15 +71,22 @@ fn detections_match_reference() {
                 })
                 .unwrap();
             for k in 0..4 {
-                assert!((d.bbox[k] - w.bbox[k]).abs() <= 0.5, "{name}: bbox {:?} vs {:?}", d.bbox, w.bbox);
+                worst_px = worst_px.max((d.bbox[k] - w.bbox[k]).abs());
+                assert!((d.bbox[k] - w.bbox[k]).abs() <= BOX_TOLERANCE_PX, "{name}: bbox {:?} vs {:?}", d.bbox, w.bbox);
             }
             for (a, b) in d.landmarks.iter().zip(&w.landmarks) {
-                assert!((a[0] - b[0]).abs() <= 0.5 && (a[1] - b[1]).abs() <= 0.5, "{name}: landmark {a:?} vs {b:?}");
+                worst_px = worst_px.max((a[0] - b[0]).abs()).max((a[1] - b[1]).abs());
+                assert!(
+                    (a[0] - b[0]).abs() <= BOX_TOLERANCE_PX && (a[1] - b[1]).abs() <= BOX_TOLERANCE_PX,
+                    "{name}: landmark {a:?} vs {b:?}"
+                );
             }
-            assert!((d.score - w.score).abs() <= 1e-3, "{name}: score {} vs {}", d.score, w.score);
+            worst_score = worst_score.max((d.score - w.score).abs());
+            assert!((d.score - w.score).abs() <= SCORE_TOLERANCE, "{name}: score {} vs {}", d.score, w.score);
             checked += 1;
         }
     }
+    eprintln!("{checked} faces: largest box/landmark difference {worst_px:.5} px, score {worst_score:.2e}");
     assert!(checked >= 7, "checked {checked} faces");
 }
 
@@ -104,16 +126,16 @@ fn alignment_and_embedding_match_reference() {
         let mae: f64 =
             chip.as_raw().iter().zip(want_chip.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>()
                 / chip.as_raw().len() as f64;
-        assert!(mae < 0.5, "{name}: chip mean abs error {mae}");
+        assert!(mae < CHIP_MAE_BAR, "{name}: chip mean abs error {mae}");
 
         let want_emb: Vec<f32> = img["dlib_embedding_of_chip150"].as_array().unwrap().iter().map(f).collect();
         let want_emb = facewatch::vision::embed::normalized(&want_emb);
         let embs = p.embedder.embed(&[&want_chip, &chip]).unwrap();
         let c_golden = cosine(&embs[0], &want_emb);
         let c_ours = cosine(&embs[1], &want_emb);
-        assert!(c_golden >= 0.9999, "{name}: embedding of the golden chip, cosine {c_golden}");
-        assert!(c_ours >= 0.999, "{name}: embedding of our chip, cosine {c_ours} (chip MAE {mae})");
-        eprintln!("{name}: chip MAE {mae:.3}, cosine golden-chip {c_golden:.6}, own-chip {c_ours:.6}");
+        assert!(c_golden >= OWN_CHIP_COSINE_BAR, "{name}: embedding of the golden chip, cosine {c_golden}");
+        assert!(c_ours >= OWN_CHIP_COSINE_BAR, "{name}: embedding of our chip, cosine {c_ours} (chip MAE {mae})");
+        eprintln!("{name}: chip MAE {mae:.4}, cosine golden-chip {c_golden:.7}, own-chip {c_ours:.7}");
         checked += 1;
     }
     assert!(checked >= 3);

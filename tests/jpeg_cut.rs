@@ -5,6 +5,7 @@
 
 mod common;
 
+use facewatch::vision::decode::DEFAULT_MAX_PIXELS;
 use facewatch::vision::jpeg;
 
 fn photos() -> Vec<std::path::PathBuf> {
@@ -25,12 +26,12 @@ fn every_cut_row_of_every_photo_gives_whole_decode_pixels() {
     let (mut cuts, mut refused) = (0, Vec::new());
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
-        let whole = jpeg::decode(&bytes, 1).unwrap();
+        let whole = jpeg::decode(&bytes, 1, DEFAULT_MAX_PIXELS).unwrap();
         let rows = jpeg::mcu_rows(&bytes).unwrap_or_else(|| panic!("{}: not a cuttable baseline JPEG", f.display()));
         // Every row of the crowd photos; about eight rows spread over the others.
         let step = if f.to_string_lossy().contains("multiface") { 1 } else { (rows / 8).max(1) };
         for row in (1..rows).step_by(step) {
-            match jpeg::decode_cut_at(&bytes, row)
+            match jpeg::decode_cut_at(&bytes, row, DEFAULT_MAX_PIXELS)
                 .unwrap_or_else(|e| panic!("{} cut at MCU row {row}: {e}", f.display()))
             {
                 Some(img) => {
@@ -53,6 +54,10 @@ fn every_cut_row_of_every_photo_gives_whole_decode_pixels() {
 fn the_two_thread_decode_of_crowd_photos_equals_one_thread() {
     for name in ["faces.jpg", "many_face.jpg", "oscar.jpg", "selfie2.jpg"] {
         let bytes = std::fs::read(common::data().join("multiface").join(name)).unwrap();
-        assert!(jpeg::decode(&bytes, 2).unwrap().as_raw() == jpeg::decode(&bytes, 1).unwrap().as_raw(), "{name}");
+        assert!(
+            jpeg::decode(&bytes, 2, DEFAULT_MAX_PIXELS).unwrap().as_raw()
+                == jpeg::decode(&bytes, 1, DEFAULT_MAX_PIXELS).unwrap().as_raw(),
+            "{name}"
+        );
     }
 }

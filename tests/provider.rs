@@ -17,11 +17,17 @@ fn cuda_request_falls_back_to_the_cpu_with_the_same_faces() {
     let want = cpu.faces(&img, None).unwrap();
 
     let asked = RuntimeOptions { cuda: true, ..RuntimeOptions::default() };
+    let before = runtime::cpu_fallbacks();
     let mut p = common::pipeline_with(|o| o.runtime = asked.clone());
+    let fell_back = runtime::cpu_fallbacks() - before;
     let got = p.faces(&img, None).unwrap();
     assert_eq!(got.len(), want.len());
     assert!(!want.is_empty());
     let provider = runtime::provider_name(&asked);
+    // Identical faces prove nothing unless CUDA really was asked for and refused: both sessions
+    // (detector, embedder) must have fallen back, and only where the CPU is what they run on.
+    eprintln!("provider {provider}, {fell_back} of 2 sessions fell back to the CPU");
+    assert_eq!(fell_back, if provider == "CPU" { 2 } else { 0 }, "sessions that fell back (provider {provider})");
     for (g, w) in got.iter().zip(&want) {
         let (ge, we) = (g.embedding.as_ref().unwrap(), w.embedding.as_ref().unwrap());
         if provider == "CPU" {

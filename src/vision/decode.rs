@@ -1,5 +1,6 @@
-//! Bytes -> upright RGB image. The header is read first so a decompression bomb is refused
-//! before any pixel buffer is allocated; EXIF orientation is applied; grey and alpha become RGB.
+//! Bytes -> upright RGB image. The header of the decoder that will decode is read first, so a
+//! decompression bomb is refused before any pixel buffer is allocated; EXIF orientation is
+//! applied; grey and alpha become RGB.
 
 use std::io::Cursor;
 
@@ -33,19 +34,29 @@ pub fn decode_with(bytes: &[u8], max_pixels: u64, threads: usize) -> Result<RgbI
         None => return Err(Error::UnsupportedImage("unrecognised file signature".into())),
     };
     // Refuse oversized images from the header alone, before any decoder allocates: a PNG's
-    // size sits at a fixed offset; for a JPEG the decoder below reads only the headers (no
-    // pixel buffer) and its dimensions are checked before libjpeg-turbo decodes anything.
+    // size sits at a fixed offset; a JPEG's is checked on libjpeg-turbo's own header below.
     if let Some((w, h)) = png_dimensions(bytes).filter(|_| format == ImageFormat::Png) {
         check_size(w, h, max_pixels)?;
     }
     let mut decoder = reader.into_decoder().map_err(|e| Error::CorruptImage(e.to_string()))?;
     let (width, height) = decoder.dimensions();
-    let pixels = check_size(width, height, max_pixels)?;
     let orientation = decoder.orientation().ok();
     let mut img = if format == ImageFormat::Jpeg {
         drop(decoder);
-        DynamicImage::ImageRgb8(jpeg::decode(bytes, threads)?)
+        // The limit holds on the size of the decoder that decodes: this crate's header parser
+        // and libjpeg-turbo disagree on some malformed marker sequences (an RST marker before
+        // the frame header has a length to one and none to the other), so a file can show
+        // each of them a different frame. Such a file is refused, never decoded.
+        let jpeg = jpeg::Jpeg::open(bytes, max_pixels)?;
+        let (w, h) = jpeg.dimensions();
+        if (w, h) != (width, height) {
+            return Err(Error::CorruptImage(format!(
+                "JPEG headers disagree: {width}x{height} to one parser, {w}x{h} to the decoder"
+            )));
+        }
+        DynamicImage::ImageRgb8(jpeg.decode(threads)?)
     } else {
+        let pixels = check_size(width, height, max_pixels)?;
         let mut limits = Limits::default();
         // Room for the decoded buffer at 16 bits x 4 channels plus the decoder's working set.
         limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));

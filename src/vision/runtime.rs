@@ -113,7 +113,7 @@ fn register_providers(
     match ort::ep::CUDA::default().register(&mut builder) {
         Ok(()) => CUDA_SESSIONS.store(true, std::sync::atomic::Ordering::Relaxed),
         Err(e) => {
-            CPU_FALLBACKS.store(true, std::sync::atomic::Ordering::Relaxed);
+            CPU_FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(error = %e, "CUDA execution provider unavailable: running on CPU");
         }
     }
@@ -126,16 +126,22 @@ fn register_providers(
     opts: &RuntimeOptions,
 ) -> Result<ort::session::builder::SessionBuilder> {
     if opts.cuda {
+        CPU_FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!("CUDA requested but facewatch was built without the `cuda` feature: running on CPU");
     }
     Ok(builder)
 }
 
-/// Whether some session registered CUDA, and whether some session asked for it and fell back.
+/// Whether some session registered CUDA, and how many asked for it and fell back to the CPU.
 #[cfg(feature = "cuda")]
 static CUDA_SESSIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-#[cfg(feature = "cuda")]
-static CPU_FALLBACKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static CPU_FALLBACKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many sessions of this process asked for CUDA and run on the CPU instead (a build
+/// without the `cuda` feature, or registration refused: no GPU, a CPU-only ONNX Runtime).
+pub fn cpu_fallbacks() -> usize {
+    CPU_FALLBACKS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// The execution provider that sessions built with `opts` actually run on: "CPU", "CUDA", or
 /// "CUDA and CPU" when some sessions of this process got CUDA and others fell back.
@@ -143,7 +149,7 @@ pub fn provider_name(opts: &RuntimeOptions) -> &'static str {
     #[cfg(feature = "cuda")]
     if opts.cuda {
         use std::sync::atomic::Ordering::Relaxed;
-        return match (CUDA_SESSIONS.load(Relaxed), CPU_FALLBACKS.load(Relaxed)) {
+        return match (CUDA_SESSIONS.load(Relaxed), CPU_FALLBACKS.load(Relaxed) > 0) {
             (true, false) => "CUDA",
             (true, true) => "CUDA and CPU",
             _ => "CPU",

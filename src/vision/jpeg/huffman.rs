@@ -183,7 +183,9 @@ impl<'a> Walker<'a> {
                     n -= len;
                     let size = u32::from(size & 15);
                     if size > 0 {
-                        dc[c] += extend((acc >> (64 - size)) as i32, size);
+                        // Wrapping, as libjpeg-turbo's `int` sum does on hostile data
+                        // (a long run of large differences): the predictors must stay its.
+                        dc[c] = dc[c].wrapping_add(extend((acc >> (64 - size)) as i32, size));
                         acc <<= size;
                         n -= size;
                     }
@@ -240,7 +242,7 @@ impl<'a> Walker<'a> {
                 bit += len as usize;
                 let size = u32::from(size & 15);
                 if size > 0 {
-                    pred += extend((data.peek(bit) >> (64 - size)) as i32, size);
+                    pred = pred.wrapping_add(extend((data.peek(bit) >> (64 - size)) as i32, size));
                     bit += size as usize;
                 }
                 if b == 0 {
@@ -364,5 +366,57 @@ impl BitWriter {
             rest = &rest[j + 1..];
         }
         out.extend_from_slice(rest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::jpeg::layout::Layout;
+
+    /// A grey baseline JPEG of `blocks_x` x `blocks_y` blocks whose every block codes the
+    /// largest DC difference (+32767: size 15, a 1-bit code) and then ends (EOB).
+    fn dc_ramp(blocks_x: u16, blocks_y: u16) -> Vec<u8> {
+        let (w, h) = ((blocks_x * 8).to_be_bytes(), (blocks_y * 8).to_be_bytes());
+        let mut out = vec![0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x43, 0x00];
+        out.extend_from_slice(&[1; 64]);
+        out.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x0B, 0x08, h[0], h[1], w[0], w[1], 0x01, 0x01, 0x11, 0x00]);
+        for (class, symbol) in [(0x00, 15), (0x10, 0x00)] {
+            out.extend_from_slice(&[0xFF, 0xC4, 0x00, 0x14, class, 1]);
+            out.extend_from_slice(&[0; 15]);
+            out.push(symbol);
+        }
+        out.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00]);
+        let mut bits = BitWriter::default();
+        for _ in 0..usize::from(blocks_x) * usize::from(blocks_y) {
+            bits.put(0, 1); // DC size 15
+            bits.put(0x7FFF, 15); // +32767
+            bits.put(0, 1); // EOB
+        }
+        bits.stuffed(&mut out);
+        out.extend_from_slice(&[0xFF, 0xD9]);
+        out
+    }
+
+    #[test]
+    fn dc_sums_past_i32_wrap_as_libjpeg_does() {
+        // 70,000 differences of +32767 sum past i32::MAX after 65,538 blocks: the walk must
+        // neither panic (overflow checks) nor lose libjpeg-turbo's wrapped `int` predictor.
+        let bytes = dc_ramp(280, 250);
+        let layout = Layout::parse(&bytes).expect("baseline layout");
+        assert_eq!((layout.mcus_x, layout.mcus_y), (280, 250));
+        let data = Clean::new(&bytes[layout.data_at..]);
+        let walker = Walker::new(&layout).unwrap();
+        let wrapped = |blocks: i64| (blocks * 32767) as i32;
+        // (The walk reads ahead, so it stops short of the data's last bytes; a cut never
+        // falls there.)
+        let at = walker.skip(&data, 69_000).expect("the blocks walk");
+        assert_eq!(at.dc[0], wrapped(69_000));
+        assert_eq!(at.bit, 69_000 * 17);
+        let firsts = walker.first_dcs(&data, &at).unwrap();
+        assert_eq!(firsts, vec![(69_000 * 17, 69_000 * 17 + 16, wrapped(69_001))]);
+        // Such a value cannot start a cut-out part (no DC code that large): refused, not wrapped.
+        assert!(BitWriter::default().put_dc(layout.dc[0].as_ref().unwrap(), firsts[0].2).is_none());
+        assert!(BitWriter::default().put_dc(layout.dc[0].as_ref().unwrap(), i32::MIN).is_none());
     }
 }

@@ -11,6 +11,11 @@
 //!
 //! The upper strip takes the larger share of rows in either case. Pixels are identical to one
 //! whole decode either way (`tests` below).
+//!
+//! Every handle opened on attacker bytes (the whole image, the upper strip's, the cut-out
+//! part's) is bounded the same way ([`Decompressor::open`]): the pixel limit is checked on
+//! libjpeg-turbo's own header before anything is allocated, and libjpeg-turbo enforces it
+//! again itself (`TJPARAM_MAXPIXELS`), with a cap on its internal buffers and scans.
 
 use std::ffi::{CStr, c_int};
 use std::mem::MaybeUninit;
@@ -24,6 +29,13 @@ mod huffman;
 mod layout;
 mod split;
 
+/// At most this many scans (libjpeg-turbo's own fuzzing setting): a normal progressive JPEG
+/// has about 10, a hostile one thousands of tiny ones, each a pass over the whole image.
+const MAX_SCANS: c_int = 500;
+
+/// libjpeg-turbo's memory beyond the coefficient buffers (tables, row buffers), in MB.
+const MEMORY_SLACK_MB: u64 = 64;
+
 /// Below this many pixels a second thread costs more than it saves.
 const PARALLEL_PIXELS: u64 = 500_000;
 
@@ -35,28 +47,59 @@ const UPPER_SHARE: f64 = 0.65;
 /// less, so the upper strip takes fewer rows).
 const UPPER_SHARE_CUT: f64 = 0.6;
 
-/// Decodes a JPEG to RGB; grey JPEGs are expanded. With `threads >= 2`, large baseline images
-/// are decoded as two strips in parallel. A truncated or corrupt stream is an error, not a
-/// half-grey picture.
-pub fn decode(bytes: &[u8], threads: usize) -> Result<RgbImage> {
-    // This handle's header decides; it then decodes the whole image, or the lower strip.
-    let (mut d, header) = Decompressor::open(bytes)?;
-    let (w, h) = (header.width, header.height);
-    let len =
-        w.checked_mul(h).and_then(|p| p.checked_mul(3)).ok_or_else(|| Error::CorruptImage("JPEG too large".into()))?;
-    // Not zero-filled first: the decoder writes every byte, and clearing 6 MB of memory that
-    // is out of the cache cost about as much as a tenth of the decode.
-    let mut pixels: Vec<u8> = Vec::with_capacity(len);
-    let out = &mut pixels.spare_capacity_mut()[..len];
-    if threads >= 2 && strips_pay_off(&header) {
-        decode_strips(d, &header, bytes, out)?;
-    } else {
-        d.decode_rows(&header, bytes, out, 0, h)?;
+/// A JPEG whose header libjpeg-turbo has read and whose size is within the pixel limit;
+/// nothing is allocated for its pixels until [`Jpeg::decode`].
+pub struct Jpeg<'a> {
+    bytes: &'a [u8],
+    d: Decompressor,
+    header: Header,
+    max_pixels: u64,
+}
+
+impl<'a> Jpeg<'a> {
+    /// Reads the header with the decoder that will decode: `ImageTooLarge` above `max_pixels`
+    /// (its width x height, not what another parser makes of the same bytes), `CorruptImage`
+    /// if libjpeg-turbo cannot read it.
+    pub fn open(bytes: &'a [u8], max_pixels: u64) -> Result<Self> {
+        let (d, header) = Decompressor::open(bytes, max_pixels)?;
+        Ok(Self { bytes, d, header, max_pixels })
     }
-    // SAFETY: the decodes above succeeded, and a successful decode writes every byte of the
-    // rows it is given (full width, pitch = width x 3); together they were given all `len`.
-    unsafe { pixels.set_len(len) };
-    RgbImage::from_raw(w as u32, h as u32, pixels).ok_or_else(|| Error::CorruptImage("short JPEG buffer".into()))
+
+    /// Width and height as libjpeg-turbo will decode them.
+    pub fn dimensions(&self) -> (u32, u32) {
+        // Within `max_pixels` and JPEG's 16-bit sizes: both fit.
+        (self.header.width as u32, self.header.height as u32)
+    }
+
+    /// Decodes to RGB; grey JPEGs are expanded. With `threads >= 2`, large baseline images
+    /// are decoded as two strips in parallel. A truncated or corrupt stream is an error, not
+    /// a half-grey picture.
+    pub fn decode(self, threads: usize) -> Result<RgbImage> {
+        let Self { bytes, mut d, header, max_pixels } = self;
+        let (w, h) = (header.width, header.height);
+        let len = w
+            .checked_mul(h)
+            .and_then(|p| p.checked_mul(3))
+            .ok_or_else(|| Error::CorruptImage("JPEG too large".into()))?;
+        // Not zero-filled first: the decoder writes every byte, and clearing 6 MB of memory that
+        // is out of the cache cost about as much as a tenth of the decode.
+        let mut pixels: Vec<u8> = Vec::with_capacity(len);
+        let out = &mut pixels.spare_capacity_mut()[..len];
+        if threads >= 2 && strips_pay_off(&header) {
+            decode_strips(d, &header, bytes, out, max_pixels)?;
+        } else {
+            d.decode_rows(&header, bytes, out, 0, h)?;
+        }
+        // SAFETY: the decodes above succeeded, and a successful decode writes every byte of the
+        // rows it is given (full width, pitch = width x 3); together they were given all `len`.
+        unsafe { pixels.set_len(len) };
+        RgbImage::from_raw(w as u32, h as u32, pixels).ok_or_else(|| Error::CorruptImage("short JPEG buffer".into()))
+    }
+}
+
+/// [`Jpeg::open`] then [`Jpeg::decode`].
+pub fn decode(bytes: &[u8], threads: usize, max_pixels: u64) -> Result<RgbImage> {
+    Jpeg::open(bytes, max_pixels)?.decode(threads)
 }
 
 /// Whether two strips beat one decode: not for small images, nor for progressive or lossless
@@ -73,17 +116,23 @@ fn cut_layout(bytes: &[u8], header: &Header) -> Option<layout::Layout> {
 }
 
 /// Two strips, cut at an MCU row where the lower part can be cut out, else cropped.
-fn decode_strips(lower_d: Decompressor, header: &Header, bytes: &[u8], out: &mut [MaybeUninit<u8>]) -> Result<()> {
+fn decode_strips(
+    lower_d: Decompressor,
+    header: &Header,
+    bytes: &[u8],
+    out: &mut [MaybeUninit<u8>],
+    max_pixels: u64,
+) -> Result<()> {
     let h = header.height;
     let layout = cut_layout(bytes, header);
     match &layout {
         Some(l) => {
             let row = ((h as f64 * UPPER_SHARE_CUT) as usize / l.mcu_height).clamp(1, l.mcus_y - 1);
-            two_strips(lower_d, header, bytes, out, row * l.mcu_height, Some((l, row)))?;
+            two_strips(lower_d, header, bytes, out, max_pixels, row * l.mcu_height, Some((l, row)))?;
         }
         None => {
             let mid = ((h as f64 * UPPER_SHARE) as usize).clamp(1, h - 1);
-            two_strips(lower_d, header, bytes, out, mid, None)?;
+            two_strips(lower_d, header, bytes, out, max_pixels, mid, None)?;
         }
     }
     Ok(())
@@ -97,6 +146,7 @@ fn two_strips(
     header: &Header,
     bytes: &[u8],
     out: &mut [MaybeUninit<u8>],
+    max_pixels: u64,
     mid: usize,
     cut: Option<(&layout::Layout, usize)>,
 ) -> Result<bool> {
@@ -104,14 +154,14 @@ fn two_strips(
     let (upper, lower) = out.split_at_mut(mid * w * 3);
     let (a, b) = std::thread::scope(|s| {
         let helper = s.spawn(|| {
-            let (mut d, own) = Decompressor::open(bytes)?;
+            let (mut d, own) = Decompressor::open(bytes, max_pixels)?;
             d.decode_rows(&own, bytes, upper, 0, mid)
         });
         // The cut-out part must decode cleanly; anything libjpeg-turbo objects to (e.g. bytes
         // an encoder left after the last block, which the rewrite shifts past what libjpeg
         // reads ahead) is decided by the classic crop instead, exactly as a whole decode would.
         let cut = cut.and_then(|(l, row)| split::lower_part(bytes, l, row));
-        let b = match cut.map(|part| decode_part(&part, w, h - mid, lower)) {
+        let b = match cut.map(|part| decode_part(&part, w, h - mid, lower, max_pixels)) {
             Some(Ok(())) => Ok(true),
             _ => lower_d.decode_rows(header, bytes, lower, mid, h - mid).map(|()| false),
         };
@@ -124,15 +174,15 @@ fn two_strips(
 /// cannot be cut there. For tests: every row of every test photo must give a whole decode's
 /// pixels.
 #[doc(hidden)]
-pub fn decode_cut_at(bytes: &[u8], mcu_row: usize) -> Result<Option<RgbImage>> {
-    let (d, header) = Decompressor::open(bytes)?;
+pub fn decode_cut_at(bytes: &[u8], mcu_row: usize, max_pixels: u64) -> Result<Option<RgbImage>> {
+    let (d, header) = Decompressor::open(bytes, max_pixels)?;
     let Some(l) = cut_layout(bytes, &header).filter(|l| (1..l.mcus_y).contains(&mcu_row)) else {
         return Ok(None);
     };
     let (w, h) = (header.width, header.height);
     let mut pixels: Vec<u8> = Vec::with_capacity(w * h * 3);
     let out = &mut pixels.spare_capacity_mut()[..w * h * 3];
-    if !two_strips(d, &header, bytes, out, mcu_row * l.mcu_height, Some((&l, mcu_row)))? {
+    if !two_strips(d, &header, bytes, out, max_pixels, mcu_row * l.mcu_height, Some((&l, mcu_row)))? {
         return Ok(None);
     }
     // SAFETY: both strips decoded successfully, which writes every byte of `out`.
@@ -149,8 +199,14 @@ pub fn mcu_rows(bytes: &[u8]) -> Option<usize> {
 /// Decodes the rows of a cut-out lower part below its overlap into `out` (`rows` rows of
 /// `width` pixels), with a handle of its own: the caller's handle keeps the whole image's
 /// header for the crop it falls back to.
-fn decode_part(part: &split::Lower, width: usize, rows: usize, out: &mut [MaybeUninit<u8>]) -> Result<()> {
-    let (mut d, header) = Decompressor::open(&part.bytes)?;
+fn decode_part(
+    part: &split::Lower,
+    width: usize,
+    rows: usize,
+    out: &mut [MaybeUninit<u8>],
+    max_pixels: u64,
+) -> Result<()> {
+    let (mut d, header) = Decompressor::open(&part.bytes, max_pixels)?;
     if header.width != width || header.height != part.overlap + rows {
         return Err(Error::CorruptImage("JPEG cut has the wrong size".into()));
     }
@@ -168,16 +224,49 @@ struct Header {
 struct Decompressor(tj::tjhandle);
 
 impl Decompressor {
-    /// A handle with `bytes`' header read (cropping needs it), and that header.
-    fn open(bytes: &[u8]) -> Result<(Self, Header)> {
+    /// A bounded handle with `bytes`' header read (cropping needs it), and that header;
+    /// `ImageTooLarge` if that header's width x height exceeds `max_pixels`.
+    fn open(bytes: &[u8], max_pixels: u64) -> Result<(Self, Header)> {
         // SAFETY: plain constructor; a null handle is checked below.
         let h = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as c_int) };
         if h.is_null() {
             return Err(Error::Runtime("libjpeg-turbo could not create a decompressor".into()));
         }
         let mut d = Self(h);
+        d.bound(max_pixels)?;
         let header = d.header(bytes)?;
+        let pixels = header.width as u64 * header.height as u64;
+        if pixels > max_pixels {
+            let (width, height) = (header.width as u32, header.height as u32);
+            return Err(Error::ImageTooLarge { width, height, pixels, max_pixels });
+        }
         Ok((d, header))
+    }
+
+    /// libjpeg-turbo's own limits, so that no decode on this handle can cost more than an
+    /// image of `max_pixels` should, whatever the Rust side checked: the pixel count of the
+    /// header it reads at decode time, the memory for whole-image buffers (progressive and
+    /// multi-scan images keep every coefficient), the number of scans (each progressive scan
+    /// passes over all of them), and a stop at the first warning (corrupt data would otherwise
+    /// be decoded to the end, then refused anyway).
+    fn bound(&mut self, max_pixels: u64) -> Result<()> {
+        let max = i64::from(c_int::MAX) as u64;
+        // 0 means "no limit" to libjpeg-turbo; a limit of 0 is already refused by the header check.
+        let pixels = max_pixels.clamp(1, max) as c_int;
+        // Coefficients: 2 bytes per sample, at most 4 components at full resolution, on a frame
+        // padded by up to 32 rows and columns (65535 px sides), plus the decoder's working set.
+        let padded = max_pixels.min(max).saturating_add(32 * 2 * 65_536);
+        let memory_mb = (padded.saturating_mul(8) >> 20).saturating_add(MEMORY_SLACK_MB).min(max) as c_int;
+        for (param, value) in [
+            (tj::TJPARAM_TJPARAM_MAXPIXELS, pixels),
+            (tj::TJPARAM_TJPARAM_MAXMEMORY, memory_mb),
+            (tj::TJPARAM_TJPARAM_SCANLIMIT, MAX_SCANS),
+            (tj::TJPARAM_TJPARAM_STOPONWARNING, 1),
+        ] {
+            // SAFETY: valid handle; plain integer parameters.
+            self.check(unsafe { tj::tj3Set(self.0, param as c_int, value) })?;
+        }
+        Ok(())
     }
 
     /// Decodes rows `y .. y + rows` (full width) of the image whose `header` this handle read
@@ -254,6 +343,8 @@ impl Drop for Decompressor {
 mod tests {
     use super::*;
 
+    const NO_LIMIT: u64 = u64::MAX;
+
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
         // A smooth gradient with some texture, so every MCU row has different content.
         let img = RgbImage::from_fn(w, h, |x, y| {
@@ -292,11 +383,11 @@ mod tests {
         for subsamp in [None, Sub2x1, Sub2x2, Sub1x2, Sub4x1, Sub1x4, Gray] {
             for optimize in [false, true] {
                 let bytes = encode(1003, 777, subsamp, optimize, false);
-                let whole = decode(&bytes, 1).unwrap();
+                let whole = decode(&bytes, 1, NO_LIMIT).unwrap();
                 let rows = mcu_rows(&bytes).unwrap_or_else(|| panic!("{subsamp:?}: not cuttable"));
                 let mut cuts = 0;
                 for row in [1, rows / 3, rows / 2, rows - 1] {
-                    if let Some(img) = decode_cut_at(&bytes, row).unwrap() {
+                    if let Some(img) = decode_cut_at(&bytes, row, NO_LIMIT).unwrap() {
                         assert!(img.as_raw() == whole.as_raw(), "{subsamp:?} optimize={optimize} row {row}");
                         cuts += 1;
                     }
@@ -304,7 +395,10 @@ mod tests {
                 // The standard tables code every DC size, so those images always cut.
                 assert!(optimize || cuts == 4, "{subsamp:?}: {cuts} of 4 cuts");
                 // And the two-thread decode agrees whichever way it went.
-                assert!(decode(&bytes, 2).unwrap().as_raw() == whole.as_raw(), "{subsamp:?} optimize={optimize}");
+                assert!(
+                    decode(&bytes, 2, NO_LIMIT).unwrap().as_raw() == whole.as_raw(),
+                    "{subsamp:?} optimize={optimize}"
+                );
             }
         }
     }
@@ -313,7 +407,9 @@ mod tests {
     fn progressive_and_restart_jpegs_are_not_cut_and_still_decode_the_same() {
         let progressive = encode(1003, 777, turbojpeg::Subsamp::Sub2x2, false, true);
         assert!(mcu_rows(&progressive).is_none());
-        assert!(decode(&progressive, 2).unwrap().as_raw() == decode(&progressive, 1).unwrap().as_raw());
+        assert!(
+            decode(&progressive, 2, NO_LIMIT).unwrap().as_raw() == decode(&progressive, 1, NO_LIMIT).unwrap().as_raw()
+        );
         // A restart interval (DRI) inserted into a baseline file's header, before the scan;
         // an interval longer than the image keeps the data valid without restart markers.
         let plain = encode(1003, 777, turbojpeg::Subsamp::Sub2x2, false, false);
@@ -322,7 +418,7 @@ mod tests {
         dri.extend_from_slice(&[0xFF, 0xDD, 0x00, 0x04, 0xFF, 0xFF]);
         dri.extend_from_slice(&plain[sos..]);
         assert!(mcu_rows(&dri).is_none(), "restart intervals are not cut");
-        assert!(decode(&dri, 2).unwrap().as_raw() == decode(&plain, 1).unwrap().as_raw());
+        assert!(decode(&dri, 2, NO_LIMIT).unwrap().as_raw() == decode(&plain, 1, NO_LIMIT).unwrap().as_raw());
     }
 
     #[test]
@@ -343,7 +439,7 @@ mod tests {
                 let at = sos + (seed as usize % data);
                 bad[at] = (seed >> 32) as u8;
             }
-            match (decode(&bad, 1), decode(&bad, 2)) {
+            match (decode(&bad, 1, NO_LIMIT), decode(&bad, 2, NO_LIMIT)) {
                 (Err(_), Err(_)) => failed += 1,
                 (Ok(a), Ok(b)) => {
                     assert!(a.as_raw() == b.as_raw(), "corrupt data decoded differently in strips");
@@ -357,7 +453,7 @@ mod tests {
     }
 
     fn uses_strips(bytes: &[u8]) -> bool {
-        strips_pay_off(&Decompressor::open(bytes).unwrap().1)
+        strips_pay_off(&Decompressor::open(bytes, NO_LIMIT).unwrap().1)
     }
 
     #[test]
@@ -365,8 +461,8 @@ mod tests {
         // Odd height: the split row is not on an MCU boundary.
         let bytes = jpeg(1000, 777);
         assert!(uses_strips(&bytes), "large baseline JPEG qualifies");
-        let whole = decode(&bytes, 1).unwrap();
-        let strips = decode(&bytes, 2).unwrap();
+        let whole = decode(&bytes, 1, NO_LIMIT).unwrap();
+        let strips = decode(&bytes, 2, NO_LIMIT).unwrap();
         assert_eq!(whole.dimensions(), strips.dimensions());
         assert!(whole.as_raw() == strips.as_raw(), "pixels differ");
         // And both agree with the `turbojpeg` crate's whole-image decode.
@@ -377,15 +473,15 @@ mod tests {
     #[test]
     fn small_images_are_decoded_whole() {
         assert!(!uses_strips(&jpeg(200, 150)));
-        assert_eq!(decode(&jpeg(200, 150), 2).unwrap().dimensions(), (200, 150));
+        assert_eq!(decode(&jpeg(200, 150), 2, NO_LIMIT).unwrap().dimensions(), (200, 150));
     }
 
     #[test]
     fn truncated_large_jpeg_is_an_error_in_strips_too() {
         let bytes = jpeg(1000, 777);
         let cut = &bytes[..bytes.len() * 2 / 3];
-        assert!(matches!(decode(cut, 2), Err(Error::CorruptImage(_))));
-        assert!(matches!(decode(cut, 1), Err(Error::CorruptImage(_))));
+        assert!(matches!(decode(cut, 2, NO_LIMIT), Err(Error::CorruptImage(_))));
+        assert!(matches!(decode(cut, 1, NO_LIMIT), Err(Error::CorruptImage(_))));
     }
 
     #[test]
@@ -393,7 +489,7 @@ mod tests {
         let grey = image::GrayImage::from_fn(64, 48, |x, y| image::Luma([((x * 4 + y) % 256) as u8]));
         let mut bytes = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&grey).unwrap();
-        let img = decode(&bytes, 2).unwrap();
+        let img = decode(&bytes, 2, NO_LIMIT).unwrap();
         assert_eq!(img.dimensions(), (64, 48));
         assert!(img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
         let diff = img.pixels().zip(grey.pixels()).map(|(a, b)| i32::from(a[0]).abs_diff(i32::from(b[0]))).max();
