@@ -8,12 +8,12 @@ mod hostile;
 
 use std::time::{Duration, Instant};
 
-use common::server::{Server, token};
+use common::server::{Server, camera_token};
 
 #[test]
 fn pixel_limit_bypass_is_answered_413_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let camera = token(dir.path(), "camera", "gate-1");
+    let camera = camera_token(dir.path(), "gate-1", &["gate-1"]);
     let server = Server::start(dir.path(), &[]);
     let attack = hostile::rst_before_sof(60_000, 60_000);
 
