@@ -202,6 +202,7 @@ fn sigkill_in_the_middle_of_publishing_then_restart_delivers_everything_once() {
     // restarted one may repeat only the event whose ack the kill cut off (sent, or acked but
     // not yet marked): JetStream reports every repeat it drops.
     let repeats = s.metric("facewatch_events_duplicates_total");
+    eprintln!("after the restart: {repeats} repeats dropped by JetStream");
     assert!(repeats <= 1.0, "{repeats} events sent again after the restart");
     assert_eq!(s.metric("facewatch_events_published_total"), left as f64, "each undelivered event sent once");
     assert!(s.stop().success());
