@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -188,6 +188,10 @@ impl Checkpoint {
             db_path,
             config,
         };
+        // Files a crash left behind are found at start-up, not only at the first sweep.
+        if let Err(e) = core.sweep_orphans(clock::now_ms()) {
+            tracing::error!(error = %e, "orphaned face images: start-up sweep failed");
+        }
         core.probe_store();
         Ok(core)
     }
@@ -389,6 +393,7 @@ impl Checkpoint {
     pub fn delete_list(&self, name: &str, by: &Actor) -> Result<usize> {
         let ids = lock(&self.watchlist).delete_list(name, by)?;
         self.media.delete_references(&ids);
+        self.outbox_notify.notify_one();
         Ok(ids.len())
     }
 
@@ -577,12 +582,51 @@ impl Checkpoint {
         if !expired.is_empty() || refs > 0 {
             tracing::info!(crops = expired.len(), references = refs, "retention: face images deleted");
         }
-        let cutoff = now_ms - self.config.events_retention_days as i64 * 86_400_000;
-        let purged = outbox::purge(lock(&self.alerts).conn(), cutoff, self.config.sink().is_none())?;
-        if purged > 0 {
-            tracing::info!(events = purged, "retention: old events deleted from the outbox");
-        }
+        self.sweep_outbox(&days, now_ms)?;
+        self.sweep_orphans(now_ms)?;
         Ok((expired.len(), refs))
+    }
+
+    /// Face crops inside outbox rows (waiting or parked) follow their list's retention, like
+    /// the crop files; old delivered and parked events go after `events_retention_days`.
+    fn sweep_outbox(&self, days: &[(String, u32)], now_ms: i64) -> Result<()> {
+        let a = lock(&self.alerts);
+        let conn = a.conn();
+        // A deleted list's alerts keep the retention stored with them.
+        let mut stored = conn.prepare_cached("SELECT retention_days FROM alerts WHERE id = ?1")?;
+        let stripped = outbox::strip_expired_crops(conn, now_ms, |list, alert_id| {
+            days.iter()
+                .find(|(l, _)| l == list)
+                .map(|(_, d)| *d)
+                .or_else(|| stored.query_row([alert_id], |r| r.get(0)).ok())
+        })?;
+        let cutoff = now_ms - self.config.events_retention_days as i64 * 86_400_000;
+        let purged = outbox::purge(conn, cutoff, self.config.sink().is_none())?;
+        if stripped > 0 || purged > 0 {
+            tracing::info!(crops = stripped, events = purged, "retention: outbox crops stripped, old events deleted");
+        }
+        Ok(())
+    }
+
+    /// Deletes face images that no record names and that are older than `media::ORPHAN_GRACE`
+    /// (a crash between writing a crop and inserting its alert, between deleting a template or
+    /// expiring a crop and deleting its file, or in the middle of a write).
+    fn sweep_orphans(&self, now_ms: i64) -> Result<media::Orphans> {
+        let conn = crate::db::connect(&self.db_path)?;
+        let mut crop = conn.prepare("SELECT 1 FROM alerts WHERE id = ?1 AND has_crop = 1")?;
+        let mut template = conn.prepare("SELECT 1 FROM templates WHERE id = ?1")?;
+        let now = UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+        let cutoff = now.checked_sub(media::ORPHAN_GRACE).unwrap_or(UNIX_EPOCH);
+        let n = self.media.sweep_orphans(cutoff, |id| Ok(crop.exists([id])?), |id| Ok(template.exists([id])?))?;
+        if n.total() > 0 {
+            tracing::warn!(
+                crops = n.crops,
+                references = n.references,
+                partial = n.partial,
+                "orphaned face images deleted (left by a crash)"
+            );
+        }
+        Ok(n)
     }
 
     /// Checks that the store takes a write lock, on a connection of its own, and records the

@@ -1,9 +1,12 @@
 //! Face images kept on disk: alert crops (`crops/<alert>.jpg`) and enrolled reference images
 //! (`references/<template>.jpg`). Only these two kinds exist: a face that matches nothing is
-//! never written anywhere. Both are deleted by the retention sweep.
+//! never written anywhere. Both are deleted by the retention sweep; files that no record names
+//! (a crash between writing a crop and inserting its alert, between deleting a row and its file,
+//! or in the middle of a write) are deleted by the orphan sweep.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{RgbImage, imageops};
@@ -13,6 +16,25 @@ use crate::error::{Error, Result};
 /// Margin around the detector box in a crop, as a fraction of the box size.
 const MARGIN: f32 = 0.25;
 const JPEG_QUALITY: u8 = 90;
+
+/// The orphan sweep leaves younger files alone: a crop is written before its alert row, so the
+/// crop of an alert being raised right now has no row yet.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(300);
+
+/// What one orphan sweep deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Orphans {
+    pub crops: usize,
+    pub references: usize,
+    /// `*.jpg.tmp` leftovers of an interrupted write.
+    pub partial: usize,
+}
+
+impl Orphans {
+    pub fn total(&self) -> usize {
+        self.crops + self.references + self.partial
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Media {
@@ -64,6 +86,47 @@ impl Media {
     pub fn delete_references(&self, template_ids: &[i64]) -> usize {
         template_ids.iter().filter(|&&t| Self::delete(&self.reference_path(t))).count()
     }
+
+    /// Deletes the face images last modified before `cutoff` that no record names:
+    /// `crops/<alert>.jpg` unless `crop_known(alert)`, `references/<template>.jpg` unless
+    /// `reference_known(template)`, and every `*.jpg.tmp`. Other files are left alone. The
+    /// folders are read as a stream, one lookup per file.
+    pub fn sweep_orphans(
+        &self,
+        cutoff: SystemTime,
+        mut crop_known: impl FnMut(&str) -> Result<bool>,
+        mut reference_known: impl FnMut(i64) -> Result<bool>,
+    ) -> Result<Orphans> {
+        let mut out = Orphans::default();
+        for (dir, is_crop) in [(&self.crops, true), (&self.references, false)] {
+            for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+                let entry = entry.map_err(|e| Error::io(dir, e))?;
+                let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
+                let name = entry.file_name();
+                let Some(name) = name.to_str().filter(|_| old) else { continue };
+                if name.ends_with(".jpg.tmp") {
+                    out.partial += Self::delete(&entry.path()) as usize;
+                    continue;
+                }
+                let Some(stem) = name.strip_suffix(".jpg") else { continue };
+                if is_crop {
+                    if !crop_known(stem)? {
+                        out.crops += Self::delete(&entry.path()) as usize;
+                    }
+                } else {
+                    // A name that is not a template id cannot be named by any template.
+                    let known = match stem.parse::<i64>() {
+                        Ok(id) => reference_known(id)?,
+                        Err(_) => false,
+                    };
+                    if !known {
+                        out.references += Self::delete(&entry.path()) as usize;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -91,6 +154,38 @@ pub fn face_jpeg(img: &RgbImage, bbox: [f32; 4]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orphan_sweep_deletes_only_old_files_no_record_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Media::open(dir.path()).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let write = |p: PathBuf, mtime: Option<SystemTime>| {
+            std::fs::write(&p, b"jpeg").unwrap();
+            if let Some(t) = mtime {
+                std::fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
+            }
+            p
+        };
+        let kept_crop = write(m.crop_path("alert-1"), Some(old));
+        let orphan_crop = write(m.crop_path("crashed"), Some(old));
+        let fresh_crop = write(m.crop_path("being-raised"), None);
+        let partial = write(m.crops.join("alert-2.jpg.tmp"), Some(old));
+        let kept_ref = write(m.reference_path(7), Some(old));
+        let orphan_ref = write(m.reference_path(8), Some(old));
+        let foreign = write(m.references.join("README"), Some(old));
+        let cutoff = SystemTime::now() - ORPHAN_GRACE;
+        let n = m.sweep_orphans(cutoff, |id| Ok(id == "alert-1"), |t| Ok(t == 7)).unwrap();
+        assert_eq!(n, Orphans { crops: 1, references: 1, partial: 1 });
+        for p in [&kept_crop, &fresh_crop, &kept_ref, &foreign] {
+            assert!(p.exists(), "{} must stay", p.display());
+        }
+        for p in [&orphan_crop, &partial, &orphan_ref] {
+            assert!(!p.exists(), "{} must go", p.display());
+        }
+        let again = m.sweep_orphans(cutoff, |_| Ok(false), |_| Err(Error::Invalid("lookup failed".into())));
+        assert!(again.is_err(), "a failed lookup stops the sweep instead of deleting");
+    }
 
     #[test]
     fn crop_is_clipped_to_the_frame() {

@@ -185,6 +185,7 @@ fn sigkill_in_the_middle_of_publishing_then_restart_delivers_everything_once() {
     watch_colin(&s, &t);
     policy_burst(&s, &t, 600);
     let total = outbox_ids(dir.path()).len();
+    assert_eq!(total, 601, "one enrollment and 600 policy changes");
     assert_eq!(s.metric("facewatch_outbox_depth") as usize, total);
     nats.up();
     // Kill the service once a quarter of the events are acknowledged.
@@ -197,9 +198,17 @@ fn sigkill_in_the_middle_of_publishing_then_restart_delivers_everything_once() {
     let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
     let left: i64 = db.query_row("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL", [], |r| r.get(0)).unwrap();
     eprintln!("killed with {left} of {total} events undelivered");
+    assert!(left > 0, "the kill must land while events are still undelivered");
     let s = serve(dir.path(), &nats);
     s.wait_delivered(Duration::from_secs(60));
-    assert_exactly_once(&nats, dir.path(), "after-kill");
+    assert_eq!(assert_exactly_once(&nats, dir.path(), "after-kill").len(), 601);
+    // The stream's duplicate window would hide a publisher that re-sends delivered events; the
+    // restarted one may repeat only the event whose ack the kill cut off (sent, or acked but
+    // not yet marked): JetStream reports every repeat it drops.
+    let repeats = s.metric("facewatch_events_duplicates_total");
+    eprintln!("after the restart: {repeats} repeats dropped by JetStream");
+    assert!(repeats <= 1.0, "{repeats} events sent again after the restart");
+    assert_eq!(s.metric("facewatch_events_published_total"), left as f64, "each undelivered event sent once");
     assert!(s.stop().success());
 }
 
@@ -210,22 +219,40 @@ fn broker_restarted_repeatedly_during_a_burst() {
     let t = tokens(dir.path());
     let s = serve(dir.path(), &nats);
     watch_colin(&s, &t);
+    let restarting = std::sync::atomic::AtomicBool::new(true);
     std::thread::scope(|sc| {
+        // Writes events until the restarts are over (at least 800 policy changes and 3 alerts),
+        // so every restart finds events waiting.
         let burst = sc.spawn(|| {
             policy_burst(&s, &t, 400);
             post_frames(&s, &t, &[("gate-1", 3), ("gate-2", 4), ("gate-1", 5)]);
-            policy_burst(&s, &t, 400);
+            let mut n = 400;
+            while n < 800 || restarting.load(std::sync::atomic::Ordering::Relaxed) {
+                assert!(n < 20_000, "the restarts never finished");
+                policy_burst(&s, &t, 20);
+                n += 20;
+            }
         });
-        for _ in 0..3 {
-            std::thread::sleep(Duration::from_millis(400));
+        // Each restart lands after another 150 acknowledged events: in the middle of publishing,
+        // not after the burst, whatever the machine's speed.
+        for k in 1..=3 {
+            let t0 = std::time::Instant::now();
+            while s.metric("facewatch_events_published_total") < (150 * k) as f64 {
+                assert!(t0.elapsed() < Duration::from_secs(60), "publishing stalled before restart {k}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
             nats.down();
             std::thread::sleep(Duration::from_millis(300));
             nats.up();
         }
+        restarting.store(false, std::sync::atomic::Ordering::Relaxed);
         burst.join().unwrap();
     });
     s.wait_delivered(Duration::from_secs(60));
+    let retries = s.metric("facewatch_publish_retries_total");
+    assert!(retries > 0.0, "the restarts must exercise the retry path");
     let events = assert_exactly_once(&nats, dir.path(), "after-restarts");
+    eprintln!("{} events through 3 broker restarts, {retries} retries", events.len());
     assert!(events.len() >= 804);
     // The outbox is on disk: a restarted service has nothing left to send and sends nothing again.
     assert!(s.stop().success());
@@ -245,22 +272,42 @@ fn malformed_and_oversized_events_are_parked_and_do_not_block_the_queue() {
     s.post_json("/v1/lists", Some(&t.ops), &json!({"name": "wanted"})).ok();
     s.wait_delivered(Duration::from_secs(10));
     assert!(s.stop().success());
-    // Two rows that can never be sent, ahead of good ones.
+    // Three rows that can never be sent, ahead of good ones.
     let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
     let big = json!({"blob": "x".repeat(2 << 20)}).to_string();
-    for (id, data) in [("bad-json", "{not json".to_string()), ("too-big", big)] {
+    // Written now: parked rows older than `events_retention_days` are purged by the sweep.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    for (id, data) in [("bad-json", "{not json".to_string()), ("too-big", big), ("near-limit", "{}".into())] {
         db.execute(
-            "INSERT INTO outbox (id, type, camera, created_ms, data) VALUES (?1, 'policy.changed', '_site', 0, ?2)",
-            rusqlite::params![id, data],
+            "INSERT INTO outbox (id, type, camera, created_ms, data) VALUES (?1, 'policy.changed', '_site', ?2, ?3)",
+            rusqlite::params![id, now_ms, data],
         )
         .unwrap();
     }
+    // One whose JSON fits the server's max_payload (1 MiB, nats-server's default) by 20 bytes,
+    // but not with the `Nats-Msg-Id` header block that travels with it.
+    let max_payload = 1 << 20;
+    let size = |db: &rusqlite::Connection| {
+        let row = facewatch::events::outbox::get(db, "near-limit").unwrap().unwrap();
+        serde_json::to_vec(&facewatch::events::envelope(&row, "test-site").unwrap()).unwrap().len()
+    };
+    let pad = max_payload - 20 - size(&db) - r#""blob":"""#.len();
+    let data = json!({"blob": "x".repeat(pad)}).to_string();
+    db.execute("UPDATE outbox SET data = ?1 WHERE id = 'near-limit'", [data]).unwrap();
+    assert_eq!(size(&db), max_payload - 20);
+    // A row parked long ago, beyond `events_retention_days`: it will never be sent, so it goes.
+    db.execute(
+        "INSERT INTO outbox (id, type, camera, created_ms, data, parked_reason)
+         VALUES ('ancient', 'policy.changed', '_site', 0, '{}', 'rejected: test')",
+        [],
+    )
+    .unwrap();
     drop(db);
     let s = serve(dir.path(), &nats);
     policy_burst(&s, &t, 3);
     s.wait_delivered(Duration::from_secs(30));
-    assert_eq!(s.metric("facewatch_outbox_parked"), 2.0);
-    assert_eq!(s.metric("facewatch_events_parked_total"), 2.0);
+    wait_until("the first sweep purges the ancient parked row", || s.metric("facewatch_outbox_parked") == 3.0);
+    assert_eq!(s.metric("facewatch_events_parked_total"), 3.0);
     let got = assert_exactly_once(&nats, dir.path(), "parked");
     assert_eq!(got.iter().filter(|e| e["type"] == "policy.changed").count(), 3);
     let local = s.get("/v1/events?after=0", Some(&t.relay)).ok();
@@ -270,8 +317,62 @@ fn malformed_and_oversized_events_are_parked_and_do_not_block_the_queue() {
         .iter()
         .filter_map(|e| e["outbox"]["parked_reason"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(reasons.len(), 2, "{local}");
-    assert!(reasons.iter().any(|r| r.starts_with("malformed")) && reasons.iter().any(|r| r.starts_with("oversized")));
+    assert_eq!(reasons.len(), 3, "{local}");
+    assert_eq!(reasons.iter().filter(|r| r.starts_with("malformed")).count(), 1, "{reasons:?}");
+    assert_eq!(reasons.iter().filter(|r| r.starts_with("oversized")).count(), 2, "{reasons:?}");
+    let near = reasons.iter().find(|r| r.contains(&format!("({} payload)", max_payload - 20)));
+    assert!(near.is_some_and(|r| r.contains("with headers")), "{reasons:?}");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn permanent_refusals_by_jetstream_are_parked_and_later_events_still_arrive() {
+    // The service's user may not publish enrollments, and the stream takes no message larger
+    // than 2 KiB (an alert event carrying its face crop is about 12 KiB; the others well under).
+    let denied = "facewatch.test-site._site.subject.enrolled";
+    let nats = Nats::start_with(&format!(
+        r#"accounts {{ CHECKPOINT {{ jetstream: enabled, users: [
+               {{ user: fw, password: fw, permissions: {{ publish: {{ deny: ["{denied}"] }} }} }} ] }} }}
+           no_auth_user: fw"#
+    ));
+    nats.create_stream("FACEWATCH", 2048);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens(dir.path());
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("FACEWATCH_NATS_URL", &nats.url()),
+            ("FACEWATCH_PUBLISH_MAX_BACKOFF_MS", "500"),
+            ("FACEWATCH_RETENTION_SWEEP_SECS", "1"),
+        ],
+    );
+    let policy = json!({"threshold": 0.93, "cooldown_secs": 0, "share_crops": true});
+    s.post_json("/v1/lists", Some(&t.ops), &json!({"name": "wanted", "policy": policy})).ok();
+    let form = multipart(&[("subject", "colin")], &[("1.jpg", "image/jpeg", colin(1))]);
+    s.call("POST", "/v1/lists/wanted/subjects", Some(&t.ops), form).ok();
+    let alert = post_frames(&s, &t, &[("gate-1", 3)])["gate-1"][0].clone();
+    policy_burst(&s, &t, 3);
+    s.wait_delivered(Duration::from_secs(20));
+    assert_eq!(s.metric("facewatch_outbox_parked"), 2.0);
+    let local = s.get("/v1/events?after=0", Some(&t.relay)).ok();
+    let parked = |kind: &str| -> String {
+        let e = local["events"].as_array().unwrap().iter().find(|e| e["event"]["type"] == kind).unwrap();
+        e["outbox"]["parked_reason"].as_str().unwrap_or_else(|| panic!("{kind} not parked: {e}")).to_string()
+    };
+    assert!(parked("subject.enrolled").contains("permissions violation"), "{local}");
+    assert!(parked("alert.created").contains("error code 10054"), "{local}");
+    let got = assert_exactly_once(&nats, dir.path(), "refusals");
+    assert_eq!(got.iter().filter(|e| e["type"] == "policy.changed").count(), 3, "later events arrive");
+    // A parked event's face crop follows the list's retention like the crop file.
+    let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
+    let has_crop = || -> bool {
+        let q =
+            "SELECT json_type(data, '$.crop_jpeg') IS NOT NULL FROM outbox WHERE json_extract(data, '$.alert_id') = ?1";
+        db.query_row(q, [&alert], |r| r.get(0)).unwrap()
+    };
+    assert!(has_crop(), "30-day retention keeps the parked crop");
+    s.call("PUT", "/v1/lists/wanted/policy", Some(&t.ops), Body::Json(json!({"retention_days": 0}))).ok();
+    wait_until("retention strips the crop from the parked event", || !has_crop());
     assert!(s.stop().success());
 }
 
@@ -279,7 +380,23 @@ fn malformed_and_oversized_events_are_parked_and_do_not_block_the_queue() {
 fn without_a_broker_events_wait_in_the_local_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let t = tokens(dir.path());
-    let s = Server::start(dir.path(), &[]);
+    // Files a crash left behind (a crop written, its alert row never inserted; a write cut
+    // short; a template deleted before its image), older than the grace period, and a crop
+    // being written right now.
+    let crops = dir.path().join("crops");
+    std::fs::create_dir_all(&crops).unwrap();
+    std::fs::create_dir_all(dir.path().join("references")).unwrap();
+    let orphans = [
+        crops.join("0190b5a2-7c3e-7000-8000-00000000dead.jpg"),
+        crops.join("0190b5a2-7c3e-7000-8000-00000000beef.jpg.tmp"),
+        dir.path().join("references/999999.jpg"),
+    ];
+    orphans.iter().for_each(|p| write_aged(p, Duration::from_secs(3600)));
+    let fresh = crops.join("0190b5a2-7c3e-7000-8000-00000000f00d.jpg");
+    write_aged(&fresh, Duration::ZERO);
+    let s = Server::start(dir.path(), &[("FACEWATCH_RETENTION_SWEEP_SECS", "1")]);
+    assert!(orphans.iter().all(|p| !p.exists()), "the start-up sweep deletes orphaned face images");
+    assert!(fresh.exists(), "a crop younger than the grace period may be an alert being raised");
     watch_colin(&s, &t);
     let sent = post_frames(&s, &t, &[("gate-1", 3), ("gate-1", 4)]);
     let page1 = s.get("/v1/events?after=0&limit=2", Some(&t.relay)).ok();
@@ -311,7 +428,49 @@ fn without_a_broker_events_wait_in_the_local_outbox() {
     let jpeg =
         base64::engine::general_purpose::STANDARD.decode(ev["event"]["data"]["crop_jpeg"].as_str().unwrap()).unwrap();
     assert!(image::load_from_memory(&jpeg).is_ok(), "the shared crop is a JPEG");
+    // The periodic sweep keeps an old crop its alert names and deletes an old one no alert names.
+    let named = crops.join(format!("{}.jpg", sent["gate-1"][0]));
+    set_age(&named, Duration::from_secs(3600));
+    write_aged(&orphans[0], Duration::from_secs(3600));
+    wait_until("the periodic sweep deletes an orphan", || !orphans[0].exists());
+    assert!(named.exists(), "a crop its alert names is not an orphan");
+    // Retention covers the crop inside the waiting event too, not only the file.
+    let crop_of = |id: &str| {
+        let all = s.get("/v1/events?after=0", Some(&t.relay)).ok();
+        let ev = all["events"].as_array().unwrap().iter().find(|e| e["event"]["data"]["alert_id"] == id).cloned();
+        ev.unwrap()["event"]["data"].get("crop_jpeg").is_some()
+    };
+    assert!(crop_of(&sent["gate-1"][0]), "30-day retention keeps the crop in the event");
+    s.call("PUT", "/v1/lists/wanted/policy", Some(&t.ops), Body::Json(json!({"retention_days": 0}))).ok();
+    wait_until("retention strips the crop from the waiting event", || !crop_of(&sent["gate-1"][0]));
+    // Deleting the list announces the removal of each of its subjects.
+    s.call("DELETE", "/v1/lists/wanted", Some(&t.ops), Body::None).ok();
+    let all = s.get("/v1/events?after=0", Some(&t.relay)).ok();
+    let removed: Vec<&Value> =
+        all["events"].as_array().unwrap().iter().filter(|e| e["event"]["type"] == "subject.removed").collect();
+    assert_eq!(removed.len(), 1, "{all}");
+    assert_eq!(removed[0]["event"]["data"], json!({"list": "wanted", "subject": "colin", "templates": 2}));
+    assert_conforms(&removed[0]["event"]);
     assert!(s.stop().success());
+}
+
+/// Writes a small file last modified `age` ago.
+fn write_aged(path: &Path, age: Duration) {
+    std::fs::write(path, b"not really a jpeg").unwrap();
+    set_age(path, age);
+}
+
+fn set_age(path: &Path, age: Duration) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < Duration::from_secs(15), "{what}: not within 15 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A minimal HTTP receiver: answers the first `fail_first` requests with 503, then 200, and

@@ -159,9 +159,10 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     }
     assert_eq!(actions.iter().filter(|a| **a == "alert.review").count(), 2);
     assert_eq!(s.get("/v1/audit/verify", Some(&t.admin)).ok()["ok"], true);
-    let metrics = String::from_utf8(s.get("/metrics", None).body).unwrap();
-    assert!(metrics.contains("facewatch_alerts_total 1") && metrics.contains("facewatch_alerts_suppressed_total 1"));
-    assert!(metrics.contains("facewatch_frames_total{camera=\"gate-1\"} 3"), "{metrics}");
+    // Whole sample names and whole values: `facewatch_alerts_total 1` must not pass for 10.
+    assert_eq!(s.metric("facewatch_alerts_total"), 1.0);
+    assert_eq!(s.metric("facewatch_alerts_suppressed_total"), 1.0);
+    assert_eq!(s.metric("facewatch_frames_total{camera=\"gate-1\"}"), 3.0);
 
     assert!(s.stop().success(), "clean exit on SIGTERM");
     // Restart on the same folder: lists, subjects and alerts survive.
@@ -332,8 +333,7 @@ fn overload_answers_503_with_retry_after_and_keeps_serving() {
     assert!(statuses.iter().filter(|(st, _)| *st == 503).all(|(_, ra)| ra.as_deref() == Some("1")));
     assert_eq!(s.get("/healthz", None).status, 200);
     assert_eq!(s.frame("gate-1", &t.camera, &crowd).status, 200, "still serving after the burst");
-    let metrics = String::from_utf8(s.get("/metrics", None).body).unwrap();
-    assert!(metrics.contains(&format!("facewatch_rejections_total{{reason=\"overloaded\"}} {busy}")), "{metrics}");
+    assert_eq!(s.metric("facewatch_rejections_total{reason=\"overloaded\"}"), busy as f64);
     assert!(s.stop().success());
 }
 

@@ -61,7 +61,7 @@ ref, ref_rounds = rounds(sys.argv[2])
 frl = {r["set"]: r for r in map(json.loads, open(sys.argv[4]))}
 print(f"per image, decode -> embeddings of every face; {sys.argv[3]} threads; one process each, same images;")
 print(f"means of {fw[next(iter(fw))]['rounds']} rounds, facewatch and reference alternating\n")
-print("| set | images | faces fw/ref | facewatch mean (median) | reference mean (median) | ratio fw/ref | fw model floor | fw overhead, one image at a time (excl. decode) | fw streamed per image | fw overhead, streamed |")
+print("| set | images | faces fw/ref | facewatch mean (median) | reference mean (median) | ratio fw/ref | fw model floor | fw overhead, one image at a time (excl. decode) | fw streamed per image | fw streamed vs floor (throughput) |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for s in fw:
     f, r = fw[s], ref[s]

@@ -1,5 +1,5 @@
-"""The reference pipeline facewatch is measured against: OpenCV's FaceDetectorYN (YuNet, same
-model file) + estimateAffinePartial2D (LMEDS) to the same 5-point template + warpAffine
+"""The reference pipeline facewatch is measured against: OpenCV's FaceDetectorYN on OpenCV DNN
+(the zoo's fixed-640 YuNet export, not facewatch's dynamic-input file) + estimateAffinePartial2D (LMEDS) to the same 5-point template + warpAffine
 (bilinear) + the same dlib ResNet ONNX on onnxruntime, all faces of an image in one batch.
 
 usage: reference.py --models DIR --threads N NAME:LIST_FILE...   (one JSON line per set)

@@ -13,6 +13,14 @@ use serde_json::Value;
 
 use crate::clock;
 
+/// Why a delivery failed: `permanent` failures (the sink refuses the event itself: too large,
+/// not permitted, rejected by the receiver) are parked, the others retried.
+#[derive(Debug)]
+pub struct Failure {
+    pub permanent: bool,
+    pub message: String,
+}
+
 /// The `schema` field of every event; bumped on an incompatible change.
 pub const SCHEMA: &str = "facewatch.event.v1";
 

@@ -123,14 +123,44 @@ pub fn parked(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT COUNT(*) FROM outbox WHERE parked_reason IS NOT NULL", [], |r| r.get(0))?)
 }
 
-/// Deletes delivered events older than `cutoff_ms`; with `undelivered_too` (no sink configured,
-/// consumers read `GET /v1/events`) undelivered ones as well. Returns how many.
+/// Deletes delivered and parked events (parked ones will never be sent) older than
+/// `cutoff_ms`; with `undelivered_too` (no sink configured, consumers read `GET /v1/events`)
+/// undelivered ones as well. Returns how many.
 pub fn purge(conn: &Connection, cutoff_ms: i64, undelivered_too: bool) -> Result<usize> {
     let n = if undelivered_too {
         conn.execute("DELETE FROM outbox WHERE created_ms < ?1", [cutoff_ms])?
     } else {
-        conn.execute("DELETE FROM outbox WHERE created_ms < ?1 AND delivered_ms IS NOT NULL", [cutoff_ms])?
+        conn.execute(
+            "DELETE FROM outbox WHERE created_ms < ?1 AND (delivered_ms IS NOT NULL OR parked_reason IS NOT NULL)",
+            [cutoff_ms],
+        )?
     };
+    Ok(n)
+}
+
+/// Removes the face crop from alert events (waiting or parked; delivered ones lost it at
+/// delivery) once older than their list's retention. `days_for(list, alert_id)` gives the
+/// retention in days, `None` when unknown: the crop goes at once. Returns how many rows.
+pub fn strip_expired_crops(
+    conn: &Connection,
+    now_ms: i64,
+    mut days_for: impl FnMut(&str, &str) -> Option<u32>,
+) -> Result<usize> {
+    let with_crops: Vec<(i64, i64, String, String)> = {
+        let mut st = conn.prepare(
+            "SELECT seq, created_ms, COALESCE(json_extract(data, '$.list'), ''), COALESCE(json_extract(data, '$.alert_id'), '')
+             FROM outbox WHERE json_valid(data) AND json_type(data, '$.crop_jpeg') IS NOT NULL",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<std::result::Result<_, _>>()?
+    };
+    let mut n = 0;
+    for (seq, created_ms, list, alert_id) in with_crops {
+        let days = days_for(&list, &alert_id).unwrap_or(0);
+        if created_ms < now_ms - days as i64 * 86_400_000 {
+            n += conn.execute("UPDATE outbox SET data = json_remove(data, '$.crop_jpeg') WHERE seq = ?1", [seq])?;
+        }
+    }
     Ok(n)
 }
 

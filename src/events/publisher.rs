@@ -14,8 +14,8 @@ use tokio::sync::{Notify, watch};
 
 use super::nats::{NatsOptions, NatsSink};
 
-use super::webhook::{self, Failure, WebhookSink};
-use super::{envelope, outbox, subject};
+use super::webhook::{self, WebhookSink};
+use super::{Failure, envelope, outbox, subject};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
@@ -51,21 +51,22 @@ impl Sink {
         })
     }
 
-    fn max_payload(&self) -> usize {
+    /// `Err(reason)` when the event can never be sent for its size; NATS counts the headers
+    /// that travel with the payload.
+    fn check_size(&self, id: &str, payload: usize) -> Result<(), String> {
         match self {
-            Sink::Nats(n) => n.max_payload(),
-            Sink::Webhook(_) => webhook::MAX_BODY,
+            Sink::Nats(n) => n.check_size(id, payload),
+            Sink::Webhook(_) if payload > webhook::MAX_BODY => {
+                Err(format!("{payload} bytes, the webhook limit is {}", webhook::MAX_BODY))
+            }
+            Sink::Webhook(_) => Ok(()),
         }
     }
 
     /// Delivers one event; `Ok(true)` when the sink already had it.
     async fn send(&self, subject: String, id: &str, kind: &str, payload: Bytes) -> Result<bool, Failure> {
         match self {
-            Sink::Nats(n) => n
-                .publish(subject, id, payload)
-                .await
-                .map(|ack| ack.duplicate)
-                .map_err(|message| Failure { permanent: false, message }),
+            Sink::Nats(n) => n.publish(subject, id, payload).await.map(|ack| ack.duplicate),
             Sink::Webhook(w) => {
                 let (w, id, kind) = (w.clone(), id.to_string(), kind.to_string());
                 tokio::task::spawn_blocking(move || w.send(&id, &kind, &payload))
@@ -178,12 +179,13 @@ impl Publisher {
                     }
                 };
                 let payload = match serde_json::to_vec(&env) {
-                    Ok(p) if p.len() <= s.max_payload() => p,
-                    Ok(p) => {
-                        let reason = format!("oversized: {} bytes, the broker accepts {}", p.len(), s.max_payload());
-                        self.park(row.seq, &row.id, reason).await;
-                        continue;
-                    }
+                    Ok(p) => match s.check_size(&row.id, p.len()) {
+                        Ok(()) => p,
+                        Err(why) => {
+                            self.park(row.seq, &row.id, format!("oversized: {why}")).await;
+                            continue;
+                        }
+                    },
                     Err(e) => {
                         self.park(row.seq, &row.id, format!("not serialisable: {e}")).await;
                         continue;

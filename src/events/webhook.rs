@@ -9,6 +9,8 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::Failure;
+
 /// Largest event body sent.
 pub const MAX_BODY: usize = 4 << 20;
 
@@ -16,14 +18,6 @@ pub struct WebhookSink {
     agent: ureq::Agent,
     url: String,
     secret: Vec<u8>,
-}
-
-/// Why a delivery failed: `permanent` failures (the receiver rejects the event itself) are
-/// parked, the others retried.
-#[derive(Debug)]
-pub struct Failure {
-    pub permanent: bool,
-    pub message: String,
 }
 
 /// `sha256=<hex>` over `"<timestamp>.<body>"`.

@@ -207,8 +207,22 @@ impl Store {
     }
 
     /// Deletes a list with all its subjects and templates; returns the removed template ids.
+    /// Each subject's removal is announced (`subject.removed`, as for one subject) in the same
+    /// transaction, so the central system does not keep watching for them.
     pub fn delete_list(&mut self, list: &ListRow, by: &Actor) -> Result<Vec<i64>> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut st = tx.prepare(
+                "SELECT s.external_id, (SELECT COUNT(*) FROM templates t WHERE t.subject_id = s.id)
+                 FROM subjects s WHERE s.list_id = ?1 ORDER BY s.id",
+            )?;
+            let mut rows = st.query([list.id])?;
+            while let Some(r) = rows.next()? {
+                let (subject, templates): (String, i64) = (r.get(0)?, r.get(1)?);
+                let ev = json!({"list": list.name, "subject": subject, "templates": templates});
+                outbox::append(&tx, kind::SUBJECT_REMOVED, outbox::SITE_CAMERA, &ev)?;
+            }
+        }
         let ids: Vec<i64> = {
             let mut st =
                 tx.prepare("SELECT t.id FROM templates t JOIN subjects s ON t.subject_id = s.id WHERE s.list_id = ?1")?;

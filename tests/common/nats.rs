@@ -1,4 +1,5 @@
-//! A real nats-server (JetStream, temp store) on a free loopback port, stopped by its PID.
+//! A real nats-server (JetStream, temp store) on a free loopback port, stopped by its PID;
+//! optionally with a configuration file (accounts, permissions, limits).
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -25,13 +26,25 @@ pub struct Nats {
     child: Option<Child>,
     pub port: u16,
     store: tempfile::TempDir,
+    config: Option<PathBuf>,
 }
 
 impl Nats {
     /// Reserves a port and a store without starting the server (a broker that is down).
     pub fn reserve() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Self { child: None, port, store: tempfile::tempdir().unwrap() }
+        Self { child: None, port, store: tempfile::tempdir().unwrap(), config: None }
+    }
+
+    /// Starts a server with this configuration file text (port and store still come from the
+    /// command line).
+    pub fn start_with(config: &str) -> Self {
+        let mut n = Self::reserve();
+        let path = n.store.path().join("nats.conf");
+        std::fs::write(&path, config).unwrap();
+        n.config = Some(path);
+        n.up();
+        n
     }
 
     pub fn start() -> Self {
@@ -47,7 +60,11 @@ impl Nats {
     /// Starts the server (same port, same store) and waits until it accepts connections.
     pub fn up(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new(binary())
+        let mut cmd = Command::new(binary());
+        if let Some(c) = &self.config {
+            cmd.arg("-c").arg(c);
+        }
+        let child = cmd
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
             .stdout(Stdio::null())
@@ -68,6 +85,22 @@ impl Nats {
             let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
             let _ = c.wait();
         }
+    }
+
+    /// Creates the service's stream before the service does (it then uses it as it is), with
+    /// a per-message size limit.
+    pub fn create_stream(&self, name: &str, max_msg_size: i32) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let js = async_nats::jetstream::new(async_nats::connect(self.url()).await.unwrap());
+            let cfg = async_nats::jetstream::stream::Config {
+                name: name.to_string(),
+                subjects: vec!["facewatch.>".into()],
+                max_message_size: max_msg_size,
+                ..Default::default()
+            };
+            js.create_stream(cfg).await.unwrap();
+        });
     }
 
     /// Every event in the stream, read by a new durable consumer through `facewatch events tail`.
