@@ -25,8 +25,10 @@ use crate::metrics::{Gauges, Metrics, Stage};
 use crate::pipeline::Face;
 use crate::vision::quality::Rejection;
 use crate::watchlist::Watchlist;
+use crate::watchlist::flusher::Flusher;
+use crate::watchlist::live::Live;
 use crate::watchlist::policy::Policy;
-use crate::watchlist::store::{ListRow, NewTemplate, SubjectInfo};
+use crate::watchlist::store::{self, ListRow, NewTemplate, SubjectInfo};
 
 /// A change to an alert, as sent to live streams.
 #[derive(Debug, Clone, Serialize)]
@@ -102,7 +104,12 @@ pub struct Checkpoint {
     pub inference: Inference,
     pub metrics: Arc<Metrics>,
     pub media: Media,
+    /// The writer side: enrollments, removals and list changes take turns here.
     watchlist: Mutex<Watchlist>,
+    /// What frames are matched against; never waits for the writer's store or disk work.
+    matcher: Arc<Live>,
+    /// Persists changed indexes off the request path.
+    flusher: Flusher,
     alerts: Mutex<Alerts>,
     tokens: Mutex<Tokens>,
     events: broadcast::Sender<AlertEvent>,
@@ -147,6 +154,8 @@ impl Checkpoint {
         let spec = inference.embedder_spec();
         let watchlist =
             Watchlist::open(&config.data_dir, &config.index_factory, &spec.name, spec.embedding_size as u32)?;
+        let matcher = watchlist.live();
+        let flusher = Flusher::spawn(matcher.clone())?;
         let db_path = config.data_dir.join("facewatch.db");
         let m = &inference.manifest;
         let models = json!({
@@ -158,6 +167,8 @@ impl Checkpoint {
             tokens: Mutex::new(Tokens::open(&db_path)?),
             media: Media::open(&config.data_dir)?,
             watchlist: Mutex::new(watchlist),
+            matcher,
+            flusher,
             events: broadcast::channel(1024).0,
             outbox_notify: Arc::new(Notify::new()),
             inference,
@@ -191,7 +202,7 @@ impl Checkpoint {
         self.metrics.faces.fetch_add(a.faces.len() as u64, Ordering::Relaxed);
         let mut per_face = Vec::with_capacity(a.faces.len());
         {
-            let mut wl = lock(&self.watchlist);
+            let wl = &self.matcher;
             for f in &a.faces {
                 let found = match &f.embedding {
                     Some(e) => wl.matches(e, 1)?,
@@ -299,6 +310,19 @@ impl Checkpoint {
         lock(&self.alerts).get(id)
     }
 
+    /// The reference image an alert was raised against, while it exists: the template must
+    /// still belong to the alert's list and subject (ids are never reused; this also guards
+    /// stores migrated after an id was reused) and retention must not have deleted the file.
+    pub fn reference(&self, a: &Alert) -> Result<Option<PathBuf>> {
+        // Any connection to the one database will do; the alerts' is never held across slow work.
+        let owner = store::template_owner(lock(&self.alerts).conn(), a.template_id)?;
+        if owner.as_ref().is_none_or(|(list, subject)| *list != a.list || *subject != a.subject) {
+            return Ok(None);
+        }
+        let path = self.media.reference_path(a.template_id);
+        Ok(path.exists().then_some(path))
+    }
+
     pub fn alerts(&self, f: &alert::Filter) -> Result<Vec<Alert>> {
         lock(&self.alerts).list(f)
     }
@@ -385,12 +409,8 @@ impl Checkpoint {
 
     /// Deletes a subject: templates leave the store and the index, reference images the disk.
     pub fn delete_subject(&self, list: &str, subject: &str, by: &Actor) -> Result<usize> {
-        let ids = {
-            let mut wl = lock(&self.watchlist);
-            let ids = wl.remove(list, subject, by)?;
-            wl.flush()?;
-            ids
-        };
+        let ids = lock(&self.watchlist).remove(list, subject, by)?;
+        self.flusher.wake();
         self.media.delete_references(&ids);
         self.outbox_notify.notify_one();
         Ok(ids.len())
@@ -448,12 +468,8 @@ impl Checkpoint {
             let why: Vec<String> = verdicts.iter().map(|v| format!("{}: {}", v.image, v.reasons.join(", "))).collect();
             return Err(Error::EnrollmentRefused(format!("no usable photo ({})", why.join("; "))));
         }
-        let ids = {
-            let mut wl = lock(&self.watchlist);
-            let ids = wl.enroll(list, subject, name, templates, by)?;
-            wl.flush()?;
-            ids
-        };
+        let ids = lock(&self.watchlist).enroll(list, subject, name, templates, by)?;
+        self.flusher.wake();
         for ((vi, jpeg), id) in kept.into_iter().zip(&ids) {
             verdicts[vi].template_id = Some(*id);
             if let Err(e) = jpeg.and_then(|j| self.media.save_reference(*id, &j)) {
@@ -568,6 +584,7 @@ impl Checkpoint {
     /// Stops the workers after the queued frames and persists the indexes (blocking).
     pub fn shutdown(&self) {
         self.inference.shutdown();
+        self.flusher.stop();
         if let Err(e) = lock(&self.watchlist).flush() {
             tracing::error!(error = %e, "flushing the watch-list indexes at shutdown");
         }

@@ -17,16 +17,20 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::{AppState, Auth, JsonBody};
 use crate::alert::{Alert, Decision, Filter};
 use crate::auth::Role;
+use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::media::Media;
 
 /// An alert as officers see it: with links to its two images (the reference image's link only
-/// while retention has left it on disk).
-fn view(media: &Media, a: &Alert) -> Value {
+/// while the template it was raised against and its image exist, see `Checkpoint::reference`).
+fn view(core: &Checkpoint, a: &Alert) -> Value {
     let mut v = json!(a);
     if let Value::Object(m) = &mut v {
         let crop = a.has_crop.then(|| format!("/v1/alerts/{}/crop", a.id));
-        let reference = media.reference_path(a.template_id).exists().then(|| format!("/v1/alerts/{}/reference", a.id));
+        let has_reference = core.reference(a).unwrap_or_else(|e| {
+            tracing::warn!(alert = %a.id, error = %e, "reference image lookup failed");
+            None
+        });
+        let reference = has_reference.map(|_| format!("/v1/alerts/{}/reference", a.id));
         m.insert("crop_url".into(), json!(crop));
         m.insert("reference_url".into(), json!(reference));
     }
@@ -41,16 +45,14 @@ pub async fn list(
     who.require(Role::Officer, "read alerts")?;
     let Query(f) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
     let offset = f.offset.unwrap_or(0);
-    let alerts = s.blocking(move |c| c.alerts(&f)).await?;
-    let n = alerts.len();
-    let views: Vec<Value> = alerts.iter().map(|a| view(&s.core.media, a)).collect();
+    let views: Vec<Value> = s.blocking(move |c| Ok(c.alerts(&f)?.iter().map(|a| view(c, a)).collect())).await?;
+    let n = views.len();
     Ok(Json(json!({"alerts": views, "next_offset": if n == 0 { None } else { Some(offset + n) }})))
 }
 
 pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {
     who.require(Role::Officer, "read alerts")?;
-    let a = s.blocking(move |c| c.alert(&id)).await?;
-    Ok(Json(view(&s.core.media, &a)))
+    Ok(Json(s.blocking(move |c| Ok(view(c, &c.alert(&id)?))).await?))
 }
 
 async fn jpeg(path: std::path::PathBuf, what: String) -> Result<impl IntoResponse> {
@@ -73,8 +75,11 @@ pub async fn reference(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
     who.require(Role::Officer, "read alerts")?;
-    let a = s.blocking(move |c| c.alert(&id)).await?;
-    jpeg(s.core.media.reference_path(a.template_id), format!("reference image of alert {}", a.id)).await
+    let (path, a) = s.blocking(move |c| c.alert(&id).and_then(|a| Ok((c.reference(&a)?, a)))).await?;
+    let what = format!("reference image of alert {}", a.id);
+    // Never another template's image: 404 once the template or its image is gone.
+    let path = path.ok_or_else(|| Error::NotFound(format!("{what} (subject deleted or retention expired)")))?;
+    jpeg(path, what).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,8 +97,8 @@ pub async fn review(
 ) -> Result<Json<Value>> {
     who.require(Role::Officer, "review alerts")?;
     let b = s.json(body)?;
-    let a = s.blocking(move |c| c.review(&id, &who, b.decision, b.note.as_deref())).await?;
-    Ok(Json(view(&s.core.media, &a)))
+    let v = s.blocking(move |c| Ok(view(c, &c.review(&id, &who, b.decision, b.note.as_deref())?))).await?;
+    Ok(Json(v))
 }
 
 /// `alert.created` and `alert.updated` events, each carrying the alert; ends at shutdown.
@@ -106,12 +111,12 @@ pub async fn stream(
     let ended = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };
-    let media = s.core.media.clone();
+    let core = s.core.clone();
     let events = BroadcastStream::new(s.core.subscribe())
         // A client too slow for the buffer misses events; it can re-read them from /v1/alerts.
         .filter_map(|m| async move { m.ok() })
         .map(move |ev| {
-            let data = json!({"kind": ev.kind, "alert": view(&media, &ev.alert)}).to_string();
+            let data = json!({"kind": ev.kind, "alert": view(&core, &ev.alert)}).to_string();
             Ok(Event::default().event(ev.kind).id(ev.alert.id.clone()).data(data))
         })
         .take_until(ended);
