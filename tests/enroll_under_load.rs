@@ -130,7 +130,7 @@ fn frames_keep_flowing_while_1000_subjects_are_enrolled() {
                         let form = multipart(&[("subject", &who)], &[("0001.jpg", "image/jpeg", jpeg.clone())]);
                         let r = s.call("POST", "/v1/lists/wanted/subjects", Some(&ops), form);
                         match r.status {
-                            200 => {
+                            201 => {
                                 enrolled.fetch_add(1, Ordering::SeqCst);
                                 first.lock().unwrap().get_or_insert((who.clone(), jpeg.clone()));
                             }
@@ -153,12 +153,13 @@ fn frames_keep_flowing_while_1000_subjects_are_enrolled() {
         let (s, camera, done) = (s.clone(), camera.clone(), done.clone());
         std::thread::spawn(move || post_frames(&s, &camera, &frame, |_| done.load(Ordering::SeqCst)))
     };
-    for e in enrollers {
-        e.join().unwrap();
-    }
+    // Every thread is joined before any verdict, so the server is stopped on failure too.
+    let enrolling: Vec<_> = enrollers.into_iter().map(|e| e.join()).collect();
     let enroll_time = t0.elapsed();
     done.store(true, Ordering::SeqCst);
-    let during = cam.join().unwrap();
+    let during = cam.join();
+    assert!(enrolling.iter().all(Result::is_ok), "an enrollment thread failed");
+    let during = during.expect("the camera thread failed");
 
     let n = enrolled.load(Ordering::SeqCst);
     assert!(n >= SUBJECTS, "only {n} subjects enrolled ({} photos refused)", refused.load(Ordering::SeqCst));
