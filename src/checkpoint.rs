@@ -537,7 +537,8 @@ impl Checkpoint {
 
     pub fn readiness(&self) -> Readiness {
         let models_loaded = self.inference.alive();
-        let index_loaded = self.watchlist.lock().is_ok();
+        // Not `lock()`: readiness must not wait behind an enrollment or a rebuild.
+        let index_loaded = !self.watchlist.is_poisoned();
         let store_writable =
             crate::db::connect(&self.db_path).and_then(|c| Ok(c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?)).is_ok();
         Readiness {
