@@ -21,10 +21,10 @@ use rusqlite::params;
 const SEEDED: usize = 100_000;
 const SUBJECTS: usize = 1_000;
 const ENROLL_THREADS: usize = 3;
-/// Frame p99 while enrolling. Measured on the 2-core development machine (shared, load ~9):
-/// 83 ms with this code, 219 ms (max 379 ms) when the watch-list lock was held while the 20 MB
-/// index was written after each enrollment.
-const P99_BOUND: Duration = Duration::from_millis(150);
+/// Frame p99 while enrolling. Measured on the 2-core development machine (shared, load 7-10):
+/// 64 ms with this code (enrollment 8.6 s); 387 ms (p50 149 ms, enrollment 89 s) when the
+/// watch-list lock was held while the 51 MB index was written after each enrollment.
+const P99_BOUND: Duration = Duration::from_millis(200);
 
 /// Exact search at any size (`auto` would train an inverted file beyond 50,000 templates).
 const FLAT: &[(&str, &str)] = &[("FACEWATCH_INDEX_FACTORY", "IDMap2,Flat")];
