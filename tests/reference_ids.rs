@@ -46,9 +46,20 @@ fn an_old_alert_never_shows_a_newer_subjects_face() {
     assert_eq!(view["reference_url"], json!(null), "{view}");
     assert_eq!(view["subject"], "colin", "the alert record itself stays");
 
-    // And across a restart (ids come from the store, not from memory).
+    // A store that reused the id before it was migrated: B's template now carries the id the
+    // alert names, with B's image under that name. The alert's subject differs: still 404.
     assert!(s.stop().success());
+    let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
+    db.execute("UPDATE templates SET id = ?1 WHERE id = ?2", [a_tid, b_tid]).unwrap();
+    drop(db);
+    let refs = dir.path().join("references");
+    std::fs::rename(refs.join(format!("{b_tid}.jpg")), refs.join(format!("{a_tid}.jpg"))).unwrap();
     let s = Server::start(dir.path(), &[]);
+    let reused = s.get(&reference, Some(&officer));
+    assert_eq!(reused.status, 404, "the template named by the alert belongs to another subject now");
+    assert_eq!(s.get(&format!("/v1/alerts/{alert}"), Some(&officer)).ok()["reference_url"], json!(null));
+
+    // Ids come from the store, not from memory: after a restart they still count up.
     s.call("DELETE", "/v1/lists/wanted/subjects/george", Some(&ops), Body::None).ok();
     let form = multipart(&[("subject", "gerhard")], &[("a.jpg", "image/jpeg", photo("Gerhard_Schroeder/0001.jpg"))]);
     let r = s.call("POST", "/v1/lists/wanted/subjects", Some(&ops), form).ok();

@@ -226,3 +226,19 @@ fn highest_id(dir: &Path, prefix: &str, suffix: &str) -> i64 {
         .max()
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_highest_id_a_file_name_carries() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["list-3.faiss", "list-12.faiss", "list-40.json", "list-x.faiss", "7.jpg", "41.jpg", "90.jpg.tmp"] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        assert_eq!(highest_id(dir.path(), "list-", ".faiss"), 12);
+        assert_eq!(highest_id(dir.path(), "", ".jpg"), 41);
+        assert_eq!(highest_id(&dir.path().join("missing"), "", ".jpg"), 0);
+    }
+}
