@@ -27,8 +27,10 @@ use crate::pipeline::Face;
 use crate::token_cache::TokenCache;
 use crate::vision::quality::Rejection;
 use crate::watchlist::Watchlist;
+use crate::watchlist::flusher::Flusher;
+use crate::watchlist::live::Live;
 use crate::watchlist::policy::Policy;
-use crate::watchlist::store::{ListRow, NewTemplate, SubjectInfo};
+use crate::watchlist::store::{self, ListRow, NewTemplate, SubjectInfo};
 
 /// A change to an alert, as sent to live streams.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +38,9 @@ pub struct AlertEvent {
     /// `alert.created` or `alert.updated`.
     pub kind: &'static str,
     pub alert: Alert,
+    /// Whether the alert's reference image may be shown (looked up when announced, so that
+    /// live streams never touch the store on the async runtime).
+    pub has_reference: bool,
 }
 
 /// What happened to one candidate above its list's threshold.
@@ -108,7 +113,12 @@ pub struct Checkpoint {
     pub inference: Inference,
     pub metrics: Arc<Metrics>,
     pub media: Media,
+    /// The writer side: enrollments, removals and list changes take turns here.
     watchlist: Mutex<Watchlist>,
+    /// What frames are matched against; never waits for the writer's store or disk work.
+    matcher: Arc<Live>,
+    /// Persists changed indexes off the request path.
+    flusher: Flusher,
     alerts: Mutex<Alerts>,
     /// A connection of its own for officers' and the relay's reads (alert pages, outbox pages):
     /// their scans never hold the lock that frames and reviews write under.
@@ -163,6 +173,8 @@ impl Checkpoint {
         let spec = inference.embedder_spec();
         let watchlist =
             Watchlist::open(&config.data_dir, &config.index_factory, &spec.name, spec.embedding_size as u32)?;
+        let matcher = watchlist.live();
+        let flusher = Flusher::spawn(matcher.clone())?;
         let db_path = config.data_dir.join("facewatch.db");
         let m = &inference.manifest;
         let models = json!({
@@ -177,6 +189,8 @@ impl Checkpoint {
             tokens: Mutex::new(tokens),
             media: Media::open(&config.data_dir)?,
             watchlist: Mutex::new(watchlist),
+            matcher,
+            flusher,
             events: broadcast::channel(config.sse_buffer).0,
             outbox_gauges: OutboxGaugeReader::new(db_path.clone()),
             store_ok: AtomicBool::new(false),
@@ -202,7 +216,8 @@ impl Checkpoint {
 
     fn announce(&self, kind: &'static str, alert: &Alert) {
         // No subscriber is fine: the alert is in the store either way.
-        let _ = self.events.send(AlertEvent { kind, alert: alert.clone() });
+        let has_reference = self.has_reference(alert);
+        let _ = self.events.send(AlertEvent { kind, alert: alert.clone(), has_reference });
     }
 
     /// From memory: no store access, no lock but the cache's read lock (see [`TokenCache`]).
@@ -221,7 +236,7 @@ impl Checkpoint {
         self.metrics.faces.fetch_add(a.faces.len() as u64, Ordering::Relaxed);
         let mut per_face = Vec::with_capacity(a.faces.len());
         {
-            let mut wl = lock(&self.watchlist);
+            let wl = &self.matcher;
             for f in &a.faces {
                 let found = match &f.embedding {
                     Some(e) => wl.matches(e, 1)?,
@@ -337,6 +352,26 @@ impl Checkpoint {
         lock(&self.reads).get(id)
     }
 
+    /// [`Checkpoint::reference`] as a yes or no (a failed lookup is logged and shows none).
+    pub fn has_reference(&self, a: &Alert) -> bool {
+        self.reference(a)
+            .inspect_err(|e| tracing::warn!(alert = %a.id, error = %e, "reference image lookup failed"))
+            .is_ok_and(|p| p.is_some())
+    }
+
+    /// The reference image an alert was raised against, while it exists: the template must
+    /// still belong to the alert's list and subject (ids are never reused; this also guards
+    /// stores migrated after an id was reused) and retention must not have deleted the file.
+    pub fn reference(&self, a: &Alert) -> Result<Option<PathBuf>> {
+        // The read connection: raising alerts holds the write one while it saves a crop.
+        let owner = store::template_owner(lock(&self.reads).conn(), a.template_id)?;
+        if owner.as_ref().is_none_or(|(list, subject)| *list != a.list || *subject != a.subject) {
+            return Ok(None);
+        }
+        let path = self.media.reference_path(a.template_id);
+        Ok(path.exists().then_some(path))
+    }
+
     pub fn alerts(&self, f: &alert::Filter) -> Result<Vec<Alert>> {
         lock(&self.reads).list(f)
     }
@@ -424,12 +459,8 @@ impl Checkpoint {
 
     /// Deletes a subject: templates leave the store and the index, reference images the disk.
     pub fn delete_subject(&self, list: &str, subject: &str, by: &Actor) -> Result<usize> {
-        let ids = {
-            let mut wl = lock(&self.watchlist);
-            let ids = wl.remove(list, subject, by)?;
-            wl.flush()?;
-            ids
-        };
+        let ids = lock(&self.watchlist).remove(list, subject, by)?;
+        self.flusher.wake();
         self.media.delete_references(&ids);
         self.outbox_notify.notify_one();
         Ok(ids.len())
@@ -487,12 +518,8 @@ impl Checkpoint {
             let why: Vec<String> = verdicts.iter().map(|v| format!("{}: {}", v.image, v.reasons.join(", "))).collect();
             return Err(Error::EnrollmentRefused(format!("no usable photo ({})", why.join("; "))));
         }
-        let ids = {
-            let mut wl = lock(&self.watchlist);
-            let ids = wl.enroll(list, subject, name, templates, by)?;
-            wl.flush()?;
-            ids
-        };
+        let ids = lock(&self.watchlist).enroll(list, subject, name, templates, by)?;
+        self.flusher.wake();
         for ((vi, jpeg), id) in kept.into_iter().zip(&ids) {
             verdicts[vi].template_id = Some(*id);
             if let Err(e) = jpeg.and_then(|j| self.media.save_reference(*id, &j)) {
@@ -643,7 +670,8 @@ impl Checkpoint {
     /// From state only (no store access, no lock wait): cheap enough for the async runtime.
     pub fn readiness(&self) -> Readiness {
         let models_loaded = self.inference.alive();
-        // The indexes are loaded at start; a panic while they were being changed poisons them.
+        // Not `lock()`: readiness must not wait behind an enrollment or a rebuild. The indexes
+        // are loaded at start; a panic while they were being changed poisons the lock.
         let index_loaded = !self.watchlist.is_poisoned();
         let checked = self.store_checked_ms.load(Ordering::Relaxed);
         let store_writable = self.store_ok.load(Ordering::Relaxed) && clock::now_ms() - checked < STORE_PROBE_STALE_MS;
@@ -692,6 +720,7 @@ impl Checkpoint {
     /// Stops the workers after the queued frames and persists the indexes (blocking).
     pub fn shutdown(&self) {
         self.inference.shutdown();
+        self.flusher.stop();
         if let Err(e) = lock(&self.watchlist).flush() {
             tracing::error!(error = %e, "flushing the watch-list indexes at shutdown");
         }

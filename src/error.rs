@@ -30,6 +30,8 @@ pub enum Error {
     Index(String),
     #[error("store: {0}")]
     Store(#[from] rusqlite::Error),
+    #[error("store migration: {0}")]
+    Migration(String),
     #[error("unknown watch list: {0}")]
     UnknownList(String),
     #[error("unknown subject {subject} in list {list}")]
@@ -96,6 +98,7 @@ impl Error {
             | Error::ModelOutput(_)
             | Error::Index(_)
             | Error::Store(_)
+            | Error::Migration(_)
             | Error::Config(_) => (500, "internal"),
         }
     }

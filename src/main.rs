@@ -501,7 +501,7 @@ fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> a
 
 fn identify_cmd(s: &Settings, json: bool, top: usize, images: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut p = open_pipeline(s)?;
-    let mut wl = open_watchlist(s, &p)?;
+    let wl = open_watchlist(s, &p)?;
     let gate = QualityGate::default();
     let mut failed = false;
     let mut out = std::io::stdout().lock();

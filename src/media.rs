@@ -42,9 +42,15 @@ pub struct Media {
     references: PathBuf,
 }
 
+/// Where the reference images of `data_dir` live (`<template id>.jpg`; template ids are never
+/// reused, so a file names one template for ever).
+pub fn references_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("references")
+}
+
 impl Media {
     pub fn open(data_dir: &Path) -> Result<Self> {
-        let m = Self { crops: data_dir.join("crops"), references: data_dir.join("references") };
+        let m = Self { crops: data_dir.join("crops"), references: references_dir(data_dir) };
         for d in [&m.crops, &m.references] {
             std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }

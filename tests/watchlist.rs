@@ -69,7 +69,7 @@ fn lists_thresholds_templates_and_persistence() {
     assert!(wl.matches(&near(&a, 102), 3).unwrap().iter().all(|m| m.subject != "A"));
     // A store changed behind the index's back (no flush) is detected and rebuilt.
     drop(wl);
-    let mut wl = Watchlist::open(dir.path(), "IDMap2,Flat", "m", 128).unwrap();
+    let wl = Watchlist::open(dir.path(), "IDMap2,Flat", "m", 128).unwrap();
     assert_eq!(wl.rebuilds(), 1);
     assert!(wl.matches(&near(&a, 103), 3).unwrap().iter().all(|m| m.subject != "A"));
     assert_eq!(wl.matches(&near(&b, 104), 3).unwrap()[0].subject, "B");

@@ -19,17 +19,21 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use super::{AppState, Auth, JsonBody};
 use crate::alert::{Alert, Decision, Filter};
 use crate::auth::Role;
-use crate::checkpoint::AlertEvent;
+use crate::checkpoint::{AlertEvent, Checkpoint};
 use crate::error::{Error, Result};
-use crate::media::Media;
 
 /// An alert as officers see it: with links to its two images (the reference image's link only
-/// while retention has left it on disk).
-fn view(media: &Media, a: &Alert) -> Value {
+/// while the template it was raised against and its image exist, see `Checkpoint::reference`).
+/// Looks the reference up in the store: call it on the blocking pool.
+fn view(core: &Checkpoint, a: &Alert) -> Value {
+    view_of(a, core.has_reference(a))
+}
+
+fn view_of(a: &Alert, has_reference: bool) -> Value {
     let mut v = json!(a);
     if let Value::Object(m) = &mut v {
         let crop = a.has_crop.then(|| format!("/v1/alerts/{}/crop", a.id));
-        let reference = media.reference_path(a.template_id).exists().then(|| format!("/v1/alerts/{}/reference", a.id));
+        let reference = has_reference.then(|| format!("/v1/alerts/{}/reference", a.id));
         m.insert("crop_url".into(), json!(crop));
         m.insert("reference_url".into(), json!(reference));
     }
@@ -44,16 +48,14 @@ pub async fn list(
     who.require(Role::Officer, "read alerts")?;
     let Query(f) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
     let offset = f.offset.unwrap_or(0);
-    let alerts = s.blocking(move |c| c.alerts(&f)).await?;
-    let n = alerts.len();
-    let views: Vec<Value> = alerts.iter().map(|a| view(&s.core.media, a)).collect();
+    let views: Vec<Value> = s.blocking(move |c| Ok(c.alerts(&f)?.iter().map(|a| view(c, a)).collect())).await?;
+    let n = views.len();
     Ok(Json(json!({"alerts": views, "next_offset": if n == 0 { None } else { Some(offset + n) }})))
 }
 
 pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {
     who.require(Role::Officer, "read alerts")?;
-    let a = s.blocking(move |c| c.alert(&id)).await?;
-    Ok(Json(view(&s.core.media, &a)))
+    Ok(Json(s.blocking(move |c| Ok(view(c, &c.alert(&id)?))).await?))
 }
 
 async fn jpeg(path: std::path::PathBuf, what: String) -> Result<impl IntoResponse> {
@@ -76,8 +78,11 @@ pub async fn reference(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
     who.require(Role::Officer, "read alerts")?;
-    let a = s.blocking(move |c| c.alert(&id)).await?;
-    jpeg(s.core.media.reference_path(a.template_id), format!("reference image of alert {}", a.id)).await
+    let (path, a) = s.blocking(move |c| c.alert(&id).and_then(|a| Ok((c.reference(&a)?, a)))).await?;
+    let what = format!("reference image of alert {}", a.id);
+    // Never another template's image: 404 once the template or its image is gone.
+    let path = path.ok_or_else(|| Error::NotFound(format!("{what} (subject deleted or retention expired)")))?;
+    jpeg(path, what).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,8 +100,8 @@ pub async fn review(
 ) -> Result<Json<Value>> {
     who.require(Role::Officer, "review alerts")?;
     let b = s.json(body)?;
-    let a = s.blocking(move |c| c.review(&id, &who, b.decision, b.note.as_deref())).await?;
-    Ok(Json(view(&s.core.media, &a)))
+    let v = s.blocking(move |c| Ok(view(c, &c.review(&id, &who, b.decision, b.note.as_deref())?))).await?;
+    Ok(Json(v))
 }
 
 /// `alert.created` and `alert.updated` events, each carrying the alert. Ends at shutdown and,
@@ -118,8 +123,7 @@ pub async fn stream(
             _ = revocations.wait_for(|_| !core.token_cache.is_active(token_id)) => {}
         }
     };
-    let media = s.core.media.clone();
-    let events = alert_events(s.core.subscribe(), move |a| view(&media, a))
+    let events = alert_events(s.core.subscribe())
         // The slot is held for as long as the stream lives.
         .map(move |e| {
             let _held = &slot;
@@ -132,13 +136,12 @@ pub async fn stream(
 /// The SSE events of a subscription: each alert event (as `view` shows it), or `resync` with how
 /// many were missed when the subscriber fell behind the buffer (it re-reads them from
 /// `GET /v1/alerts`).
-fn alert_events(
-    rx: broadcast::Receiver<AlertEvent>,
-    view: impl Fn(&Alert) -> Value + Send + 'static,
-) -> impl Stream<Item = Event> {
+/// The view is made from the event alone (whether the reference exists was looked up when the
+/// event was announced, on the blocking pool): nothing here touches the store.
+fn alert_events(rx: broadcast::Receiver<AlertEvent>) -> impl Stream<Item = Event> {
     BroadcastStream::new(rx).map(move |m| match m {
         Ok(ev) => {
-            let data = json!({"kind": ev.kind, "alert": view(&ev.alert)}).to_string();
+            let data = json!({"kind": ev.kind, "alert": view_of(&ev.alert, ev.has_reference)}).to_string();
             Event::default().event(ev.kind).id(ev.alert.id.clone()).data(data)
         }
         Err(BroadcastStreamRecvError::Lagged(missed)) => {
@@ -184,10 +187,11 @@ mod tests {
     async fn a_subscriber_behind_the_buffer_is_told_to_resync() {
         let (tx, rx) = broadcast::channel(2);
         for i in 0..5 {
-            tx.send(AlertEvent { kind: "alert.created", alert: alert(&format!("a{i}")) }).unwrap();
+            tx.send(AlertEvent { kind: "alert.created", alert: alert(&format!("a{i}")), has_reference: false })
+                .unwrap();
         }
         drop(tx);
-        let stream = alert_events(rx, |a| json!(a)).map(Ok::<_, Infallible>);
+        let stream = alert_events(rx).map(Ok::<_, Infallible>);
         let body = Sse::new(stream).into_response().into_body();
         let text = String::from_utf8(axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap();
         let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use faiss::index::IndexImpl;
+use faiss::index::TryClone;
 use faiss::selector::IdSelector;
 use faiss::{Idx, Index, MetricType};
 use serde::{Deserialize, Serialize};
@@ -131,10 +132,12 @@ impl ListIndex {
     ) -> Result<(Self, bool)> {
         let templates = templates()?;
         let expected = Meta { fingerprint, factory: factory.into(), model: model.into(), dim };
+        // With `auto`, a list that grew past AUTO_FLAT_MAX since it was written is rebuilt as
+        // an inverted file (the new search parameters do not apply to the old index).
         if let Some(mut index) = Self::try_load(path, &expected)
             && index.ntotal() == fingerprint.count as u64
+            && apply_params(&mut index, &resolve(factory, templates.len()).1).is_ok()
         {
-            apply_params(&mut index, &resolve(factory, templates.len()).1)?;
             let owners =
                 templates.iter().map(|t| (t.id, Owner { subject: t.subject.clone(), name: t.name.clone() })).collect();
             let li = Self { index, owners, factory: factory.into(), model: model.into(), dim };
@@ -203,6 +206,23 @@ impl ListIndex {
         let fids: Vec<Idx> = ids.iter().map(|&i| Idx::new(i as u64)).collect();
         let sel = IdSelector::batch(&fids)?;
         Ok(self.index.remove_ids(&sel).is_ok())
+    }
+
+    /// A copy (FAISS `clone_index`: the vectors are copied), to persist off the lock.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            index: self.index.try_clone()?,
+            owners: self.owners.clone(),
+            factory: self.factory.clone(),
+            model: self.model.clone(),
+            dim: self.dim,
+        })
+    }
+
+    /// The fingerprint of the templates this index holds (the store's, when both agree).
+    pub fn fingerprint(&self) -> Fingerprint {
+        let ids = self.owners.keys();
+        Fingerprint { count: ids.len() as i64, id_sum: ids.clone().sum(), max_id: ids.max().copied().unwrap_or(0) }
     }
 
     pub fn len(&self) -> u64 {

@@ -2,18 +2,23 @@
 //! truth and one FAISS index per list for matching. Open-set: a probe matches a subject only
 //! above that list's threshold; otherwise it is unknown.
 
+pub mod flusher;
 pub mod index;
+pub mod live;
+pub mod migrate;
 pub mod policy;
 pub mod store;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::audit::Actor;
 use crate::error::{Error, Result};
 use index::{ListIndex, Owner};
+use live::Live;
+use migrate::IdFloors;
 use policy::Policy;
 use store::{ListRow, ListSummary, NewTemplate, Store, SubjectInfo};
 
@@ -36,27 +41,34 @@ impl Candidate {
     }
 }
 
+/// The writer side of the watch lists (store, index changes); matching goes through
+/// [`Watchlist::live`], which a writer never blocks for longer than a small index change.
 pub struct Watchlist {
     store: Store,
     dir: PathBuf,
     factory: String,
     model: String,
     dim: u32,
-    lists: HashMap<i64, (ListRow, ListIndex, bool)>,
+    live: Arc<Live>,
     rebuilds: usize,
 }
 
 impl Watchlist {
     /// Opens (or creates) the store in `data_dir` and loads or rebuilds every list's index.
     pub fn open(data_dir: &Path, factory: &str, model: &str, dim: u32) -> Result<Self> {
-        let store = Store::open(&data_dir.join("facewatch.db"))?;
+        let dir = data_dir.join("index");
+        let floors = || IdFloors {
+            lists: highest_id(&dir, "list-", ".faiss"),
+            templates: highest_id(&crate::media::references_dir(data_dir), "", ".jpg"),
+        };
+        let store = Store::open_with_floors(&data_dir.join("facewatch.db"), floors)?;
         let mut wl = Self {
             store,
-            dir: data_dir.join("index"),
+            live: Arc::new(Live::new(dir.clone())),
+            dir,
             factory: factory.to_string(),
             model: model.to_string(),
             dim,
-            lists: HashMap::new(),
             rebuilds: 0,
         };
         for row in wl.store.lists()? {
@@ -66,7 +78,12 @@ impl Watchlist {
     }
 
     fn index_path(&self, list_id: i64) -> PathBuf {
-        self.dir.join(format!("list-{list_id}.faiss"))
+        live::index_path(&self.dir, list_id)
+    }
+
+    /// The indexes as frames are matched against them, shared with the matcher.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.clone()
     }
 
     fn load_list(&mut self, row: ListRow) -> Result<()> {
@@ -78,7 +95,7 @@ impl Watchlist {
             self.rebuilds += 1;
             tracing::info!(list = %row.name, templates = ix.len(), "index rebuilt from the store");
         }
-        self.lists.insert(row.id, (row, ix, false));
+        self.live.insert(row, ix);
         Ok(())
     }
 
@@ -94,7 +111,7 @@ impl Watchlist {
     /// Creates a list (no-op if it exists); returns it and whether it is new.
     pub fn create_list(&mut self, name: &str, policy: &Policy, by: &Actor) -> Result<(ListRow, bool)> {
         let (row, created) = self.store.create_list(name, policy, by)?;
-        if !self.lists.contains_key(&row.id) {
+        if !self.live.contains(row.id) {
             self.load_list(row.clone())?;
         }
         Ok((row, created))
@@ -103,10 +120,7 @@ impl Watchlist {
     /// Replaces a list's policy (audited); returns the old and the new policy.
     pub fn set_policy(&mut self, list: &str, policy: &Policy, by: &Actor) -> Result<(Policy, Policy)> {
         let change = self.store.set_policy(list, policy, by)?;
-        let row = self.store.list(list)?;
-        if let Some(entry) = self.lists.get_mut(&row.id) {
-            entry.0 = row;
-        }
+        self.live.set_row(self.store.list(list)?);
         Ok(change)
     }
 
@@ -114,7 +128,7 @@ impl Watchlist {
     pub fn delete_list(&mut self, list: &str, by: &Actor) -> Result<Vec<i64>> {
         let row = self.store.list(list)?;
         let ids = self.store.delete_list(&row, by)?;
-        self.lists.remove(&row.id);
+        self.live.remove(row.id);
         let path = self.index_path(row.id);
         for p in [path.with_extension("faiss"), path.with_extension("json")] {
             if let Err(e) = std::fs::remove_file(&p)
@@ -128,17 +142,11 @@ impl Watchlist {
 
     /// The list's current row (policy included).
     pub fn list(&self, name: &str) -> Result<ListRow> {
-        self.lists
-            .values()
-            .find(|(row, _, _)| row.name == name)
-            .map(|(row, _, _)| row.clone())
-            .ok_or_else(|| Error::UnknownList(name.to_string()))
+        self.live.list(name)
     }
 
     pub fn lists(&self) -> Vec<ListRow> {
-        let mut v: Vec<ListRow> = self.lists.values().map(|(row, _, _)| row.clone()).collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        self.live.lists()
     }
 
     pub fn subjects(&self, list: &str) -> Result<Vec<SubjectInfo>> {
@@ -165,12 +173,14 @@ impl Watchlist {
         by: &Actor,
     ) -> Result<Vec<i64>> {
         let row = self.store.list(list)?;
+        if !self.live.contains(row.id) {
+            return Err(Error::UnknownList(list.into()));
+        }
         let ids = self.store.add_templates(row.id, subject, name, &self.model, &templates, by)?;
-        let (_, ix, dirty) = self.lists.get_mut(&row.id).ok_or_else(|| Error::UnknownList(list.into()))?;
         let embs: Vec<Vec<f32>> = templates.into_iter().map(|t| t.embedding).collect();
         let owner = Owner { subject: subject.to_string(), name: name.map(str::to_string) };
-        ix.add(&ids, &embs, &owner)?;
-        *dirty = true;
+        // Only the append runs under the list's lock; persisting is the flusher's (or flush's).
+        self.live.update(row.id, |ix| ix.add(&ids, &embs, &owner))?;
         Ok(ids)
     }
 
@@ -178,63 +188,57 @@ impl Watchlist {
     pub fn remove(&mut self, list: &str, subject: &str, by: &Actor) -> Result<Vec<i64>> {
         let row = self.store.list(list)?;
         let ids = self.store.remove_subject(&row, subject, by)?;
-        let (_, ix, dirty) = self.lists.get_mut(&row.id).ok_or_else(|| Error::UnknownList(list.into()))?;
-        *dirty = true;
-        if !ix.remove(&ids)? {
-            // Index type without removal (HNSW): rebuild from the store.
+        // The removed ids lose their owner at once, so they stop matching even before a rebuild.
+        if !self.live.update(row.id, |ix| ix.remove(&ids))? {
+            // Index type without removal (HNSW): rebuild from the store off the lock (writers
+            // are serialized by the caller, so nothing is enrolled meanwhile), then swap.
             let t = self.store.templates(row.id)?;
-            *ix = ListIndex::build(&t, &self.factory, &self.model, self.dim)?;
+            self.live.swap(row.id, ListIndex::build(&t, &self.factory, &self.model, self.dim)?)?;
         }
         Ok(ids)
     }
 
-    /// Persists every changed index.
+    /// Persists every changed index now (the service leaves this to a [`flusher::Flusher`]).
     pub fn flush(&mut self) -> Result<()> {
-        let dirty: Vec<i64> = self.lists.iter().filter(|(_, v)| v.2).map(|(k, _)| *k).collect();
-        for id in dirty {
-            let fp = self.store.fingerprint(id)?;
-            let path = self.index_path(id);
-            if let Some(entry) = self.lists.get_mut(&id) {
-                entry.1.save(&path, fp)?;
-                entry.2 = false;
-            }
-        }
-        Ok(())
+        self.live.flush()
     }
 
     /// The best `k` subjects of every list for one probe, best first, threshold not applied.
-    pub fn candidates(&mut self, probe: &[f32], k: usize) -> Result<Vec<Candidate>> {
-        let mut out = Vec::new();
-        for (row, ix, _) in self.lists.values_mut() {
-            // Several templates per subject: over-fetch, keep each subject's best.
-            let hits = ix.search(probe, k.saturating_mul(4).max(8))?.pop().unwrap_or_default();
-            let mut best: HashMap<&str, Candidate> = HashMap::new();
-            for (tid, score) in hits {
-                let Some(owner) = ix.owner(tid) else { continue };
-                let e = best.entry(owner.subject.as_str()).or_insert_with(|| Candidate {
-                    list: row.name.clone(),
-                    subject: owner.subject.clone(),
-                    name: owner.name.clone(),
-                    score,
-                    threshold: row.policy.threshold,
-                    template_id: tid,
-                });
-                if score > e.score {
-                    e.score = score;
-                    e.template_id = tid;
-                }
-            }
-            let mut v: Vec<Candidate> = best.into_values().collect();
-            v.sort_by(|a, b| b.score.total_cmp(&a.score));
-            v.truncate(k);
-            out.extend(v);
-        }
-        out.sort_by(|a, b| b.score.total_cmp(&a.score));
-        Ok(out)
+    pub fn candidates(&self, probe: &[f32], k: usize) -> Result<Vec<Candidate>> {
+        self.live.candidates(probe, k)
     }
 
     /// Open-set identification: the candidates at or above their list's threshold.
-    pub fn matches(&mut self, probe: &[f32], k: usize) -> Result<Vec<Candidate>> {
-        Ok(self.candidates(probe, k)?.into_iter().filter(Candidate::is_match).collect())
+    pub fn matches(&self, probe: &[f32], k: usize) -> Result<Vec<Candidate>> {
+        self.live.matches(probe, k)
+    }
+}
+
+/// The highest id that a file name `<prefix><id><suffix>` in `dir` carries (0 if none).
+fn highest_id(dir: &Path, prefix: &str, suffix: &str) -> i64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse::<i64>().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_highest_id_a_file_name_carries() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["list-3.faiss", "list-12.faiss", "list-40.json", "list-x.faiss", "7.jpg", "41.jpg", "90.jpg.tmp"] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        assert_eq!(highest_id(dir.path(), "list-", ".faiss"), 12);
+        assert_eq!(highest_id(dir.path(), "", ".jpg"), 41);
+        assert_eq!(highest_id(&dir.path().join("missing"), "", ".jpg"), 0);
     }
 }

@@ -11,17 +11,18 @@ use serde_json::json;
 use crate::audit::{self, Actor};
 use crate::error::{Error, Result};
 use crate::events::{kind, outbox};
+use crate::watchlist::migrate::{self, IdFloors};
 use crate::watchlist::policy::{Policy, Severity};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS lists (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        TEXT NOT NULL UNIQUE,
     threshold   REAL NOT NULL,
     created_at  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS subjects (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     list_id     INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
     external_id TEXT NOT NULL,
     name        TEXT,
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS subjects (
     UNIQUE (list_id, external_id)
 );
 CREATE TABLE IF NOT EXISTS templates (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     subject_id  INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
     model       TEXT NOT NULL,
     dim         INTEGER NOT NULL,
@@ -38,8 +39,16 @@ CREATE TABLE IF NOT EXISTS templates (
     source      TEXT,
     created_at  INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS templates_subject ON templates(subject_id);
 ";
+
+/// Indexes of the tables above (dropped with a table, so created after any migration).
+const INDEXES: &str = "CREATE INDEX IF NOT EXISTS templates_subject ON templates(subject_id);";
+
+/// Tables whose ids name a file or an index entry (`references/<template>.jpg`,
+/// `index/list-<list>.faiss`, FAISS ids = template ids), oldest first (parents before children).
+/// AUTOINCREMENT: a deleted id is never handed out again, so an old alert can never show a newer
+/// subject's face. Subjects too, so that no id of the watch lists is ever reused.
+const NEVER_REUSED: [&str; 3] = ["lists", "subjects", "templates"];
 
 /// Policy columns added to `lists` after the first release (added in place on older stores).
 const POLICY_COLUMNS: [(&str, &str); 6] = [
@@ -139,10 +148,17 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_floors(path, IdFloors::default)
+    }
+
+    /// Opens the store; an older store is migrated in place so that ids are never reused, with
+    /// its id counters raised to at least `floors()` (ids that files still name; called only
+    /// when migrating).
+    pub fn open_with_floors(path: &Path, floors: impl FnOnce() -> IdFloors) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let conn = crate::db::connect(path)?;
+        let mut conn = crate::db::connect(path)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
         conn.execute_batch(outbox::SCHEMA)?;
@@ -155,6 +171,10 @@ impl Store {
                 conn.execute_batch(&format!("ALTER TABLE lists ADD COLUMN {col} {ddl}"))?;
             }
         }
+        if migrate::never_reuse_ids(&mut conn, &NEVER_REUSED, floors)? {
+            tracing::info!(db = %path.display(), "store migrated: watch-list ids are never reused");
+        }
+        conn.execute_batch(INDEXES)?;
         Ok(Self { conn })
     }
 
@@ -387,6 +407,19 @@ impl Store {
     }
 }
 
+/// The list and subject (external id) that a template belongs to, while it exists. Takes any
+/// connection to the store's database (the alert reference check runs on the alerts' one).
+pub fn template_owner(conn: &Connection, template_id: i64) -> Result<Option<(String, String)>> {
+    Ok(conn
+        .query_row(
+            "SELECT l.name, s.external_id FROM templates t JOIN subjects s ON t.subject_id = s.id
+             JOIN lists l ON s.list_id = l.id WHERE t.id = ?1",
+            [template_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 fn write_policy(conn: &Connection, list: &str, policy: &Policy) -> Result<()> {
     conn.execute(
         "UPDATE lists SET threshold = ?1, min_face_px = ?2, min_quality = ?3, severity = ?4, cooldown_secs = ?5,
@@ -450,5 +483,109 @@ mod tests {
         let actions: Vec<String> = audit::entries(s.conn(), 0, 100).unwrap().into_iter().map(|e| e.action).collect();
         assert_eq!(actions, ["list.create", "subject.enroll", "subject.enroll", "subject.delete"]);
         assert!(audit::verify(s.conn()).unwrap().ok);
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("fw.db")).unwrap();
+        let me = Actor::local();
+        let (l, _) = s.create_list("wanted", &Policy::with_threshold(0.9), &me).unwrap();
+        s.add_templates(l.id, "A", None, "m", &[nt(vec![1.0, 0.0])], &me).unwrap();
+        let b = s.add_templates(l.id, "B", None, "m", &[nt(vec![0.0, 1.0])], &me).unwrap()[0];
+        s.remove_subject(&l, "B", &me).unwrap();
+        let c = s.add_templates(l.id, "C", None, "m", &[nt(vec![0.0, 1.0])], &me).unwrap()[0];
+        assert!(c > b, "the deleted last template id {b} was handed out again ({c})");
+        s.delete_list(&l, &me).unwrap();
+        let (l2, _) = s.create_list("wanted", &Policy::with_threshold(0.9), &me).unwrap();
+        assert!(l2.id > l.id, "the deleted list id {} was handed out again", l.id);
+    }
+
+    /// A store of the first schema (no AUTOINCREMENT, no policy columns) whose last enrolled
+    /// subject B (template 3) was deleted after an alert was raised against it.
+    fn old_store(path: &Path) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE lists (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, threshold REAL NOT NULL,
+                                 created_at INTEGER NOT NULL);
+             CREATE TABLE subjects (id INTEGER PRIMARY KEY,
+                                    list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+                                    external_id TEXT NOT NULL, name TEXT, created_at INTEGER NOT NULL,
+                                    UNIQUE (list_id, external_id));
+             CREATE TABLE templates (id INTEGER PRIMARY KEY,
+                                     subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+                                     model TEXT NOT NULL, dim INTEGER NOT NULL, embedding BLOB NOT NULL,
+                                     quality TEXT, source TEXT, created_at INTEGER NOT NULL);
+             CREATE INDEX templates_subject ON templates(subject_id);
+             INSERT INTO lists VALUES (1, 'wanted', 0.9, 0);
+             INSERT INTO subjects VALUES (1, 1, 'A', 'Ann', 0), (2, 1, 'B', NULL, 0);
+             INSERT INTO templates VALUES (1, 1, 'm', 2, x'0000803f00000000', '{}', 'a1', 0),
+                                          (2, 1, 'm', 2, x'000000000000803f', '{}', 'a2', 0),
+                                          (3, 2, 'm', 2, x'0000803f00000000', '{}', 'b1', 0);",
+        )
+        .unwrap();
+        c.execute_batch(crate::alert::SCHEMA).unwrap();
+        c.execute_batch(
+            "INSERT INTO alerts (id, created_ms, updated_ms, captured_ms, site, camera, list, subject, template_id,
+                                 score, threshold, severity, status, bbox, quality, models, has_crop, retention_days)
+             VALUES ('al-1', 0, 0, 0, 's', 'c', 'wanted', 'B', 3, 0.99, 0.9, 'high', 'open', '[]', '{}', '{}', 0, 30);
+             DELETE FROM templates WHERE id = 3; DELETE FROM subjects WHERE id = 2;",
+        )
+        .unwrap();
+    }
+
+    fn sql_of(s: &Store, table: &str) -> String {
+        s.conn().query_row("SELECT sql FROM sqlite_master WHERE name = ?1", [table], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn an_old_store_is_migrated_in_place_and_never_reuses_ids() {
+        let me = Actor::local();
+        // Seeded from the alert that names template 3 (the deleted max id the old schema lost).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fw.db");
+        old_store(&path);
+        let mut s = Store::open(&path).unwrap();
+        for t in ["lists", "subjects", "templates"] {
+            assert!(sql_of(&s, t).contains("AUTOINCREMENT"), "{t}: {}", sql_of(&s, t));
+        }
+        let l = s.list("wanted").unwrap();
+        assert_eq!((l.id, l.policy.cooldown_secs), (1, 60), "ids kept, policy columns added");
+        let kept = s.templates(l.id).unwrap();
+        assert_eq!(kept.iter().map(|t| t.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!((kept[0].name.as_deref(), kept[1].embedding.clone()), (Some("Ann"), vec![0.0, 1.0]));
+        let id = s.add_templates(l.id, "C", None, "m", &[nt(vec![1.0, 0.0])], &me).unwrap()[0];
+        assert_eq!(id, 4, "template 3 is named by an alert: never handed out again");
+        assert!(sql_of(&s, "templates_subject").contains("subject_id"), "the index is back");
+        // Foreign keys and their cascades survived the rebuild.
+        assert!(
+            s.conn()
+                .execute(
+                    "INSERT INTO templates (subject_id, model, dim, embedding, created_at)
+                                  VALUES (99, 'm', 2, x'00', 0)",
+                    []
+                )
+                .is_err()
+        );
+        s.conn().execute("DELETE FROM lists WHERE id = 1", []).unwrap();
+        let left: i64 = s
+            .conn()
+            .query_row("SELECT (SELECT COUNT(*) FROM subjects) + (SELECT COUNT(*) FROM templates)", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "deleting the list cascades to its subjects and templates");
+        drop(s);
+        // Opening again migrates nothing and keeps counting up.
+        let mut s = Store::open(&path).unwrap();
+        let (l2, _) = s.create_list("again", &Policy::with_threshold(0.9), &me).unwrap();
+        assert_eq!(l2.id, 2, "list 1 was deleted: never handed out again");
+
+        // Seeded from files that still name ids (a reference image, an index file).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fw.db");
+        old_store(&path);
+        let mut s = Store::open_with_floors(&path, || IdFloors { lists: 7, templates: 41 }).unwrap();
+        let id = s.add_templates(1, "C", None, "m", &[nt(vec![1.0, 0.0])], &me).unwrap()[0];
+        assert_eq!(id, 42, "reference 41.jpg still on disk: its id is never handed out again");
+        assert_eq!(s.create_list("other", &Policy::with_threshold(0.9), &me).unwrap().0.id, 8);
     }
 }
