@@ -40,11 +40,12 @@ pub async fn list(
 ) -> Result<Json<Value>> {
     who.require(Role::Officer, "read alerts")?;
     let Query(f) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
-    let offset = f.offset.unwrap_or(0);
+    // Checked here too: the next page's offset is computed from it.
+    let (_, offset) = f.page()?;
     let alerts = s.blocking(move |c| c.alerts(&f)).await?;
-    let n = alerts.len();
+    let next_offset = (!alerts.is_empty()).then(|| offset.saturating_add(alerts.len() as i64));
     let views: Vec<Value> = alerts.iter().map(|a| view(&s.core.media, a)).collect();
-    Ok(Json(json!({"alerts": views, "next_offset": if n == 0 { None } else { Some(offset + n) }})))
+    Ok(Json(json!({"alerts": views, "next_offset": next_offset})))
 }
 
 pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {
