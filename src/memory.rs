@@ -133,9 +133,13 @@ impl FrameCost {
         let longest = w.max(h);
         let side = u64::from(self.detect_max_side);
         let copy = if side > 0 && longest > side {
-            // Rounded up, with a row and a column to spare for the detector's rounding.
-            let scaled = |v: u64| (v * side).div_ceil(longest) + 1;
-            scaled(w) * scaled(h) * 3
+            // Rounded up, with a row and a column to spare for the detector's rounding (never
+            // more than the side itself: the detector only shrinks).
+            let scaled = |v: u64| ((v * side).div_ceil(longest) + 1).min(v);
+            let (nw, nh) = (scaled(w), scaled(h));
+            // `image`'s resize first samples the rows into an RGBA f32 buffer of the source's
+            // width (16 bytes a pixel: the largest working set of a frame), then makes the copy.
+            w * nh * 16 + nw * nh * 3
         } else {
             0
         };
@@ -143,11 +147,17 @@ impl FrameCost {
     }
 
     /// The most one frame can reserve: a body of `max_body` bytes with the header of the
-    /// costliest image within `max_pixels` (a 16-bit RGBA PNG turned by its EXIF orientation).
+    /// costliest image within `max_pixels`: a 16-bit RGBA PNG turned by its EXIF orientation
+    /// decodes through 16 bytes a pixel; any frame the detector shrinks holds 3 + 16 (its
+    /// resize buffer is at most the source's size, see `held`).
     pub fn worst(&self, max_body: u64) -> u64 {
         // The detector's copy: each side scaled to at most `detect_max_side`, plus 2 (see `held`).
         let side = u64::from(self.detect_max_side) + 2;
-        let held = self.max_pixels.saturating_mul(3).saturating_add(side * side * 3).saturating_add(self.faces_bytes());
+        let held = self
+            .max_pixels
+            .saturating_mul(3 + 16)
+            .saturating_add(side * side * 3)
+            .saturating_add(self.faces_bytes());
         (max_body + FRAME_OVERHEAD).saturating_add(self.max_pixels.saturating_mul(16).max(held))
     }
 }
@@ -232,7 +242,9 @@ mod tests {
         let rgb = image::DynamicImage::ImageRgb8(image::RgbImage::new(4000, 3000));
         let jpeg = encode(&rgb, ImageFormat::Jpeg);
         let held = c.held(4000, 3000);
-        assert_eq!(held, 36_000_000 + 2561 * 1921 * 3 + 64 * 70_000 + FRAME_OVERHEAD);
+        assert_eq!(held, 36_000_000 + 4000 * 1921 * 16 + 2561 * 1921 * 3 + 64 * 70_000 + FRAME_OVERHEAD);
+        // A one-row strip: the resize buffer is as wide as the source, one row high.
+        assert_eq!(c.held(40_000, 1), 120_000 + 40_000 * 16 + 2561 * 3 + 64 * 70_000 + FRAME_OVERHEAD);
         assert_eq!(c.admit(&jpeg).unwrap(), jpeg.len() as u64 + FRAME_OVERHEAD + held);
         // A 16-bit RGBA PNG: 8 bytes a pixel decoded, then RGBA8 and RGB8 beside it.
         let png16 = encode(&image::DynamicImage::new_rgba16(1000, 1000), ImageFormat::Png);
