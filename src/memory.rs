@@ -153,11 +153,8 @@ impl FrameCost {
     pub fn worst(&self, max_body: u64) -> u64 {
         // The detector's copy: each side scaled to at most `detect_max_side`, plus 2 (see `held`).
         let side = u64::from(self.detect_max_side) + 2;
-        let held = self
-            .max_pixels
-            .saturating_mul(3 + 16)
-            .saturating_add(side * side * 3)
-            .saturating_add(self.faces_bytes());
+        let held =
+            self.max_pixels.saturating_mul(3 + 16).saturating_add(side * side * 3).saturating_add(self.faces_bytes());
         (max_body + FRAME_OVERHEAD).saturating_add(self.max_pixels.saturating_mul(16).max(held))
     }
 }
