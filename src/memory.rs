@@ -165,9 +165,20 @@ impl FrameCost {
     }
 }
 
+/// The headers of nearly every image fit in this many leading bytes (EXIF and ICC segments
+/// included): reading them from a prefix spares a copy of the whole body (the `image` crate's
+/// JPEG decoder copies its input) on every request, refused ones included.
+const HEADER_PREFIX: usize = 256 << 10;
+
 /// Width, height and the decoder's peak bytes per pixel, from the header (`None` if the
 /// `image` crate cannot read one).
 fn header(bytes: &[u8]) -> Option<(u32, u32, u64)> {
+    // A prefix that parses gives what the whole would (the parser reads front to back).
+    header_of(&bytes[..bytes.len().min(HEADER_PREFIX)])
+        .or_else(|| (bytes.len() > HEADER_PREFIX).then(|| header_of(bytes)).flatten())
+}
+
+fn header_of(bytes: &[u8]) -> Option<(u32, u32, u64)> {
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().ok()?;
     let format = reader.format()?;
     let mut d = reader.into_decoder().ok()?;
@@ -248,6 +259,15 @@ mod tests {
         assert_eq!(c.admit(&png16).unwrap(), png16.len() as u64 + FRAME_OVERHEAD + 15_000_000);
         assert!(c.admit(&png16).unwrap() <= c.worst(png16.len() as u64));
         assert!(c.admit(&jpeg).unwrap() <= c.worst(jpeg.len() as u64));
+        // A header beyond the prefix (after 320 KB of APP2 segments) is still read.
+        let mut late = jpeg[..2].to_vec();
+        for _ in 0..5 {
+            late.extend([0xFF, 0xE2, 0xFF, 0xFF]);
+            late.extend(std::iter::repeat_n(0u8, 0xFFFF - 2));
+        }
+        late.extend(&jpeg[2..]);
+        assert!(late.len() > HEADER_PREFIX + jpeg.len());
+        assert_eq!(c.admit(&late).unwrap(), late.len() as u64 + FRAME_OVERHEAD + held);
         // Not an image: only the body (the decoder refuses it before allocating).
         assert_eq!(c.admit(b"hello").unwrap(), 5 + FRAME_OVERHEAD);
         let small = FrameCost { max_pixels: 1000, ..c };
