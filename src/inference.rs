@@ -212,12 +212,10 @@ impl Inference {
     }
 
     /// Queues an image; `Overloaded` at once when the ingest queue is full or the image's
-    /// bytes do not fit the memory budget, `ImageTooLarge` when its header is over `max_pixels`.
+    /// bytes do not fit the memory budget. A bad image is the decoder's to refuse (an
+    /// enrollment reports it per photo).
     pub fn submit(&self, bytes: Bytes, mode: Mode) -> Result<oneshot::Receiver<Result<Analysis>>> {
-        if bytes.is_empty() {
-            return Err(Error::EmptyInput);
-        }
-        let need = self.cost.admit(&bytes)?;
+        let need = self.cost.admit(&bytes);
         let memory = self
             .budget
             .try_reserve(need)

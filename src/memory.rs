@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex};
 use image::metadata::Orientation;
 use image::{ColorType, ImageDecoder, ImageFormat, ImageReader};
 
-use crate::error::{Error, Result};
-
 /// Bytes reserved by frames, out of a fixed limit.
 #[derive(Debug, Clone)]
 pub struct MemoryBudget {
@@ -113,17 +111,17 @@ const FRAME_OVERHEAD: u64 = 1 << 20;
 impl FrameCost {
     /// Bytes to reserve when `bytes` is queued: the body itself until it is decoded, plus the
     /// larger of the decoder's peak and what the decoded frame holds afterwards. A header the
-    /// `image` crate cannot read reserves only the body: the decoder refuses such a frame
-    /// before it allocates pixels. A frame over `max_pixels` is refused here, as the decoder
-    /// would refuse it.
-    pub fn admit(&self, bytes: &[u8]) -> Result<u64> {
+    /// `image` crate cannot read, or one over `max_pixels`, reserves only the body: the decoder
+    /// refuses such a frame (with the error its caller reports) before it allocates pixels.
+    pub fn admit(&self, bytes: &[u8]) -> u64 {
         let body = bytes.len() as u64 + FRAME_OVERHEAD;
-        let Some((w, h, peak_per_px)) = header(bytes) else { return Ok(body) };
-        let pixels = u64::from(w) * u64::from(h);
-        if pixels > self.max_pixels {
-            return Err(Error::ImageTooLarge { width: w, height: h, pixels, max_pixels: self.max_pixels });
+        match header(bytes) {
+            Some((w, h, peak_per_px)) if u64::from(w) * u64::from(h) <= self.max_pixels => {
+                let pixels = u64::from(w) * u64::from(h);
+                body.saturating_add(pixels.saturating_mul(peak_per_px).max(self.held(w, h)))
+            }
+            _ => body,
         }
-        Ok(body.saturating_add(pixels.saturating_mul(peak_per_px).max(self.held(w, h))))
     }
 
     /// Bytes a decoded `width` x `height` frame holds until its analysis is dropped: its
@@ -143,7 +141,7 @@ impl FrameCost {
         } else {
             0
         };
-        (w * h * 3 + copy).saturating_add(self.faces_bytes())
+        (w * h).saturating_mul(3).saturating_add(copy).saturating_add(self.faces_bytes())
     }
 
     /// The most one frame can reserve: a body of `max_body` bytes with the header of the
@@ -253,12 +251,12 @@ mod tests {
         assert_eq!(held, 36_000_000 + 4000 * 1921 * 16 + 2561 * 1921 * 3 + 64 * 70_000 + FRAME_OVERHEAD);
         // A one-row strip: the resize buffer is as wide as the source, one row high.
         assert_eq!(c.held(40_000, 1), 120_000 + 40_000 * 16 + 2561 * 3 + 64 * 70_000 + FRAME_OVERHEAD);
-        assert_eq!(c.admit(&jpeg).unwrap(), jpeg.len() as u64 + FRAME_OVERHEAD + held);
+        assert_eq!(c.admit(&jpeg), jpeg.len() as u64 + FRAME_OVERHEAD + held);
         // A 16-bit RGBA PNG: 8 bytes a pixel decoded, then RGBA8 and RGB8 beside it.
         let png16 = encode(&image::DynamicImage::new_rgba16(1000, 1000), ImageFormat::Png);
-        assert_eq!(c.admit(&png16).unwrap(), png16.len() as u64 + FRAME_OVERHEAD + 15_000_000);
-        assert!(c.admit(&png16).unwrap() <= c.worst(png16.len() as u64));
-        assert!(c.admit(&jpeg).unwrap() <= c.worst(jpeg.len() as u64));
+        assert_eq!(c.admit(&png16), png16.len() as u64 + FRAME_OVERHEAD + 15_000_000);
+        assert!(c.admit(&png16) <= c.worst(png16.len() as u64));
+        assert!(c.admit(&jpeg) <= c.worst(jpeg.len() as u64));
         // A header beyond the prefix (after 320 KB of APP2 segments) is still read.
         let mut late = jpeg[..2].to_vec();
         for _ in 0..5 {
@@ -267,10 +265,10 @@ mod tests {
         }
         late.extend(&jpeg[2..]);
         assert!(late.len() > HEADER_PREFIX + jpeg.len());
-        assert_eq!(c.admit(&late).unwrap(), late.len() as u64 + FRAME_OVERHEAD + held);
+        assert_eq!(c.admit(&late), late.len() as u64 + FRAME_OVERHEAD + held);
         // Not an image: only the body (the decoder refuses it before allocating).
-        assert_eq!(c.admit(b"hello").unwrap(), 5 + FRAME_OVERHEAD);
+        assert_eq!(c.admit(b"hello"), 5 + FRAME_OVERHEAD);
         let small = FrameCost { max_pixels: 1000, ..c };
-        assert!(matches!(small.admit(&jpeg), Err(Error::ImageTooLarge { pixels: 12_000_000, .. })));
+        assert_eq!(small.admit(&jpeg), jpeg.len() as u64 + FRAME_OVERHEAD, "the decoder refuses it first");
     }
 }
