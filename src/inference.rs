@@ -67,7 +67,8 @@ impl Default for InferenceOptions {
     }
 }
 
-/// Room for a few of the largest frames (40 MP: 120 MB decoded) beside a stream of HD ones.
+/// Holds the largest frame the default `max_pixels` allows (40 MP: about 810 MiB while it is
+/// detected, see [`FrameCost::worst`]), or about 70 HD frames (12-14 MiB each) at once.
 pub const DEFAULT_MEMORY_BUDGET_MB: u64 = 1024;
 
 /// More faces than a camera's view of an arrival hall holds at a usable size.
@@ -242,11 +243,6 @@ impl Inference {
     /// Bytes reserved by frames now, and the budget's limit.
     pub fn memory_reserved(&self) -> (u64, u64) {
         (self.budget.used(), self.budget.limit())
-    }
-
-    /// The most one frame can reserve (its body at most `max_body` bytes): the budget must hold it.
-    pub fn largest_frame_bytes(&self, max_body: u64) -> u64 {
-        self.cost.worst(max_body)
     }
 
     /// Frames decoded and not yet answered (in the detector, align or embedder).

@@ -180,3 +180,39 @@ fn faces_beyond_the_cap_are_skipped_and_the_largest_kept() {
         assert!((k - f64::from(d.area())).abs() < 0.5, "kept {kept:?}, largest {:?}", &all[..3]);
     }
 }
+
+/// In process: a frame holds its bytes from `submit` until its analysis is dropped, a frame that
+/// does not fit beside it is refused at once, and every way out (answered, refused by the
+/// decoder) gives the bytes back.
+#[test]
+fn reservations_are_held_until_the_analysis_is_dropped() {
+    use facewatch::error::Error;
+    use facewatch::inference::{Inference, InferenceOptions, Mode};
+    use facewatch::vision::quality::QualityGate;
+
+    let crowd = std::fs::read(common::data().join("multiface/faces.jpg")).unwrap();
+    // 1920 x 1079: 6.2 MB of pixels, 64 face chips, the body: one such frame fits, two do not.
+    let engine = Inference::start(
+        &common::models(),
+        &InferenceOptions { memory_budget_bytes: 20 * MIB, ..Default::default() },
+        Default::default(),
+    )
+    .unwrap();
+    let live = || Mode::Live(QualityGate::default());
+    let first = engine.submit(crowd.clone().into(), live()).unwrap();
+    let (held, limit) = engine.memory_reserved();
+    assert!(held > 1920 * 1079 * 3 && held <= limit, "{held} of {limit}");
+    match engine.submit(crowd.clone().into(), live()) {
+        Err(Error::Overloaded { queue: "frame memory", .. }) => {}
+        other => panic!("a second frame must not fit: {:?}", other.map(|_| ())),
+    }
+    let analysis = first.blocking_recv().unwrap().unwrap();
+    assert!(analysis.faces.len() >= 6);
+    assert!(engine.memory_reserved().0 > 0, "held while the analysis lives (the crops are cut from it)");
+    drop(analysis);
+    assert_eq!(engine.memory_reserved().0, 0);
+    let corrupt = engine.submit(crowd[..crowd.len() / 2].to_vec().into(), live()).unwrap();
+    assert!(corrupt.blocking_recv().unwrap().is_err());
+    assert_eq!(engine.memory_reserved().0, 0, "a refused frame gives its bytes back");
+    engine.shutdown();
+}
