@@ -54,7 +54,8 @@ pub async fn json_errors(resp: Response) -> Response {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
-    // These texts are axum's own, one short line; a longer body is cut, not buffered.
+    // These texts are axum's own, one short line; a longer body is not buffered (the status's
+    // reason stands in for it).
     let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
     let code = match status.as_u16() {
         404 => "not_found",
