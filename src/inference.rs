@@ -315,6 +315,8 @@ fn decode_loop(
                 }
             }
             Err(e) => {
+                // Its bytes are back before the answer, as for every answered frame.
+                drop(memory);
                 let _ = reply.send(Err(e));
             }
         }
@@ -428,8 +430,9 @@ fn embed_loop(mut emb: Embedder, max_batch: usize, rx: Receiver<EmbedJob>, m: Ar
             }
             Err(e) => {
                 let msg = e.to_string();
-                for j in jobs {
-                    j.in_flight.answer(j.reply, Err(Error::Runtime(msg.clone())));
+                for EmbedJob { analysis, reply, in_flight } in jobs {
+                    drop(analysis);
+                    in_flight.answer(reply, Err(Error::Runtime(msg.clone())));
                 }
             }
         }
