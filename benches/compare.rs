@@ -223,6 +223,7 @@ fn main() {
         queue_capacity: 8,
         max_pixels: u64::MAX,
         retry_after_s: 1,
+        ..InferenceOptions::default()
     };
     let engine = Inference::start(&models, &stream_opts, Arc::new(Metrics::default())).expect("engine starts");
     let sets: Vec<(String, Vec<String>)> = if args.iter().any(|a| a == "--bench") {

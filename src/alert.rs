@@ -184,6 +184,25 @@ pub struct Filter {
     pub offset: Option<usize>,
 }
 
+/// Alerts per page by default, and at most.
+const PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+impl Filter {
+    /// `(limit, offset)`, checked: an offset is one of SQLite's integers (at most `i64::MAX`),
+    /// so it binds as itself, never as a negative number that SQLite would read as 0.
+    pub fn page(&self) -> Result<(usize, i64)> {
+        let limit = self.limit.unwrap_or(PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Error::BadRequest(format!("limit {limit}: expected 1..{MAX_PAGE}")));
+        }
+        let offset = self.offset.unwrap_or(0);
+        let offset = i64::try_from(offset)
+            .map_err(|_| Error::BadRequest(format!("offset {offset}: expected 0..{}", i64::MAX)))?;
+        Ok((limit, offset))
+    }
+}
+
 pub struct Alerts {
     conn: Connection,
 }
@@ -378,13 +397,10 @@ impl Alerts {
             sql.push_str(" AND created_ms >= ?");
             args.push(ms.into());
         }
-        let limit = f.limit.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Err(Error::BadRequest(format!("limit {limit}: expected 1..500")));
-        }
+        let (limit, offset) = f.page()?;
         sql.push_str(" ORDER BY seq DESC LIMIT ? OFFSET ?");
         args.push((limit as i64).into());
-        args.push((f.offset.unwrap_or(0) as i64).into());
+        args.push(offset.into());
         let mut st = self.conn.prepare(&sql)?;
         let rows = st.query_map(rusqlite::params_from_iter(args), row)?;
         let mut out: Vec<Alert> = rows.collect::<std::result::Result<_, _>>()?;

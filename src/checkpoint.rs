@@ -19,7 +19,7 @@ use crate::clock;
 use crate::config::ServiceConfig;
 use crate::error::{Error, Result};
 use crate::events::{self, outbox};
-use crate::inference::{Analysis, Inference, InferenceOptions};
+use crate::inference::{Analysis, Inference};
 use crate::media::{self, Media};
 use crate::metrics::{Gauges, Metrics, Stage};
 use crate::outbox_gauges::{OutboxGaugeReader, OutboxGauges};
@@ -73,6 +73,8 @@ pub struct FrameReport {
     pub camera: String,
     pub captured_at: String,
     pub faces: Vec<FaceReport>,
+    /// Faces beyond `max_faces_per_frame` (the smallest), not analysed.
+    pub faces_skipped: usize,
     /// Alerts created by this frame.
     pub alerts: Vec<String>,
 }
@@ -162,14 +164,7 @@ impl Checkpoint {
     /// Loads the models, the store and the indexes; fails early with a clear error.
     pub fn open(config: ServiceConfig) -> Result<Self> {
         let metrics = Arc::new(Metrics::default());
-        let opts = InferenceOptions {
-            pipeline: config.pipeline_options(),
-            detect_workers: config.detect_workers,
-            queue_capacity: config.queue_capacity,
-            max_pixels: config.max_pixels,
-            retry_after_s: config.retry_after_secs,
-        };
-        let inference = Inference::start(&config.models_dir(), &opts, metrics.clone())?;
+        let inference = Inference::start(&config.models_dir(), &config.inference_options(), metrics.clone())?;
         let spec = inference.embedder_spec();
         let watchlist =
             Watchlist::open(&config.data_dir, &config.index_factory, &spec.name, spec.embedding_size as u32)?;
@@ -312,7 +307,13 @@ impl Checkpoint {
                 matches,
             });
         }
-        Ok(FrameReport { camera: camera.to_string(), captured_at: clock::rfc3339(captured_ms), faces, alerts: created })
+        Ok(FrameReport {
+            camera: camera.to_string(),
+            captured_at: clock::rfc3339(captured_ms),
+            faces,
+            faces_skipped: a.faces_skipped,
+            alerts: created,
+        })
     }
 
     /// Raises an alert for a match unless one for the same subject and camera since `since_ms`

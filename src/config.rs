@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::inference::{DEFAULT_MAX_FACES, DEFAULT_MEMORY_BUDGET_MB, InferenceOptions};
+use crate::memory::FrameCost;
 use crate::pipeline::PipelineOptions;
 use crate::vision::decode::DEFAULT_MAX_PIXELS;
 use crate::vision::detect::DetectorOptions;
@@ -89,6 +91,12 @@ pub struct ServiceConfig {
     pub max_pixels: u64,
     /// Largest request body in bytes (frames and enrollment uploads).
     pub max_body_bytes: usize,
+    /// Frames held in memory at once (bodies waiting to be decoded, decoded frames, face
+    /// chips), in MiB; a frame that does not fit is refused with 503. Must hold the largest
+    /// frame that `max_pixels` and `max_body_bytes` allow. The models come on top.
+    pub memory_budget_mb: u64,
+    /// Faces analysed per frame (the largest first); the rest are reported as `faces_skipped`.
+    pub max_faces_per_frame: usize,
     pub index_factory: String,
     pub cuda: bool,
     /// Seconds a client refused with 503 is told to wait.
@@ -140,6 +148,8 @@ impl Default for ServiceConfig {
             detect_threshold: 0.9,
             max_pixels: DEFAULT_MAX_PIXELS,
             max_body_bytes: 20 << 20,
+            memory_budget_mb: DEFAULT_MEMORY_BUDGET_MB,
+            max_faces_per_frame: DEFAULT_MAX_FACES,
             index_factory: DEFAULT_SPEC.into(),
             cuda: cfg!(feature = "cuda"),
             retry_after_secs: 1,
@@ -230,6 +240,31 @@ impl ServiceConfig {
         if self.max_body_bytes < 1024 {
             bad.push(format!("max_body_bytes {}: at least 1024", self.max_body_bytes));
         }
+        if self.max_pixels == 0 {
+            bad.push("max_pixels must be at least 1".into());
+        }
+        if !(1..=DetectorOptions::default().top_k).contains(&self.max_faces_per_frame) {
+            bad.push(format!(
+                "max_faces_per_frame {}: expected 1..{}",
+                self.max_faces_per_frame,
+                DetectorOptions::default().top_k
+            ));
+        }
+        if !(64..=1 << 20).contains(&self.memory_budget_mb) {
+            bad.push(format!("memory_budget_mb {}: expected 64..1048576", self.memory_budget_mb));
+        } else {
+            let worst = self.frame_cost().worst(self.max_body_bytes as u64);
+            if worst > self.memory_budget_mb << 20 {
+                bad.push(format!(
+                    "memory_budget_mb {}: the largest frame allowed (max_pixels {}, max_body_bytes {}) needs {} MiB; \
+                     raise it or lower max_pixels",
+                    self.memory_budget_mb,
+                    self.max_pixels,
+                    self.max_body_bytes,
+                    worst.div_ceil(1 << 20)
+                ));
+            }
+        }
         if self.nats_stream.is_empty()
             || !self.nats_stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
@@ -282,6 +317,44 @@ impl ServiceConfig {
         models_dir_or_default((!self.models_dir.as_os_str().is_empty()).then_some(self.models_dir.as_path()))
     }
 
+    /// What one frame reserves in the memory budget, with the shipped embedder's 150x150 chips
+    /// (the engine charges the loaded model's own size).
+    pub fn frame_cost(&self) -> FrameCost {
+        FrameCost {
+            max_pixels: self.max_pixels,
+            detect_max_side: DetectorOptions::default().max_side,
+            max_faces: self.max_faces_per_frame,
+            face_bytes: crate::memory::face_bytes(150, 128),
+        }
+    }
+
+    /// The largest `max_pixels` whose frames fit the memory budget beside a body of
+    /// `max_body_bytes` (what `validate` accepts).
+    pub fn largest_max_pixels(&self) -> u64 {
+        let fits = |px: u64| {
+            let c = ServiceConfig { max_pixels: px, ..self.clone() };
+            c.frame_cost().worst(self.max_body_bytes as u64) <= self.memory_budget_mb << 20
+        };
+        let (mut lo, mut hi) = (0u64, 1u64 << 40);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) { lo = mid } else { hi = mid - 1 }
+        }
+        lo
+    }
+
+    pub fn inference_options(&self) -> InferenceOptions {
+        InferenceOptions {
+            pipeline: self.pipeline_options(),
+            detect_workers: self.detect_workers,
+            queue_capacity: self.queue_capacity,
+            max_pixels: self.max_pixels,
+            retry_after_s: self.retry_after_secs,
+            memory_budget_bytes: self.memory_budget_mb << 20,
+            max_faces: self.max_faces_per_frame,
+        }
+    }
+
     /// Where events are delivered, if anywhere (else they wait in the local outbox).
     pub fn sink(&self) -> Option<crate::events::publisher::SinkConfig> {
         use crate::events::publisher::SinkConfig;
@@ -330,6 +403,26 @@ mod tests {
         std::fs::write(&f, "sight = \"typo\"\n").unwrap();
         assert!(ServiceConfig::load(Some(&f), env(&[])).unwrap_err().to_string().contains("sight"));
         assert!(ServiceConfig::load(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
+    }
+
+    #[test]
+    fn the_memory_budget_must_hold_the_largest_frame() {
+        let env =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let c = ServiceConfig::load(None, env(&[])).unwrap();
+        assert_eq!((c.memory_budget_mb, c.max_faces_per_frame), (1024, 64));
+        // 40 MP: the detector's resize works through 16 bytes a pixel beside the frame's 3.
+        let e = ServiceConfig::load(None, env(&[("FACEWATCH_MEMORY_BUDGET_MB", "512")])).unwrap_err();
+        assert!(e.to_string().contains("memory_budget_mb 512: the largest frame"), "{e}");
+        let small = ServiceConfig { memory_budget_mb: 256, max_body_bytes: 4 << 20, ..c.clone() };
+        let px = small.largest_max_pixels();
+        assert!((12_000_000..13_000_000).contains(&px), "{px}");
+        assert!(ServiceConfig { max_pixels: px, ..small.clone() }.validate().is_ok());
+        assert!(ServiceConfig { max_pixels: px + 1, ..small.clone() }.validate().is_err());
+        for (k, v) in [("MEMORY_BUDGET_MB", "0"), ("MEMORY_BUDGET_MB", "99999999"), ("MAX_FACES_PER_FRAME", "0")] {
+            let e = ServiceConfig::load(None, env(&[(&format!("FACEWATCH_{k}"), v)])).unwrap_err();
+            assert!(e.to_string().contains(&k.to_ascii_lowercase()), "{e}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod inference;
 pub mod logging;
 pub mod manifest;
 pub mod media;
+pub mod memory;
 pub mod metrics;
 pub mod outbox_gauges;
 pub mod pipeline;

@@ -142,6 +142,26 @@ impl Face {
     }
 }
 
+/// At most `max` detections: the largest boxes, in their original (best score first) order,
+/// and how many were left out.
+pub fn largest_detections(mut dets: Vec<Detection>, max: usize) -> (Vec<Detection>, usize) {
+    if dets.len() <= max {
+        return (dets, 0);
+    }
+    let skipped = dets.len() - max;
+    let mut by_area: Vec<usize> = (0..dets.len()).collect();
+    // Stable: among equal boxes the better-scored (earlier) one is kept.
+    by_area.sort_by(|&a, &b| dets[b].area().total_cmp(&dets[a].area()));
+    let mut keep = vec![false; dets.len()];
+    by_area[..max].iter().for_each(|&i| keep[i] = true);
+    let mut i = 0;
+    dets.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    (dets, skipped)
+}
+
 /// The face whose box centre is nearest the image centre (LFW's labelled person).
 pub fn nearest_center(faces: &[Face], width: u32, height: u32) -> Option<&Face> {
     let (cx, cy) = (width as f32 / 2.0, height as f32 / 2.0);
@@ -157,4 +177,24 @@ pub fn nearest_center(faces: &[Face], width: u32, height: u32) -> Option<&Face> 
 /// The largest face by box area.
 pub fn largest(faces: &[Face]) -> Option<&Face> {
     faces.iter().max_by(|a, b| a.detection.area().total_cmp(&b.detection.area()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(side: f32, score: f32) -> Detection {
+        Detection { bbox: [0.0, 0.0, side, side], landmarks: [[0.0; 2]; 5], score }
+    }
+
+    #[test]
+    fn the_largest_faces_are_kept_in_score_order() {
+        let dets = vec![det(10.0, 0.99), det(50.0, 0.98), det(f32::NAN, 0.97), det(30.0, 0.96), det(50.0, 0.95)];
+        let (kept, skipped) = largest_detections(dets.clone(), 3);
+        assert_eq!(skipped, 2);
+        let sides: Vec<f32> = kept.iter().map(|d| d.bbox[2]).collect();
+        assert_eq!(sides, [50.0, 30.0, 50.0]);
+        assert_eq!((largest_detections(dets.clone(), 5).0.len(), largest_detections(dets.clone(), 5).1), (5, 0));
+        assert_eq!(largest_detections(dets, 0).1, 5);
+    }
 }

@@ -195,6 +195,7 @@ fn engine_matches_pipeline_alone_and_streamed() {
         queue_capacity: 8,
         max_pixels: DEFAULT_MAX_PIXELS,
         retry_after_s: 1,
+        ..InferenceOptions::default()
     };
     let engine = Inference::start(&common::models(), &opts, Default::default()).unwrap();
     let nonface =

@@ -47,10 +47,11 @@ pub async fn list(
 ) -> Result<Json<Value>> {
     who.require(Role::Officer, "read alerts")?;
     let Query(f) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
-    let offset = f.offset.unwrap_or(0);
+    // Checked here too: the next page's offset is computed from it.
+    let (_, offset) = f.page()?;
     let views: Vec<Value> = s.blocking(move |c| Ok(c.alerts(&f)?.iter().map(|a| view(c, a)).collect())).await?;
-    let n = views.len();
-    Ok(Json(json!({"alerts": views, "next_offset": if n == 0 { None } else { Some(offset + n) }})))
+    let next_offset = (!views.is_empty()).then(|| offset.saturating_add(views.len() as i64));
+    Ok(Json(json!({"alerts": views, "next_offset": next_offset})))
 }
 
 pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {

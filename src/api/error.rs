@@ -42,3 +42,34 @@ pub fn rejection(status: StatusCode, text: String, limit: usize) -> Error {
         _ => Error::BadRequest(text),
     }
 }
+
+/// Every error answer in the documented shape, also those that axum's extractors and router
+/// make on their own (a path segment that is not UTF-8, a missing extension): a 4xx or 5xx
+/// body that is not JSON is rewritten as `{"error": ...}` with the same status and headers.
+pub async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    // These texts are axum's own, one short line; a longer body is not buffered (the status's
+    // reason stands in for it).
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let code = match status.as_u16() {
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    };
+    let message = String::from_utf8_lossy(&text);
+    let message = if message.trim().is_empty() { status.canonical_reason().unwrap_or("error").into() } else { message };
+    let (new_parts, new_body) = error_response(status.as_u16(), code, message.trim()).into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(new_parts.headers);
+    Response::from_parts(parts, new_body)
+}

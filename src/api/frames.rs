@@ -65,7 +65,8 @@ pub async fn post_frame(
 /// list, subject, name or score: a stolen camera token learns nothing about the watch lists.
 fn minimal(r: &FrameReport) -> Value {
     let faces: Vec<Value> = r.faces.iter().map(|f| json!({"bbox": f.bbox})).collect();
-    json!({"camera": r.camera, "captured_at": r.captured_at, "faces": faces, "alerts": r.alerts})
+    json!({"camera": r.camera, "captured_at": r.captured_at, "faces": faces, "faces_skipped": r.faces_skipped,
+        "alerts": r.alerts})
 }
 
 async fn frame(

@@ -72,6 +72,27 @@ impl Server {
         Self { child, url, data: data.to_path_buf() }
     }
 
+    /// The server's process id (for /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// A `kB` field of /proc/<pid>/status (`VmRSS`, `VmHWM`), in bytes.
+    pub fn proc_status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or_else(|| panic!("{field} missing from /proc/<pid>/status"))
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
