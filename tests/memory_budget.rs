@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::server::{Server, camera_token, token};
+use common::server::{Server, camera_token};
 use facewatch::vision::decode::{DEFAULT_MAX_PIXELS, decode};
 
 const MIB: u64 = 1 << 20;
