@@ -681,7 +681,7 @@ fn setup(data: &Path) -> Setup {
         t("ops", "olga"),
         t("officer", "ann"),
         t("relay", "hq"),
-        camera_token(data, "gate-1", &["gate-1"]),
+        camera_token(data, "gates", &["gate-1", "gate-2", "gate-3", "gate-4", "gate-5"]),
     );
     let _bob = t("officer", "bob");
     let server = Server::start(
