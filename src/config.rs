@@ -132,6 +132,9 @@ pub struct ServiceConfig {
     pub sse_max_streams_per_token: usize,
     /// Alert events buffered for live streams; a stream further behind is sent `resync`.
     pub sse_buffer: usize,
+    /// Frame and enrollment bodies read at once (each up to `max_body_bytes`); more get 503.
+    /// Bodies are memory before they are queued (and counted in `memory_budget_mb`).
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServiceConfig {
@@ -169,6 +172,7 @@ impl Default for ServiceConfig {
             sse_max_streams: 64,
             sse_max_streams_per_token: 4,
             sse_buffer: 1024,
+            max_concurrent_uploads: 16,
         }
     }
 }
@@ -229,6 +233,7 @@ impl ServiceConfig {
             ("detect_workers", self.detect_workers),
             ("queue_capacity", self.queue_capacity),
             ("embed_max_batch", self.embed_max_batch),
+            ("max_concurrent_uploads", self.max_concurrent_uploads),
         ] {
             if v == 0 || v > 1024 {
                 bad.push(format!("{k} {v}: expected 1..1024"));

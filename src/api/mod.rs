@@ -10,12 +10,14 @@ mod health;
 mod scan_gate;
 mod stream_slots;
 mod token_miss;
+mod uploads;
 mod watchlists;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::handler::Handler as _;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -40,6 +42,8 @@ pub struct AppState {
     pub audit_scans: Arc<scan_gate::ScanGate>,
     /// Reloads the token cache when a well-formed token misses it (rate-limited).
     token_miss: Arc<token_miss::MissReload>,
+    /// Frame and enrollment bodies being read, capped.
+    uploads: Arc<uploads::UploadSlots>,
 }
 
 /// Requests that may wait for the running audit verification before more get 503.
@@ -51,7 +55,8 @@ impl AppState {
         let streams = stream_slots::StreamSlots::new(c.sse_max_streams, c.sse_max_streams_per_token);
         let audit_scans =
             Arc::new(scan_gate::ScanGate::new("audit verification", AUDIT_VERIFY_WAITING, c.retry_after_secs));
-        Self { core, shutdown, streams, audit_scans, token_miss: Arc::default() }
+        let uploads = Arc::new(uploads::UploadSlots::new(c.max_concurrent_uploads));
+        Self { core, shutdown, streams, audit_scans, token_miss: Arc::default(), uploads }
     }
 
     /// Runs store or index work on the blocking pool.
@@ -123,16 +128,17 @@ impl FromRequestParts<AppState> for Auth {
 
 pub fn router(state: AppState) -> Router {
     let limit = state.body_limit();
+    let upload_gate = axum::middleware::from_fn_with_state(state.clone(), uploads::gate);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(health::openapi))
-        .route("/v1/cameras/{camera}/frames", post(frames::post_frame))
+        .route("/v1/cameras/{camera}/frames", post(frames::post_frame.layer(upload_gate.clone())))
         .route("/v1/lists", get(watchlists::lists).post(watchlists::create_list))
         .route("/v1/lists/{list}", get(watchlists::get_list).delete(watchlists::delete_list))
         .route("/v1/lists/{list}/policy", get(watchlists::get_policy).put(watchlists::put_policy))
-        .route("/v1/lists/{list}/subjects", get(watchlists::subjects).post(watchlists::enroll))
+        .route("/v1/lists/{list}/subjects", get(watchlists::subjects).post(watchlists::enroll.layer(upload_gate)))
         .route("/v1/lists/{list}/subjects/{subject}", get(watchlists::subject).delete(watchlists::delete_subject))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/stream", get(alerts::stream))
