@@ -36,18 +36,24 @@ impl UploadSlots {
 pub async fn gate(State(s): State<AppState>, _caller: Auth, req: Request, next: Next) -> Response {
     let c = &s.core.config;
     let Ok(slot) = s.uploads.slots.clone().try_acquire_owned() else {
-        return Error::Overloaded { queue: "uploads", retry_after_s: c.retry_after_secs }.into_response();
+        return refuse(&s, Error::Overloaded { queue: "uploads", retry_after_s: c.retry_after_secs });
     };
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(BODY_DEADLINE, read_limited(body, c.max_body_bytes)).await;
     drop(slot);
     match read {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Ok(Err(e)) => e.into_response(),
+        Ok(Err(e)) => refuse(&s, e),
         Err(_) => {
-            Error::BadRequest(format!("the body did not arrive within {} s", BODY_DEADLINE.as_secs())).into_response()
+            refuse(&s, Error::BadRequest(format!("the body did not arrive within {} s", BODY_DEADLINE.as_secs())))
         }
     }
+}
+
+/// Counted like the handlers' own refusals (`facewatch_rejections_total` by reason).
+fn refuse(s: &AppState, e: Error) -> Response {
+    s.core.metrics.rejections.inc(e.status_code().1);
+    e.into_response()
 }
 
 /// The body, or `PayloadTooLarge` as soon as more than `limit` bytes have arrived.
