@@ -108,8 +108,12 @@ fn main() {
     let data = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut tokens = Tokens::open(&data.path().join("facewatch.db")).unwrap();
-    // Bound to every camera id the load levels use (cam-0, cam-1, ...).
-    let cams: Vec<String> = (0..facewatch::auth::MAX_CAMERAS_PER_TOKEN).map(|i| format!("cam-{i}")).collect();
+    // Bound to every camera id the load levels use (cam-0, cam-1, ...) and to the one that
+    // checks every frame raises an alert.
+    let cams: Vec<String> = (0..facewatch::auth::MAX_CAMERAS_PER_TOKEN - 1)
+        .map(|i| format!("cam-{i}"))
+        .chain(["check".to_string()])
+        .collect();
     let camera = tokens.create("load", Role::Camera, None, &cams, &Actor::local()).unwrap().token;
     let ops = tokens.create("ops", Role::Ops, None, &[], &Actor::local()).unwrap().token;
     drop(tokens);
