@@ -10,5 +10,9 @@ if [ ! -d "$FACEWATCH_TEST_DATA/faces" ]; then
 fi
 cd "$ROOT"
 cargo test --release --all-targets "$@"
+# Arithmetic on attacker data must not overflow in a debug build either: the unit tests and both
+# fuzzers once more with overflow checks on (only this crate is rebuilt for it).
+cargo test --release --config 'profile.release.package.facewatch.overflow-checks=true' \
+  --lib --test fuzz_decode --test fuzz_http "$@"
 # Once more with the `cuda` feature: asking for CUDA without a usable GPU falls back to the CPU.
 cargo test --release --features cuda --test provider
