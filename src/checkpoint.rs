@@ -17,6 +17,7 @@ use crate::audit::{self, Actor};
 use crate::auth::{NewToken, Principal, Role, TokenInfo, Tokens};
 use crate::clock;
 use crate::config::ServiceConfig;
+use crate::enroll::{self, Examined, quality_json};
 use crate::error::{Error, Result};
 use crate::events::{self, outbox};
 use crate::inference::{Analysis, Inference};
@@ -25,12 +26,11 @@ use crate::metrics::{Gauges, Metrics, Stage};
 use crate::outbox_gauges::{OutboxGaugeReader, OutboxGauges};
 use crate::pipeline::Face;
 use crate::token_cache::TokenCache;
-use crate::vision::quality::Rejection;
 use crate::watchlist::Watchlist;
 use crate::watchlist::flusher::Flusher;
 use crate::watchlist::live::Live;
 use crate::watchlist::policy::Policy;
-use crate::watchlist::store::{self, ListRow, NewTemplate, SubjectInfo};
+use crate::watchlist::store::{self, ListRow, SubjectInfo};
 
 /// A change to an alert, as sent to live streams.
 #[derive(Debug, Clone, Serialize)]
@@ -79,23 +79,7 @@ pub struct FrameReport {
     pub alerts: Vec<String>,
 }
 
-/// The verdict on one enrollment photo.
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageVerdict {
-    pub image: String,
-    pub accepted: bool,
-    pub reasons: Vec<String>,
-    pub quality: Option<Value>,
-    pub template_id: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EnrollReport {
-    pub list: String,
-    pub subject: String,
-    pub templates: usize,
-    pub images: Vec<ImageVerdict>,
-}
+pub use crate::enroll::{EnrollReport, ImageVerdict};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Readiness {
@@ -143,14 +127,6 @@ pub struct Checkpoint {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a store lock leaves SQLite consistent (transactions roll back).
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn quality_json(f: &Face) -> Value {
-    let mut q = serde_json::to_value(f.quality).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut q {
-        m.insert("overall".into(), json!(f.quality.overall()));
-    }
-    q
 }
 
 pub fn validate_camera(camera: &str) -> Result<()> {
@@ -477,62 +453,19 @@ impl Checkpoint {
         photos: Vec<(String, Result<Analysis>)>,
         by: &Actor,
     ) -> Result<EnrollReport> {
-        let mut verdicts = Vec::new();
-        let mut templates = Vec::new();
-        let mut kept = Vec::new();
-        for (image, res) in photos {
-            let v = match res {
-                Err(e) => ImageVerdict {
-                    image,
-                    accepted: false,
-                    reasons: vec![e.to_string()],
-                    quality: None,
-                    template_id: None,
-                },
-                Ok(a) => {
-                    let face = a.faces.first().filter(|f| f.embedding.is_some());
-                    match (face, &a.refused) {
-                        (Some(f), None) => {
-                            let q = quality_json(f);
-                            templates.push(NewTemplate {
-                                embedding: f.embedding.clone().unwrap_or_default(),
-                                quality: q.to_string(),
-                                source: format!("api:{image}"),
-                            });
-                            kept.push((verdicts.len(), media::face_jpeg(&a.image, f.detection.bbox)));
-                            ImageVerdict { image, accepted: true, reasons: vec![], quality: Some(q), template_id: None }
-                        }
-                        _ => {
-                            let mut reasons: Vec<String> = a.refused.iter().map(Rejection::to_string).collect();
-                            if let Some(f) = a.faces.first() {
-                                reasons.extend(f.rejections.iter().map(|r| r.to_string()));
-                            }
-                            let quality = a.faces.first().map(quality_json);
-                            ImageVerdict { image, accepted: false, reasons, quality, template_id: None }
-                        }
-                    }
-                }
-            };
-            verdicts.push(v);
-        }
-        if templates.is_empty() {
-            let why: Vec<String> = verdicts.iter().map(|v| format!("{}: {}", v.image, v.reasons.join(", "))).collect();
-            return Err(Error::EnrollmentRefused(format!("no usable photo ({})", why.join("; "))));
-        }
-        let ids = lock(&self.watchlist).enroll(list, subject, name, templates, by)?;
+        let examined = photos.iter().map(|(image, res)| {
+            let x = res.as_ref().map_err(|e| e.to_string()).map(|a| Examined {
+                image: &a.image,
+                face: a.faces.first(),
+                refused: a.refused.as_ref(),
+            });
+            (image.clone(), x)
+        });
+        let verdicts = enroll::assess("api", examined)
+            .store(&self.media, |t| lock(&self.watchlist).enroll(list, subject, name, t, by))?;
         self.flusher.wake();
-        for ((vi, jpeg), id) in kept.into_iter().zip(&ids) {
-            verdicts[vi].template_id = Some(*id);
-            if let Err(e) = jpeg.and_then(|j| self.media.save_reference(*id, &j)) {
-                tracing::warn!(template = id, error = %e, "reference image not saved");
-            }
-        }
-        Ok(EnrollReport {
-            list: list.to_string(),
-            subject: subject.to_string(),
-            templates: ids.len(),
-            images: verdicts,
-        })
+        let ids = verdicts.iter().filter(|v| v.template_id.is_some()).count();
+        Ok(EnrollReport { list: list.to_string(), subject: subject.to_string(), templates: ids, images: verdicts })
     }
 
     // ---- tokens and audit ---------------------------------------------------------------

@@ -1,6 +1,7 @@
-//! Settings shared by every command, from flags or `FACEWATCH_*` environment variables.
+//! Configuration: one loader for `serve` and every other command (defaults, then a TOML file,
+//! then `FACEWATCH_*` environment variables, then explicit command-line flags).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -12,48 +13,65 @@ use crate::vision::detect::DetectorOptions;
 use crate::vision::runtime::RuntimeOptions;
 use crate::watchlist::index::DEFAULT_SPEC;
 
-#[derive(Debug, Clone, Args)]
+/// Flags every command accepts. Each overrides the config file and the environment only when
+/// given: the environment is read by [`ServiceConfig::load`], so that a command and the service
+/// started with the same file and environment use the same data folder.
+#[derive(Debug, Clone, Default, Args)]
 pub struct Settings {
-    /// Folder for the SQLite store and index files.
-    #[arg(long, global = true, env = "FACEWATCH_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-    /// Folder holding manifest.toml and the model files.
-    #[arg(long, global = true, env = "FACEWATCH_MODELS_DIR")]
+    /// Folder for the SQLite store and index files [config: data_dir].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Folder holding manifest.toml and the model files [config: models_dir].
+    #[arg(long, global = true)]
     pub models_dir: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads per model (0 = all cores).
-    #[arg(long, global = true, env = "FACEWATCH_THREADS", default_value_t = 0)]
-    pub threads: usize,
-    /// Minimum detector score for a face.
-    #[arg(long, global = true, env = "FACEWATCH_DETECT_THRESHOLD", default_value_t = 0.9)]
-    pub detect_threshold: f32,
-    /// Largest accepted image, in pixels.
-    #[arg(long, global = true, env = "FACEWATCH_MAX_PIXELS", default_value_t = DEFAULT_MAX_PIXELS)]
-    pub max_pixels: u64,
+    /// ONNX Runtime intra-op threads per model, 0 = all cores [config: threads].
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Minimum detector score for a face [config: detect_threshold].
+    #[arg(long, global = true)]
+    pub detect_threshold: Option<f32>,
+    /// Largest accepted image, in pixels [config: max_pixels].
+    #[arg(long, global = true)]
+    pub max_pixels: Option<u64>,
     /// Watch-list index: "auto" (exact up to 50k templates, an inverted file beyond) or a FAISS factory
     /// string with optional search parameters, e.g. "IDMap2,Flat", "IDMap2,HNSW32|efSearch=128",
-    /// "IDMap2,IVF4096,Flat|nprobe=32".
-    #[arg(long, global = true, env = "FACEWATCH_INDEX_FACTORY", default_value = DEFAULT_SPEC)]
-    pub index_factory: String,
-    /// Use the CUDA execution provider when built with the `cuda` feature.
-    #[arg(long, global = true, env = "FACEWATCH_CUDA", default_value_t = false)]
+    /// "IDMap2,IVF4096,Flat|nprobe=32" [config: index_factory].
+    #[arg(long, global = true)]
+    pub index_factory: Option<String>,
+    /// Use the CUDA execution provider when built with the `cuda` feature [config: cuda].
+    #[arg(long, global = true)]
     pub cuda: bool,
 }
 
 impl Settings {
-    pub fn models_dir(&self) -> PathBuf {
-        models_dir_or_default(self.models_dir.as_deref())
-    }
-
-    pub fn pipeline_options(&self) -> PipelineOptions {
-        PipelineOptions {
-            runtime: RuntimeOptions {
-                intra_threads: self.threads,
-                cuda: self.cuda || cfg!(feature = "cuda"),
-                spin: false,
-            },
-            detector: DetectorOptions { score_threshold: self.detect_threshold, ..DetectorOptions::default() },
-            ..PipelineOptions::default()
+    /// The one loader: defaults <- `file` <- `FACEWATCH_*` in `env` <- these flags, validated.
+    pub fn load(
+        &self,
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> crate::Result<ServiceConfig> {
+        let mut cfg = ServiceConfig::load(file, env)?;
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
         }
+        if let Some(d) = &self.models_dir {
+            cfg.models_dir = d.clone();
+        }
+        if let Some(t) = self.threads {
+            cfg.threads = t;
+        }
+        if let Some(t) = self.detect_threshold {
+            cfg.detect_threshold = t;
+        }
+        if let Some(p) = self.max_pixels {
+            cfg.max_pixels = p;
+        }
+        if let Some(f) = &self.index_factory {
+            cfg.index_factory = f.clone();
+        }
+        cfg.cuda |= self.cuda;
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 

@@ -64,6 +64,10 @@ pub enum Error {
     TooManyStreams { scope: &'static str, limit: usize },
     #[error("configuration: {0}")]
     Config(String),
+    /// Another process (the running service) holds the data folder; changing watch lists behind
+    /// its back would not reach its in-memory index and policies.
+    #[error("the service is running on {}: use the API (POST /v1/lists/...) or stop it", dir.display())]
+    DataDirInUse { dir: PathBuf },
 }
 
 impl Error {
@@ -84,7 +88,7 @@ impl Error {
             Error::Invalid(_) | Error::BadRequest(_) => (400, "bad_request"),
             Error::EnrollmentRefused(_) => (422, "enrollment_refused"),
             Error::UnknownList(_) | Error::UnknownSubject { .. } | Error::NotFound(_) => (404, "not_found"),
-            Error::Conflict(_) => (409, "conflict"),
+            Error::Conflict(_) | Error::DataDirInUse { .. } => (409, "conflict"),
             Error::Unauthorized => (401, "unauthorized"),
             Error::Forbidden { .. } => (403, "forbidden"),
             Error::Overloaded { .. } => (503, "overloaded"),

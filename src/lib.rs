@@ -12,6 +12,7 @@ pub mod auth;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
+pub mod data_lock;
 pub mod db;
 pub mod enroll;
 pub mod error;

@@ -12,19 +12,23 @@ use serde_json::json;
 use facewatch::audit::{self, Actor};
 use facewatch::auth::{Role, Tokens};
 use facewatch::config::{ServiceConfig, Settings};
-use facewatch::enroll;
+use facewatch::data_lock::DataLock;
+use facewatch::enroll::{self, Examined};
 use facewatch::eval;
-use facewatch::media::{self, Media};
+use facewatch::media::Media;
 use facewatch::pipeline::Pipeline;
 use facewatch::vision::decode::decode_file;
 use facewatch::vision::quality::{QualityGate, Rejection};
 use facewatch::watchlist::Watchlist;
 use facewatch::watchlist::policy::Policy;
-use facewatch::watchlist::store::NewTemplate;
 
 #[derive(Parser)]
 #[command(name = "facewatch", version, about = "Face-recognition checkpoint: watch-list matching on the edge")]
 struct Cli {
+    /// TOML file with settings (see facewatch.example.toml), read by every command: defaults,
+    /// then this file, then FACEWATCH_* environment variables, then the flags given.
+    #[arg(long, global = true, env = "FACEWATCH_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
     #[command(subcommand)]
@@ -33,12 +37,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the checkpoint service (HTTP API). Configuration: --config file, then FACEWATCH_* env.
-    Serve {
-        /// TOML file with service settings (see facewatch.example.toml).
-        #[arg(long, env = "FACEWATCH_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    /// Run the checkpoint service (HTTP API). Configuration: --config file, then FACEWATCH_* env,
+    /// then flags. While it runs, commands that change watch lists refuse (use the API).
+    Serve,
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -201,11 +202,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let s = cli.settings;
+    let s = &cli.settings.load(cli.config.as_deref(), std::env::vars())?;
     match cli.command {
-        Command::Serve { config } => serve_cmd(config.as_deref()),
-        Command::Token { action } => token_cmd(&s, action),
-        Command::Audit { action } => audit_cmd(&s, action),
+        Command::Serve => serve_cmd(s.clone()),
+        Command::Token { action } => token_cmd(s, action),
+        Command::Audit { action } => audit_cmd(s, action),
         Command::Events { action: EventsAction::Tail { nats, stream, durable, filter, count, idle_exit } } => {
             let o = facewatch::events::tail::TailOptions {
                 url: nats,
@@ -224,13 +225,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Enroll { list, subject, name, threshold, images } => {
-            enroll_cmd(&s, &list, &subject, name.as_deref(), threshold, &images)
+            enroll_cmd(s, &list, &subject, name.as_deref(), threshold, &images)
         }
-        Command::Import { list, threshold, dir } => import_cmd(&s, &list, threshold, &dir),
-        Command::Identify { json, top, images } => identify_cmd(&s, json, top, &images),
-        Command::Embed { json: _, images } => embed_cmd(&s, &images),
+        Command::Import { list, threshold, dir } => import_cmd(s, &list, threshold, &dir),
+        Command::Identify { json, top, images } => identify_cmd(s, json, top, &images),
+        Command::Embed { json: _, images } => embed_cmd(s, &images),
         Command::Lists { json } => {
-            let wl = open_watchlist_light(&s)?;
+            let wl = open_watchlist_light(s)?;
             let lists = wl.summaries()?;
             if json {
                 println!("{}", serde_json::to_string(&lists)?);
@@ -245,7 +246,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Remove { list, subject } => {
-            let mut wl = open_watchlist_light(&s)?;
+            let _owner = own_data_dir(s)?;
+            let mut wl = open_watchlist_light(s)?;
             let ids = wl.remove(&list, &subject, &Actor::local())?;
             wl.flush()?;
             Media::open(&s.data_dir)?.delete_references(&ids);
@@ -253,33 +255,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Threshold { list, value } => {
-            let mut wl = open_watchlist_light(&s)?;
+            let _owner = own_data_dir(s)?;
+            let mut wl = open_watchlist_light(s)?;
             let policy = Policy { threshold: value, ..wl.list(&list)?.policy };
             wl.set_policy(&list, &policy, &Actor::local())?;
             println!("{list}: threshold {value}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { faces, workers } => eval_cmd(&s, &faces, workers),
+        Command::Eval { faces, workers } => eval_cmd(s, cli.settings.threads.is_some(), &faces, workers),
     }
 }
 
+/// Commands that change watch lists hold the data folder for their whole run, and refuse while
+/// a running service holds it: the service would not see the change until restart.
+fn own_data_dir(s: &ServiceConfig) -> anyhow::Result<DataLock> {
+    Ok(DataLock::acquire(&s.data_dir)?)
+}
+
 /// One pipeline used from this thread: its two models never run at once, so they may spin.
-fn open_pipeline(s: &Settings) -> anyhow::Result<Pipeline> {
+fn open_pipeline(s: &ServiceConfig) -> anyhow::Result<Pipeline> {
     let mut opts = s.pipeline_options();
     opts.runtime.spin = true;
     Pipeline::open(&s.models_dir(), opts).context("loading models")
 }
 
-fn open_watchlist(s: &Settings, p: &Pipeline) -> anyhow::Result<Watchlist> {
+fn open_watchlist(s: &ServiceConfig, p: &Pipeline) -> anyhow::Result<Watchlist> {
     watchlist_for(s, &p.manifest.embedder)
 }
 
 /// The watch list without loading the model sessions (model identity from the manifest).
-fn open_watchlist_light(s: &Settings) -> anyhow::Result<Watchlist> {
+fn open_watchlist_light(s: &ServiceConfig) -> anyhow::Result<Watchlist> {
     watchlist_for(s, &facewatch::manifest::Manifest::load(&s.models_dir())?.embedder)
 }
 
-fn watchlist_for(s: &Settings, e: &facewatch::manifest::EmbedderSpec) -> anyhow::Result<Watchlist> {
+fn watchlist_for(s: &ServiceConfig, e: &facewatch::manifest::EmbedderSpec) -> anyhow::Result<Watchlist> {
     Ok(Watchlist::open(&s.data_dir, &s.index_factory, &e.name, e.embedding_size as u32)?)
 }
 
@@ -287,89 +296,89 @@ fn reasons(r: &[Rejection]) -> String {
     r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
 }
 
-/// An enrollable photo: its template and the face crop kept as the reference image.
-type Enrollable = (NewTemplate, Option<Vec<u8>>);
-
-/// Embeds the enrollable face of each photo; refusals are returned with their reasons.
-fn enrollment_templates(
-    s: &Settings,
-    p: &mut Pipeline,
-    images: &[PathBuf],
-) -> (Vec<Enrollable>, Vec<(PathBuf, String)>) {
+/// Examines each photo with the local pipeline and judges it by the one enrollment path
+/// (the API's): the stored source is `cli:<file name>`, never the local path.
+fn assess_photos(s: &ServiceConfig, p: &mut Pipeline, images: &[PathBuf]) -> enroll::Assessed {
     let gate = QualityGate::enrollment();
-    let mut ok = Vec::new();
-    let mut refused = Vec::new();
-    for path in images {
-        let res = decode_file(path, s.max_pixels).and_then(|img| Ok((enroll::select(p, &img, &gate)?, img)));
-        match res {
-            Ok((Ok(face), img)) => {
-                let q = serde_json::to_string(&face.quality).unwrap_or_default();
-                let crop = media::face_jpeg(&img, face.detection.bbox).ok();
-                if let Some(e) = face.embedding {
-                    ok.push((NewTemplate { embedding: e, quality: q, source: path.display().to_string() }, crop));
-                }
-            }
-            Ok((Err(r), _)) => refused.push((path.clone(), reasons(&r))),
-            Err(e) => refused.push((path.clone(), e.to_string())),
-        }
-    }
-    (ok, refused)
+    let examined: Vec<_> = images
+        .iter()
+        .map(|path| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let res = decode_file(path, s.max_pixels).and_then(|img| Ok((enroll::examine(p, &img, &gate)?, img)));
+            (path, name, res.map_err(|e| e.to_string()))
+        })
+        .collect();
+    enroll::assess(
+        "cli",
+        examined.iter().map(|(_, name, res)| {
+            let x = res.as_ref().map_err(Clone::clone).map(|((face, refused), img)| Examined {
+                image: img,
+                face: face.as_ref(),
+                refused: refused.as_ref(),
+            });
+            (name.clone(), x)
+        }),
+    )
+}
+
+/// The refused photos of an assessment, with their reasons, by path.
+fn refusals(images: &[PathBuf], a: &enroll::Assessed) -> Vec<(PathBuf, String)> {
+    images
+        .iter()
+        .zip(&a.verdicts)
+        .filter(|(_, v)| !v.accepted)
+        .map(|(p, v)| (p.clone(), v.reasons.join("; ")))
+        .collect()
 }
 
 fn enroll_cmd(
-    s: &Settings,
+    s: &ServiceConfig,
     list: &str,
     subject: &str,
     name: Option<&str>,
     threshold: Option<f32>,
     images: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
+    let _owner = own_data_dir(s)?;
     let mut p = open_pipeline(s)?;
     let mut wl = open_watchlist(s, &p)?;
     let policy = Policy::with_threshold(threshold.unwrap_or(p.manifest.embedder.default_threshold));
     wl.create_list(list, &policy, &Actor::local())?;
-    let (ok, refused) = enrollment_templates(s, &mut p, images);
+    let assessed = assess_photos(s, &mut p, images);
+    let refused = refusals(images, &assessed);
     for (path, why) in &refused {
         eprintln!("refused {}: {why}", path.display());
     }
-    if ok.is_empty() {
+    if assessed.accepted() == 0 {
         bail!("nothing enrolled for {subject}: every photo was refused");
     }
-    let n = ok.len();
-    store_enrollment(s, &mut wl, list, subject, name, ok)?;
+    let n = assessed.accepted();
+    store_enrollment(s, &mut wl, list, subject, name, assessed)?;
     wl.flush()?;
     println!("enrolled {subject} in {list}: {n} template(s), {} photo(s) refused", refused.len());
     Ok(ExitCode::SUCCESS)
 }
 
-/// Stores the templates (audited) and their reference images.
+/// Stores the accepted templates (audited) and their reference images.
 fn store_enrollment(
-    s: &Settings,
+    s: &ServiceConfig,
     wl: &mut Watchlist,
     list: &str,
     subject: &str,
     name: Option<&str>,
-    ok: Vec<Enrollable>,
-) -> anyhow::Result<Vec<i64>> {
-    let (templates, crops): (Vec<_>, Vec<_>) = ok.into_iter().unzip();
-    let ids = wl.enroll(list, subject, name, templates, &Actor::local())?;
-    let m = Media::open(&s.data_dir)?;
-    for (id, crop) in ids.iter().zip(crops) {
-        if let Some(jpeg) = crop {
-            m.save_reference(*id, &jpeg)?;
-        }
-    }
-    Ok(ids)
+    assessed: enroll::Assessed,
+) -> anyhow::Result<()> {
+    let media = Media::open(&s.data_dir)?;
+    assessed.store(&media, |t| wl.enroll(list, subject, name, t, &Actor::local()))?;
+    Ok(())
 }
 
-fn serve_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let cfg = ServiceConfig::load(config, std::env::vars())?;
+fn serve_cmd(cfg: ServiceConfig) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     rt.block_on(facewatch::serve::run(cfg))?;
     Ok(ExitCode::SUCCESS)
 }
-
-fn token_cmd(s: &Settings, action: TokenAction) -> anyhow::Result<ExitCode> {
+fn token_cmd(s: &ServiceConfig, action: TokenAction) -> anyhow::Result<ExitCode> {
     let mut tokens = Tokens::open(&s.data_dir.join("facewatch.db"))?;
     match action {
         TokenAction::Create { role, name, principal, cameras, json } => {
@@ -400,7 +409,7 @@ fn token_cmd(s: &Settings, action: TokenAction) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_cmd(s: &Settings, action: AuditAction) -> anyhow::Result<ExitCode> {
+fn audit_cmd(s: &ServiceConfig, action: AuditAction) -> anyhow::Result<ExitCode> {
     let db = s.data_dir.join("facewatch.db");
     if !db.exists() {
         bail!("no store at {} (set --data-dir)", db.display());
@@ -432,7 +441,7 @@ fn audit_cmd(s: &Settings, action: AuditAction) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> anyhow::Result<ExitCode> {
+fn import_cmd(s: &ServiceConfig, list: &str, threshold: Option<f32>, dir: &Path) -> anyhow::Result<ExitCode> {
     let mut subjects: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .flatten()
@@ -443,6 +452,7 @@ fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> a
     if subjects.is_empty() {
         bail!("{}: no sub-folders (expected one folder of photos per subject)", dir.display());
     }
+    let _owner = own_data_dir(s)?;
     let mut p = open_pipeline(s)?;
     let mut wl = open_watchlist(s, &p)?;
     let policy = Policy::with_threshold(threshold.unwrap_or(p.manifest.embedder.default_threshold));
@@ -461,14 +471,14 @@ fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> a
             .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
             .unwrap_or_default();
         photos.sort();
-        let (ok, refused) = enrollment_templates(s, &mut p, &photos);
-        refused_photos.extend(refused);
-        if ok.is_empty() {
+        let assessed = assess_photos(s, &mut p, &photos);
+        refused_photos.extend(refusals(&photos, &assessed));
+        if assessed.accepted() == 0 {
             refused_subjects.push(id);
         } else {
-            templates += ok.len();
+            templates += assessed.accepted();
             let name = id.replace('_', " ");
-            match store_enrollment(s, &mut wl, list, &id, Some(&name), ok) {
+            match store_enrollment(s, &mut wl, list, &id, Some(&name), assessed) {
                 Ok(_) => enrolled += 1,
                 Err(e) => refused_photos.push((sub.clone(), e.to_string())),
             }
@@ -499,7 +509,7 @@ fn import_cmd(s: &Settings, list: &str, threshold: Option<f32>, dir: &Path) -> a
     Ok(if enrolled > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn identify_cmd(s: &Settings, json: bool, top: usize, images: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn identify_cmd(s: &ServiceConfig, json: bool, top: usize, images: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut p = open_pipeline(s)?;
     let wl = open_watchlist(s, &p)?;
     let gate = QualityGate::default();
@@ -563,7 +573,7 @@ fn identify_cmd(s: &Settings, json: bool, top: usize, images: &[PathBuf]) -> any
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-fn embed_cmd(s: &Settings, images: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn embed_cmd(s: &ServiceConfig, images: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut p = open_pipeline(s)?;
     let mut failed = false;
     let mut out = std::io::stdout().lock();
@@ -592,11 +602,12 @@ fn embed_cmd(s: &Settings, images: &[PathBuf]) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-fn eval_cmd(s: &Settings, faces: &Path, workers: usize) -> anyhow::Result<ExitCode> {
+fn eval_cmd(s: &ServiceConfig, threads_given: bool, faces: &Path, workers: usize) -> anyhow::Result<ExitCode> {
     let mut opts = s.pipeline_options();
     // Evaluation picks the labelled (centre) face among all candidates, as the reference does.
     opts.detector.score_threshold = opts.detector.score_threshold.min(0.6);
-    if s.threads == 0 {
+    // Parallelism comes from the workers unless --threads asks for more per model.
+    if !threads_given || s.threads == 0 {
         opts.runtime.intra_threads = 1;
     }
     let set = eval::IdentificationSet::from_faces_dir(faces)?;

@@ -18,6 +18,8 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let sweep_every = Duration::from_secs(config.retention_sweep_secs);
     let bind = config.bind.clone();
+    // Held until this function returns: watch-list commands refuse while the service runs.
+    let _data_lock = crate::data_lock::DataLock::acquire(&config.data_dir)?;
     let core = tokio::task::spawn_blocking(move || Checkpoint::open(config))
         .await
         .map_err(|e| Error::Runtime(format!("start-up task failed: {e}")))??;
