@@ -19,7 +19,13 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     let sweep_every = Duration::from_secs(config.retention_sweep_secs);
     let bind = config.bind.clone();
     // Held until this function returns: watch-list commands refuse while the service runs.
-    let _data_lock = crate::data_lock::DataLock::acquire(&config.data_dir)?;
+    let _data_lock = crate::data_lock::DataLock::acquire(&config.data_dir).map_err(|e| match e {
+        Error::DataDirInUse { dir } => Error::Config(format!(
+            "data folder {} is in use by another facewatch service or watch-list command",
+            dir.display()
+        )),
+        e => e,
+    })?;
     let core = tokio::task::spawn_blocking(move || Checkpoint::open(config))
         .await
         .map_err(|e| Error::Runtime(format!("start-up task failed: {e}")))??;
