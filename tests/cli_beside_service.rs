@@ -114,6 +114,14 @@ fn config_file_for_every_command_refusal_while_serving_and_one_enrollment_path()
     }
     let subjects = s.get("/v1/lists/wanted/subjects", Some(&ops)).ok();
     assert_eq!(subjects["subjects"].as_array().map(Vec::len), Some(1), "{subjects}");
+    // A second service on the same folder stops at start, saying why.
+    let o = Command::new(common::server::bin())
+        .args(["--config", cfg_arg, "serve"])
+        .env_remove("FACEWATCH_DATA_DIR")
+        .env("FACEWATCH_BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("is in use"), "{o:?}");
     // Read-only commands still work beside it.
     let lists: Value = serde_json::from_str(&ok(cli(tmp.path(), &["--config", cfg_arg, "lists", "--json"]))).unwrap();
     assert_eq!(lists[0]["templates"], 1, "{lists}");
