@@ -61,9 +61,21 @@ pub fn assess<'a>(
     origin: &str,
     photos: impl IntoIterator<Item = (String, std::result::Result<Examined<'a>, String>)>,
 ) -> Assessed {
-    let mut verdicts = Vec::new();
-    let mut kept = Vec::new();
+    let mut a = Assessed { verdicts: Vec::new(), kept: Vec::new() };
     for (image, res) in photos {
+        a.judge(origin, image, res);
+    }
+    a
+}
+
+impl Assessed {
+    /// An empty assessment, for callers that judge one photo at a time (and drop it after).
+    pub fn new() -> Self {
+        Self { verdicts: Vec::new(), kept: Vec::new() }
+    }
+
+    /// Judges one photo; only its template and reference crop are kept.
+    pub fn judge(&mut self, origin: &str, image: String, res: std::result::Result<Examined<'_>, String>) {
         let v = match res {
             Err(e) => ImageVerdict { image, accepted: false, reasons: vec![e], quality: None, template_id: None },
             Ok(x) => match (x.face.filter(|f| f.embedding.is_some()), x.refused) {
@@ -74,7 +86,7 @@ pub fn assess<'a>(
                         quality: q.to_string(),
                         source: format!("{origin}:{image}"),
                     };
-                    kept.push((verdicts.len(), t, media::face_jpeg(x.image, f.detection.bbox)));
+                    self.kept.push((self.verdicts.len(), t, media::face_jpeg(x.image, f.detection.bbox)));
                     ImageVerdict { image, accepted: true, reasons: vec![], quality: Some(q), template_id: None }
                 }
                 _ => {
@@ -87,9 +99,14 @@ pub fn assess<'a>(
                 }
             },
         };
-        verdicts.push(v);
+        self.verdicts.push(v);
     }
-    Assessed { verdicts, kept }
+}
+
+impl Default for Assessed {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Assessed {

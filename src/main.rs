@@ -300,25 +300,19 @@ fn reasons(r: &[Rejection]) -> String {
 /// (the API's): the stored source is `cli:<file name>`, never the local path.
 fn assess_photos(s: &ServiceConfig, p: &mut Pipeline, images: &[PathBuf]) -> enroll::Assessed {
     let gate = QualityGate::enrollment();
-    let examined: Vec<_> = images
-        .iter()
-        .map(|path| {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let res = decode_file(path, s.max_pixels).and_then(|img| Ok((enroll::examine(p, &img, &gate)?, img)));
-            (path, name, res.map_err(|e| e.to_string()))
-        })
-        .collect();
-    enroll::assess(
-        "cli",
-        examined.iter().map(|(_, name, res)| {
-            let x = res.as_ref().map_err(Clone::clone).map(|((face, refused), img)| Examined {
-                image: img,
-                face: face.as_ref(),
-                refused: refused.as_ref(),
-            });
-            (name.clone(), x)
-        }),
-    )
+    let mut assessed = enroll::Assessed::new();
+    // One photo at a time: a folder of large photos never sits decoded in memory at once.
+    for path in images {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let res = decode_file(path, s.max_pixels).and_then(|img| Ok((enroll::examine(p, &img, &gate)?, img)));
+        let x = res.as_ref().map_err(|e| e.to_string()).map(|((face, refused), img)| Examined {
+            image: img,
+            face: face.as_ref(),
+            refused: refused.as_ref(),
+        });
+        assessed.judge("cli", name, x);
+    }
+    assessed
 }
 
 /// The refused photos of an assessment, with their reasons, by path.
