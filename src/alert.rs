@@ -343,7 +343,10 @@ impl Alerts {
         on_error: impl FnOnce(&str),
     ) -> Result<Raised> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(id) = recent_open(&tx, a, cooldown_ms)? {
+        // Cooldown 0 means every sighting is an alert, even two frames captured the same instant.
+        if cooldown_ms > 0
+            && let Some(id) = recent_open(&tx, a, cooldown_ms)?
+        {
             return Ok(Raised::Reused(id));
         }
         let id = uuid::Uuid::now_v7().to_string();
@@ -533,7 +536,7 @@ mod tests {
     }
 
     fn raise(alerts: &mut Alerts, subject: &str) -> Raised {
-        alerts.raise(&mut sighting(subject), 0, |_, a| a.has_crop = true, |_| {}).unwrap()
+        alerts.raise(&mut sighting(subject), 600_000, |_, a| a.has_crop = true, |_| {}).unwrap()
     }
 
     fn officer(name: &str, principal: &str) -> Principal {
@@ -577,6 +580,9 @@ mod tests {
         assert!(matches!(at(&mut alerts, t0 - 10_000), Raised::Reused(id) if id == first.id), "late frame");
         assert!(matches!(at(&mut alerts, t0 + 7_190_000), Raised::Reused(id) if id == later.id), "nearest alert");
         assert_eq!(alerts.count().unwrap(), 2);
+        // Cooldown 0: every sighting alerts, even one captured the same instant as an open alert.
+        let mut same = NewAlert { captured_ms: t0, ..sighting("x") };
+        assert!(matches!(alerts.raise(&mut same, 0, |_, _| {}, |_| {}).unwrap(), Raised::Created(_)));
     }
 
     #[test]
@@ -598,7 +604,10 @@ mod tests {
                             std::thread::sleep(std::time::Duration::from_millis(20));
                             a.has_crop = true;
                         };
-                        matches!(alerts.raise(&mut sighting("x"), 0, slow_crop, |_| {}).unwrap(), Raised::Created(_))
+                        matches!(
+                            alerts.raise(&mut sighting("x"), 600_000, slow_crop, |_| {}).unwrap(),
+                            Raised::Created(_)
+                        )
                     })
                 })
                 .collect();
