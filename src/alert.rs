@@ -37,7 +37,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     has_crop        INTEGER NOT NULL,
     retention_days  INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS alerts_recent ON alerts(list, subject, camera, created_ms);
+-- Cooldown looks alerts up by capture time (frames may arrive late or out of order);
+-- the index of older stores, on arrival time, is replaced.
+DROP INDEX IF EXISTS alerts_recent;
+CREATE INDEX IF NOT EXISTS alerts_sighting ON alerts(list, subject, camera, captured_ms);
 CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, seq);
 CREATE TABLE IF NOT EXISTS reviews (
     id          INTEGER PRIMARY KEY,
@@ -265,13 +268,16 @@ pub enum Raised {
 /// The newest alert for this subject, list and camera created at or after `since_ms` that is
 /// still under review (open or confirmed once). A dismissed or verified alert is closed: a new
 /// sighting after it is a new lead, never silently absorbed.
-fn recent_open(conn: &Connection, list: &str, subject: &str, camera: &str, since_ms: i64) -> Result<Option<String>> {
+fn recent_open(conn: &Connection, a: &NewAlert, cooldown_ms: i64) -> Result<Option<String>> {
+    // Either side of this frame's capture time: a late frame from a camera's buffer belongs
+    // to the alert its neighbours raised, whenever it arrives. The nearest one wins.
+    let (from, to) = (a.captured_ms.saturating_sub(cooldown_ms), a.captured_ms.saturating_add(cooldown_ms));
     Ok(conn
         .query_row(
-            "SELECT id FROM alerts WHERE list = ?1 AND subject = ?2 AND camera = ?3 AND created_ms >= ?4
-               AND status IN ('open', 'confirmed')
-             ORDER BY created_ms DESC LIMIT 1",
-            params![list, subject, camera, since_ms],
+            "SELECT id FROM alerts WHERE list = ?1 AND subject = ?2 AND camera = ?3
+               AND captured_ms BETWEEN ?4 AND ?5 AND status IN ('open', 'confirmed')
+             ORDER BY ABS(captured_ms - ?6), seq DESC LIMIT 1",
+            params![a.list, a.subject, a.camera, from, to, a.captured_ms],
             |r| r.get(0),
         )
         .optional()?)
@@ -322,8 +328,9 @@ impl Alerts {
         &self.conn
     }
 
-    /// Raises an alert unless one for the same subject at the same camera since `since_ms` is
-    /// still under review. The check and the insert are one IMMEDIATE transaction, so
+    /// Raises an alert unless one for the same subject at the same camera, captured within
+    /// `cooldown_ms` of this sighting's capture time (before or after it), is still under
+    /// review. The check and the insert are one IMMEDIATE transaction, so
     /// concurrent frames of one traveller (from any thread or process) raise one alert.
     /// `save_crop(id, alert)` runs inside it only for a new alert, before the row is written (an
     /// alert never points at a missing file): it sets `has_crop` (and `shared_crop`).
@@ -331,12 +338,15 @@ impl Alerts {
     pub fn raise(
         &mut self,
         a: &mut NewAlert,
-        since_ms: i64,
+        cooldown_ms: i64,
         save_crop: impl FnOnce(&str, &mut NewAlert),
         on_error: impl FnOnce(&str),
     ) -> Result<Raised> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(id) = recent_open(&tx, &a.list, &a.subject, &a.camera, since_ms)? {
+        // Cooldown 0 means every sighting is an alert, even two frames captured the same instant.
+        if cooldown_ms > 0
+            && let Some(id) = recent_open(&tx, a, cooldown_ms)?
+        {
             return Ok(Raised::Reused(id));
         }
         let id = uuid::Uuid::now_v7().to_string();
@@ -526,7 +536,7 @@ mod tests {
     }
 
     fn raise(alerts: &mut Alerts, subject: &str) -> Raised {
-        alerts.raise(&mut sighting(subject), 0, |_, a| a.has_crop = true, |_| {}).unwrap()
+        alerts.raise(&mut sighting(subject), 600_000, |_, a| a.has_crop = true, |_| {}).unwrap()
     }
 
     fn officer(name: &str, principal: &str) -> Principal {
@@ -555,6 +565,27 @@ mod tests {
     }
 
     #[test]
+    fn cooldown_is_measured_between_capture_times() {
+        // Raised in arrival order 0 s, +2 h, then a late frame captured 10 s before the first:
+        // capture times decide, so the late frame joins the first alert and +2 h is its own.
+        let dir = tempfile::tempdir().unwrap();
+        let mut alerts = Alerts::open(&dir.path().join("a.db")).unwrap();
+        let at = |alerts: &mut Alerts, captured_ms: i64| {
+            let mut a = NewAlert { captured_ms, ..sighting("x") };
+            alerts.raise(&mut a, 600_000, |_, _| {}, |_| {}).unwrap()
+        };
+        let t0 = 1_790_000_000_000;
+        let Raised::Created(first) = at(&mut alerts, t0) else { panic!("first sighting raises") };
+        let Raised::Created(later) = at(&mut alerts, t0 + 7_200_000) else { panic!("2 h later is a new alert") };
+        assert!(matches!(at(&mut alerts, t0 - 10_000), Raised::Reused(id) if id == first.id), "late frame");
+        assert!(matches!(at(&mut alerts, t0 + 7_190_000), Raised::Reused(id) if id == later.id), "nearest alert");
+        assert_eq!(alerts.count().unwrap(), 2);
+        // Cooldown 0: every sighting alerts, even one captured the same instant as an open alert.
+        let mut same = NewAlert { captured_ms: t0, ..sighting("x") };
+        assert!(matches!(alerts.raise(&mut same, 0, |_, _| {}, |_| {}).unwrap(), Raised::Created(_)));
+    }
+
+    #[test]
     fn concurrent_sightings_raise_one_alert() {
         // Eight frames of one traveller at once, each on its own connection (as several
         // threads or processes would be): the check and the insert are one transaction.
@@ -573,7 +604,10 @@ mod tests {
                             std::thread::sleep(std::time::Duration::from_millis(20));
                             a.has_crop = true;
                         };
-                        matches!(alerts.raise(&mut sighting("x"), 0, slow_crop, |_| {}).unwrap(), Raised::Created(_))
+                        matches!(
+                            alerts.raise(&mut sighting("x"), 600_000, slow_crop, |_| {}).unwrap(),
+                            Raised::Created(_)
+                        )
                     })
                 })
                 .collect();

@@ -19,7 +19,7 @@ use crate::clock;
 use crate::config::ServiceConfig;
 use crate::enroll::{self, Examined, quality_json};
 use crate::error::{Error, Result};
-use crate::events::{self, outbox};
+use crate::events::{self, kind, outbox};
 use crate::inference::{Analysis, Inference};
 use crate::media::{self, Media};
 use crate::metrics::{Gauges, Metrics, Stage};
@@ -35,7 +35,8 @@ use crate::watchlist::store::{self, ListRow, SubjectInfo};
 /// A change to an alert, as sent to live streams.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertEvent {
-    /// `alert.created` or `alert.updated`.
+    /// The outbox's event type: `alert.created`, `alert.reviewed` or `alert.verified`
+    /// (see [`kind`]), so that the live stream and NATS speak one vocabulary.
     pub kind: &'static str,
     pub alert: Alert,
     /// Whether the alert's reference image may be shown (looked up when announced, so that
@@ -235,7 +236,8 @@ impl Checkpoint {
                     alert_id: None,
                 };
                 if f.quality.face_px >= policy.min_face_px && f.quality.overall() >= policy.min_quality {
-                    let since = clock::now_ms() - policy.cooldown_secs as i64 * 1000;
+                    // On capture times, not arrival: a camera may send its buffer late.
+                    let cooldown_ms = policy.cooldown_secs as i64 * 1000;
                     let new = NewAlert {
                         site: self.config.site.clone(),
                         camera: camera.to_string(),
@@ -254,7 +256,7 @@ impl Checkpoint {
                         has_crop: false,
                         shared_crop: None,
                     };
-                    match self.raise(new, since, &a, f, policy.share_crops)? {
+                    match self.raise(new, cooldown_ms, &a, f, policy.share_crops)? {
                         Raised::Reused(id) => {
                             self.metrics.suppressed.fetch_add(1, Ordering::Relaxed);
                             (m.outcome, m.alert_id) = ("cooldown", Some(id));
@@ -292,11 +294,11 @@ impl Checkpoint {
         })
     }
 
-    /// Raises an alert for a match unless one for the same subject and camera since `since_ms`
-    /// is still under review (then the sighting is that alert's). The crop is encoded before
+    /// Raises an alert for a match unless one for the same subject and camera captured within
+    /// `cooldown_ms` of this frame is still under review (then the sighting is that alert's). The crop is encoded before
     /// the store is locked; checking, writing the crop and inserting the row happen under one
     /// transaction (see [`Alerts::raise`]). A full disk still raises the alert, without its crop.
-    fn raise(&self, mut new: NewAlert, since_ms: i64, a: &Analysis, f: &Face, share_crop: bool) -> Result<Raised> {
+    fn raise(&self, mut new: NewAlert, cooldown_ms: i64, a: &Analysis, f: &Face, share_crop: bool) -> Result<Raised> {
         use base64::Engine as _;
         // Encoded only for a new alert (most sightings of a lingering traveller are reused).
         let save = |id: &str, new: &mut NewAlert| {
@@ -312,12 +314,12 @@ impl Checkpoint {
         let cleanup = |id: &str| {
             Media::delete(&self.media.crop_path(id));
         };
-        let raised = lock(&self.alerts).raise(&mut new, since_ms, save, cleanup)?;
+        let raised = lock(&self.alerts).raise(&mut new, cooldown_ms, save, cleanup)?;
         if let Raised::Created(alert) = &raised {
             self.metrics.alerts.fetch_add(1, Ordering::Relaxed);
             tracing::info!(alert = %alert.id, camera = %alert.camera, list = %alert.list, subject = %alert.subject,
                 score = alert.score, "alert raised");
-            self.announce("alert.created", alert);
+            self.announce(kind::ALERT_CREATED, alert);
             self.outbox_notify.notify_one();
         }
         Ok(raised)
@@ -359,7 +361,11 @@ impl Checkpoint {
             Decision::Confirm => "confirm",
             Decision::Dismiss => "dismiss",
         });
-        self.announce("alert.updated", &alert);
+        self.announce(kind::ALERT_REVIEWED, &alert);
+        if alert.status == alert::Status::Verified {
+            // As in the outbox: every review, then the second confirmation's verification.
+            self.announce(kind::ALERT_VERIFIED, &alert);
+        }
         self.outbox_notify.notify_one();
         Ok(alert)
     }

@@ -75,13 +75,9 @@ impl Settings {
     }
 }
 
-/// The models folder given, else `./models`, else the crate's own `models/` (for `cargo run`).
+/// The models folder given, else the defaults of [`crate::models_dir`] (never the build tree).
 fn models_dir_or_default(given: Option<&std::path::Path>) -> PathBuf {
-    if let Some(d) = given {
-        return d.to_path_buf();
-    }
-    let local = PathBuf::from("models");
-    if local.join("manifest.toml").exists() { local } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models") }
+    crate::models_dir::resolve(given)
 }
 
 /// The service's configuration: defaults, then a TOML file, then `FACEWATCH_<KEY>` environment
@@ -94,7 +90,7 @@ pub struct ServiceConfig {
     /// Address the HTTP API listens on.
     pub bind: String,
     pub data_dir: PathBuf,
-    /// Models folder; empty = `./models`, else the crate's own.
+    /// Models folder; empty = `./models`, else next to the executable (see [`crate::models_dir`]).
     pub models_dir: PathBuf,
     /// ONNX Runtime intra-op threads per model session (0 = all cores). The default, 2 per
     /// model even on 2 cores, lets a busy model use the cores of an idle one (the embedder
@@ -140,7 +136,7 @@ pub struct ServiceConfig {
     pub events_retention_days: u64,
     /// Instead of NATS: POST each event to this URL, signed with `webhook_secret` (HMAC-SHA256).
     pub webhook_url: String,
-    pub webhook_secret: String,
+    pub webhook_secret: crate::secret::Secret,
     /// What a camera learns from its frame's answer: "minimal" (face boxes and alert ids) or
     /// "full" (also each face's quality, matches with list, subject, name and score). A stolen
     /// camera token must not be a watch-list lookup service, hence the default.
@@ -185,7 +181,7 @@ impl Default for ServiceConfig {
             publish_max_backoff_ms: 10_000,
             events_retention_days: 30,
             webhook_url: String::new(),
-            webhook_secret: String::new(),
+            webhook_secret: crate::secret::Secret::default(),
             camera_response: "minimal".into(),
             sse_max_streams: 64,
             sse_max_streams_per_token: 4,
@@ -446,6 +442,17 @@ mod tests {
             let e = ServiceConfig::load(None, env(&[(&format!("FACEWATCH_{k}"), v)])).unwrap_err();
             assert!(e.to_string().contains(&k.to_ascii_lowercase()), "{e}");
         }
+    }
+
+    #[test]
+    fn debug_and_the_sink_never_print_the_webhook_secret() {
+        let secret = "s3cret-0123456789abcdef";
+        let env = [("FACEWATCH_WEBHOOK_URL", "http://127.0.0.1:9/hook"), ("FACEWATCH_WEBHOOK_SECRET", secret)];
+        let c = ServiceConfig::load(None, env.map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let printed = format!("{c:?} {:?} {c:#?}", c.sink());
+        assert!(!printed.contains(secret), "{printed}");
+        assert!(printed.contains("webhook_secret: \"<redacted>\""), "{printed}");
+        assert_eq!(c.webhook_secret.expose(), secret, "loaded as given");
     }
 
     #[test]

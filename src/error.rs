@@ -16,6 +16,8 @@ pub enum Error {
     EmptyInput,
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("models not found: {0}")]
+    ModelsNotFound(String),
     #[error("model file missing: {path} (run scripts/setup.sh, see models/README.md)")]
     ModelMissing { path: PathBuf },
     #[error("model file {path} has sha256 {actual}, the manifest expects {expected}")]
@@ -94,7 +96,9 @@ impl Error {
             Error::Overloaded { .. } => (503, "overloaded"),
             Error::ShuttingDown => (503, "shutting_down"),
             Error::TooManyStreams { .. } => (429, "too_many_streams"),
-            Error::ModelMissing { .. } | Error::ModelChecksum { .. } => (503, "model_unavailable"),
+            Error::ModelsNotFound(_) | Error::ModelMissing { .. } | Error::ModelChecksum { .. } => {
+                (503, "model_unavailable")
+            }
             Error::ModelMismatch { .. } => (409, "model_mismatch"),
             Error::Io { .. }
             | Error::Manifest(_)

@@ -61,7 +61,10 @@ impl Manifest {
     /// Reads `manifest.toml` from the models folder; model files are resolved against that folder.
     pub fn load(models_dir: &Path) -> Result<Self> {
         let path = models_dir.join("manifest.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ModelsNotFound(crate::models_dir::not_found(models_dir)),
+            _ => Error::io(&path, e),
+        })?;
         let mut m: Manifest = toml::from_str(&text).map_err(|e| Error::Manifest(format!("{}: {e}", path.display())))?;
         m.dir = models_dir.to_path_buf();
         m.validate()?;

@@ -282,3 +282,27 @@ fn missing_models_are_a_clear_error() {
     let err = cli.fails(&["embed", "--json", &photo]);
     assert!(err.contains("sha256"), "{err}");
 }
+
+#[test]
+fn an_installed_binary_never_looks_for_models_in_the_build_tree() {
+    // Run from a folder without models and no models folder configured: the binary must fail
+    // naming where it looked (here, next to it), not quietly load the source tree's models.
+    let cwd = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_facewatch"))
+        .args(["embed", "--json", &face("George_W_Bush/0001.jpg")])
+        .current_dir(cwd.path())
+        .env("FACEWATCH_DATA_DIR", cwd.path().join("data"))
+        .env_remove("FACEWATCH_MODELS_DIR")
+        .env_remove("FACEWATCH_LOG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "loaded models from somewhere: {err}");
+    assert!(err.contains("models not found"), "{err}");
+    let here = cwd.path().canonicalize().unwrap().join("models");
+    assert!(err.contains(&here.display().to_string()), "names where it looked: {err}");
+    let source_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    assert!(!err.contains(&format!("{}/", source_tree.display())), "{err}");
+    assert!(!err.contains(&format!("{} ", source_tree.display())), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -148,7 +148,10 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     let v = review(&t.bob, "confirm").ok();
     assert_eq!(v["status"], "verified");
     assert_eq!(v["reviews"].as_array().unwrap().len(), 2);
-    wait_for(&events, "alert.updated", |v| v["alert"]["status"] == "verified");
+    // The live stream names events as the outbox does: each review, then the verification.
+    wait_for(&events, "alert.reviewed", |v| v["alert"]["id"] == id.as_str() && v["alert"]["status"] == "confirmed");
+    wait_for(&events, "alert.reviewed", |v| v["alert"]["status"] == "verified");
+    wait_for(&events, "alert.verified", |v| v["alert"]["id"] == id.as_str());
     assert_eq!(review(&t.bob, "dismiss").status, 409, "a verified alert is final");
 
     let audit = s.get("/v1/audit", Some(&t.admin)).ok();
@@ -183,6 +186,20 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     let again = s.frame("gate-1", &t.camera, &colin(3)).ok();
     assert_eq!(again["faces"][0]["matches"][0]["outcome"], "cooldown", "{again}");
     assert_eq!(again["faces"][0]["matches"][0]["alert_id"], m["alert_id"]);
+    // Cooldown compares capture times, not arrival: frames sent now from a camera's buffer,
+    // captured long ago, are an alert of their own (two hours apart: two alerts; 10 s: one).
+    let at = |when: &str| {
+        let path = format!("/v1/cameras/gate-1/frames?captured_at={when}");
+        s.call("POST", &path, Some(&t.camera), Body::Raw("image/jpeg".into(), colin(3))).ok()["faces"][0]["matches"][0]
+            .clone()
+    };
+    let old = at("2026-01-01T08:00:00Z");
+    assert_eq!(old["outcome"], "alert", "captured hours before the open alert: {old}");
+    assert_ne!(old["alert_id"], m["alert_id"]);
+    let two_hours = at("2026-01-01T10:00:00Z");
+    assert_eq!(two_hours["outcome"], "alert", "{two_hours}");
+    let ten_s = at("2026-01-01T07:59:50Z");
+    assert_eq!((ten_s["outcome"].as_str(), &ten_s["alert_id"]), (Some("cooldown"), &old["alert_id"]), "{ten_s}");
     // Deleting the subject purges its templates: the person no longer matches.
     let del = s.call("DELETE", "/v1/lists/wanted/subjects/colin", Some(&t.ops), Body::None).ok();
     assert_eq!(del["templates_purged"], 2);

@@ -105,7 +105,8 @@ pub async fn review(
     Ok(Json(v))
 }
 
-/// `alert.created` and `alert.updated` events, each carrying the alert. Ends at shutdown and,
+/// `alert.created`, `alert.reviewed` and `alert.verified` events (the outbox's names), each
+/// carrying the alert. Ends at shutdown and,
 /// within moments, when the caller's token is revoked. Streams are capped in all and per token
 /// (429 beyond); a stream that falls behind the buffer is sent `resync` instead of a silent gap.
 pub async fn stream(

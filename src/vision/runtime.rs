@@ -34,12 +34,14 @@ impl Default for RuntimeOptions {
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
 
 /// Where the ONNX Runtime shared library is: `ORT_DYLIB_PATH`, else the copy that
-/// `scripts/setup.sh` put under `.deps/onnxruntime/` (next to the working directory or the crate).
+/// `scripts/setup.sh` put under `.deps/onnxruntime/` in the working directory, next to the
+/// executable or one folder up (never the build tree: an installed binary must not look there).
 pub fn locate_library() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return Some(PathBuf::from(p));
     }
-    let roots = [std::env::current_dir().ok(), Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")))];
+    let bin = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from));
+    let roots = [std::env::current_dir().ok(), bin.as_ref().and_then(|b| b.parent().map(PathBuf::from)), bin];
     for root in roots.into_iter().flatten() {
         let dir = root.join(".deps/onnxruntime");
         if let Ok(rd) = std::fs::read_dir(&dir) {
