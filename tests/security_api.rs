@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::server::{Body, Server, camera_token, multipart, token};
+use common::server::{Body, Server, camera_token, follow_sse, multipart, token};
 use serde_json::{Value, json};
 
 fn photo(rel: &str) -> Vec<u8> {
@@ -106,14 +105,7 @@ fn open_stream(s: &Server, token: &str) -> Result<Stream, (u16, String)> {
     let (end_tx, ended) = mpsc::channel();
     let (ev_tx, events) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut event = String::new();
-        for line in BufReader::new(resp.into_reader()).lines().map_while(Result::ok) {
-            if let Some(e) = line.strip_prefix("event: ") {
-                event = e.to_string();
-            } else if let Some(d) = line.strip_prefix("data: ") {
-                let _ = ev_tx.send((event.clone(), serde_json::from_str(d).unwrap_or(Value::Null)));
-            }
-        }
+        follow_sse(resp, &ev_tx);
         let _ = end_tx.send(());
     });
     Ok(Stream { ended, events })

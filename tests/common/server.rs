@@ -191,20 +191,24 @@ impl Server {
             .expect("open the alert stream");
         assert_eq!(resp.header("Content-Type"), Some("text/event-stream"));
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut event = String::new();
-            for line in BufReader::new(resp.into_reader()).lines().map_while(Result::ok) {
-                if let Some(e) = line.strip_prefix("event: ") {
-                    event = e.to_string();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    let v: Value = serde_json::from_str(d).unwrap_or(Value::Null);
-                    if tx.send((event.clone(), v)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        std::thread::spawn(move || follow_sse(resp, &tx));
         rx
+    }
+}
+
+/// Reads an open Server-Sent Events answer and sends each event as `(event, data)` until the
+/// stream ends (returns) or nobody listens any more.
+pub fn follow_sse(resp: ureq::Response, tx: &mpsc::Sender<(String, Value)>) {
+    let mut event = String::new();
+    for line in BufReader::new(resp.into_reader()).lines().map_while(Result::ok) {
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_string();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            let v: Value = serde_json::from_str(d).unwrap_or(Value::Null);
+            if tx.send((event.clone(), v)).is_err() {
+                return;
+            }
+        }
     }
 }
 
