@@ -239,21 +239,10 @@ fn row(r: &Row) -> rusqlite::Result<Alert> {
     })
 }
 
-/// Adds `reviews.principal` to a store made before principals: an old review's principal is
-/// its officer's name, as tokens of that time are migrated (see `auth`).
-fn migrate(conn: &Connection) -> Result<()> {
-    let has: i64 =
-        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('reviews') WHERE name = 'principal'", [], |r| r.get(0))?;
-    if has == 0 {
-        conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             ALTER TABLE reviews ADD COLUMN principal TEXT NOT NULL DEFAULT '';
-             UPDATE reviews SET principal = 'name:' || officer WHERE principal = '';
-             COMMIT;",
-        )?;
-    }
-    Ok(())
-}
+/// Added to `reviews` when principals came (in place on older stores): an old review's
+/// principal is its officer's name, as tokens of that time are migrated (see `auth`).
+const REVIEW_COLUMNS: [(&str, &str); 1] = [("principal", "TEXT NOT NULL DEFAULT ''")];
+const LEGACY_PRINCIPALS: &str = "UPDATE reviews SET principal = 'name:' || officer WHERE principal = ''";
 
 /// What [`Alerts::raise`] did with a match.
 #[derive(Debug)]
@@ -320,7 +309,7 @@ impl Alerts {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
         conn.execute_batch(outbox::SCHEMA)?;
-        migrate(&conn)?;
+        crate::db::add_columns(&conn, "reviews", &REVIEW_COLUMNS, Some(LEGACY_PRINCIPALS))?;
         Ok(Self { conn })
     }
 

@@ -28,9 +28,10 @@ CREATE TABLE IF NOT EXISTS tokens (
 ";
 
 /// Columns added to `tokens` after the first release (added in place on older stores).
-const TOKEN_COLUMNS: [(&str, &str); 1] = [
+const TOKEN_COLUMNS: [(&str, &str); 2] = [
     // The camera ids a camera token may post frames as (a JSON array; empty for other roles).
     ("cameras", "TEXT NOT NULL DEFAULT '[]'"),
+    ("principal", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 /// Most cameras one token may be bound to.
@@ -221,38 +222,15 @@ fn principal_id(given: Option<&str>) -> Result<String> {
     }
 }
 
-/// Adds the `principal` column to a store made before it existed: each old token name becomes
-/// one principal, which keeps the old two-officer rule for old tokens (never looser).
-fn migrate(conn: &Connection) -> Result<()> {
-    let has: bool = conn
-        .query_row("SELECT COUNT(*) FROM pragma_table_info('tokens') WHERE name = 'principal'", [], |r| r.get(0))
-        .map(|n: i64| n > 0)?;
-    if !has {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;
-             ALTER TABLE tokens ADD COLUMN principal TEXT NOT NULL DEFAULT '';
-             UPDATE tokens SET principal = '{LEGACY_PRINCIPAL_PREFIX}' || name WHERE principal = '';
-             COMMIT;"
-        ))?;
-    }
-    Ok(())
-}
-
 impl Tokens {
     pub fn open(db: &Path) -> Result<Self> {
         let conn = crate::db::connect(db)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
-        migrate(&conn)?;
-        let have: Vec<String> = {
-            let mut st = conn.prepare("SELECT name FROM pragma_table_info('tokens')")?;
-            st.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
-        };
-        for (col, ddl) in TOKEN_COLUMNS {
-            if !have.iter().any(|c| c == col) {
-                conn.execute_batch(&format!("ALTER TABLE tokens ADD COLUMN {col} {ddl}"))?;
-            }
-        }
+        // When `principal` is added, each old token name becomes one principal, which keeps the
+        // old two-officer rule for old tokens (never looser).
+        let legacy = format!("UPDATE tokens SET principal = '{LEGACY_PRINCIPAL_PREFIX}' || name WHERE principal = ''");
+        crate::db::add_columns(&conn, "tokens", &TOKEN_COLUMNS, Some(&legacy))?;
         Ok(Self { conn })
     }
 

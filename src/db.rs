@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -17,4 +17,28 @@ pub fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(Duration::from_secs(10))?;
     Ok(conn)
+}
+
+/// Adds the columns (name, SQL type and default) that `table` lacks, as in a store made by an
+/// older release, then runs `backfill` if any was added. The check is repeated under the write
+/// lock (one IMMEDIATE transaction), so two processes opening the same old store at once do
+/// not both add a column.
+pub fn add_columns(conn: &Connection, table: &str, columns: &[(&str, &str)], backfill: Option<&str>) -> Result<()> {
+    let missing = |c: &Connection| -> Result<Vec<(&str, &str)>> {
+        let mut st = c.prepare("SELECT name FROM pragma_table_info(?1)")?;
+        let have: Vec<String> = st.query_map([table], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(columns.iter().copied().filter(|(col, _)| !have.iter().any(|h| h == col)).collect())
+    };
+    if missing(conn)?.is_empty() {
+        return Ok(());
+    }
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let added = missing(&tx)?;
+    for (col, ddl) in &added {
+        tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {ddl}"))?;
+    }
+    if let Some(sql) = backfill.filter(|_| !added.is_empty()) {
+        tx.execute_batch(sql)?;
+    }
+    Ok(tx.commit()?)
 }

@@ -162,15 +162,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
         conn.execute_batch(outbox::SCHEMA)?;
-        let have: Vec<String> = {
-            let mut st = conn.prepare("SELECT name FROM pragma_table_info('lists')")?;
-            st.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
-        };
-        for (col, ddl) in POLICY_COLUMNS {
-            if !have.iter().any(|c| c == col) {
-                conn.execute_batch(&format!("ALTER TABLE lists ADD COLUMN {col} {ddl}"))?;
-            }
-        }
+        crate::db::add_columns(&conn, "lists", &POLICY_COLUMNS, None)?;
         if migrate::never_reuse_ids(&mut conn, &NEVER_REUSED, floors)? {
             tracing::info!(db = %path.display(), "store migrated: watch-list ids are never reused");
         }
