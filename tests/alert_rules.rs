@@ -7,13 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::colin;
 use common::server::{Server, camera_token, multipart, token};
 use serde_json::{Value, json};
-
-fn colin(n: u32) -> Vec<u8> {
-    let p = common::data().join(format!("faces/Colin_Powell/{n:04}.jpg"));
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
 
 /// A token for an existing principal (the same person's second device).
 fn token_for(data: &Path, role: &str, name: &str, principal: &str) -> String {

@@ -8,13 +8,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use common::colin;
 use common::nats::Nats;
 use common::server::{Body, Server, camera_token, multipart, token};
 use serde_json::{Value, json};
-
-fn colin(n: u32) -> Vec<u8> {
-    std::fs::read(common::data().join(format!("faces/Colin_Powell/{n:04}.jpg"))).unwrap()
-}
 
 struct Tokens {
     ops: String,

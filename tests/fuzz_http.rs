@@ -14,6 +14,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::photo;
 use common::server::{Server, camera_token, multipart, token};
 use serde_json::{Value, json};
 
@@ -667,10 +668,6 @@ struct Setup {
     server: Server,
     ctx: Ctx,
     addr: String,
-}
-
-fn photo(rel: &str) -> Vec<u8> {
-    std::fs::read(common::data().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 /// A server with one token per role, a watch list with one subject, and one alert.

@@ -3,12 +3,9 @@
 
 mod common;
 
+use common::photo;
 use common::server::{Body, Server, camera_token, multipart, token};
 use serde_json::json;
-
-fn photo(rel: &str) -> Vec<u8> {
-    std::fs::read(common::data().join("faces").join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
 
 #[test]
 fn an_old_alert_never_shows_a_newer_subjects_face() {
@@ -22,14 +19,14 @@ fn an_old_alert_never_shows_a_newer_subjects_face() {
     let created = s.post_json("/v1/lists", Some(&ops), &json!({"name": "wanted", "policy": {"threshold": 0.93}}));
     assert_eq!(created.status, 201);
     let enroll = |subject: &str, rel: &str| {
-        let form = multipart(&[("subject", subject)], &[("a.jpg", "image/jpeg", photo(rel))]);
+        let form = multipart(&[("subject", subject)], &[("a.jpg", "image/jpeg", photo(&format!("faces/{rel}")))]);
         let r = s.call("POST", "/v1/lists/wanted/subjects", Some(&ops), form).ok();
         r["images"][0]["template_id"].as_i64().unwrap_or_else(|| panic!("no template: {r}"))
     };
 
     // A is the last subject enrolled; an alert is raised against A's template.
     let a_tid = enroll("colin", "Colin_Powell/0001.jpg");
-    let r = s.frame("gate-1", &camera, &photo("Colin_Powell/0004.jpg")).ok();
+    let r = s.frame("gate-1", &camera, &photo("faces/Colin_Powell/0004.jpg")).ok();
     let alert = r["alerts"][0].as_str().unwrap_or_else(|| panic!("no alert: {r}")).to_string();
     let reference = format!("/v1/alerts/{alert}/reference");
     let a_face = s.get(&reference, Some(&officer));
@@ -64,7 +61,8 @@ fn an_old_alert_never_shows_a_newer_subjects_face() {
 
     // Ids come from the store, not from memory: after a restart they still count up.
     s.call("DELETE", "/v1/lists/wanted/subjects/george", Some(&ops), Body::None).ok();
-    let form = multipart(&[("subject", "gerhard")], &[("a.jpg", "image/jpeg", photo("Gerhard_Schroeder/0001.jpg"))]);
+    let form =
+        multipart(&[("subject", "gerhard")], &[("a.jpg", "image/jpeg", photo("faces/Gerhard_Schroeder/0001.jpg"))]);
     let r = s.call("POST", "/v1/lists/wanted/subjects", Some(&ops), form).ok();
     assert!(r["images"][0]["template_id"].as_i64().unwrap() > b_tid, "{r}");
     assert_eq!(s.get(&reference, Some(&officer)).status, 404);

@@ -11,15 +11,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::server::{Body, Server, camera_token, follow_sse, multipart, token};
+use common::{colin, photo};
 use serde_json::{Value, json};
-
-fn photo(rel: &str) -> Vec<u8> {
-    std::fs::read(common::data().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn colin(n: u32) -> Vec<u8> {
-    photo(&format!("faces/Colin_Powell/{n:04}.jpg"))
-}
 
 /// Watch list `wanted` with Colin Powell, every sighting a new alert.
 fn enroll_colin(s: &Server, ops: &str) {

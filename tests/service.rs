@@ -7,15 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::server::{Body, Server, camera_token, multipart, token};
+use common::{colin, photo};
 use serde_json::{Value, json};
-
-fn photo(rel: &str) -> Vec<u8> {
-    std::fs::read(common::data().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn colin(n: u32) -> Vec<u8> {
-    photo(&format!("faces/Colin_Powell/{n:04}.jpg"))
-}
 
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.flatten().count()).unwrap_or(0)

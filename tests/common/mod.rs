@@ -21,6 +21,16 @@ pub fn data() -> PathBuf {
     shared("FACEWATCH_TEST_DATA", "data")
 }
 
+/// A file of the test data (`faces/Colin_Powell/0001.jpg`, ...), read.
+pub fn photo(rel: &str) -> Vec<u8> {
+    std::fs::read(data().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Colin Powell's `n`th photo: the enrolled subject of most service tests.
+pub fn colin(n: u32) -> Vec<u8> {
+    photo(&format!("faces/Colin_Powell/{n:04}.jpg"))
+}
+
 /// The `.jpg` files of a folder of the test data (`multiface`, `nonface`, ...), sorted.
 pub fn jpgs(dir: &str) -> Vec<PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(data().join(dir))
