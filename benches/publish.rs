@@ -14,7 +14,7 @@ use facewatch::events::outbox;
 use facewatch::events::publisher::{Publisher, SinkConfig};
 use facewatch::metrics::Metrics;
 use serde_json::json;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
@@ -96,12 +96,12 @@ fn main() {
         Arc::new(Notify::new()),
     )
     .unwrap();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = facewatch::shutdown::channel();
     let t = Instant::now();
     let secs = rt.block_on(async {
         let task = tokio::spawn(publisher.run(stop_rx, Duration::from_secs(120)));
         // Stop as soon as it drained (the stop lets `run` return when the outbox is empty).
-        let _ = stop_tx.send(true);
+        stop_tx.fire();
         task.await.unwrap();
         t.elapsed().as_secs_f64()
     });

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use facewatch::audit::Actor;
-use facewatch::auth::{Role, Tokens};
+use facewatch::access::tokens::{Role, Tokens};
 use facewatch::config::ServiceConfig;
 
 /// Frames per second each camera sends (HD runs also try fewer, to find the limit).
@@ -110,7 +110,7 @@ fn main() {
     let mut tokens = Tokens::open(&data.path().join("facewatch.db")).unwrap();
     // Bound to every camera id the load levels use (cam-0, cam-1, ...) and to the one that
     // checks every frame raises an alert.
-    let cams: Vec<String> = (0..facewatch::auth::MAX_CAMERAS_PER_TOKEN - 1)
+    let cams: Vec<String> = (0..facewatch::access::tokens::MAX_CAMERAS_PER_TOKEN - 1)
         .map(|i| format!("cam-{i}"))
         .chain(["check".to_string()])
         .collect();
@@ -126,7 +126,7 @@ fn main() {
     };
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        rt.block_on(facewatch::serve::run(cfg)).unwrap();
+        rt.block_on(facewatch::app::run(cfg)).unwrap();
     });
     let base = format!("http://127.0.0.1:{port}");
     let t = Instant::now();

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::access::{Action, Caller};
 use crate::error::Result;
 
 pub const SCHEMA: &str = "
@@ -219,6 +220,30 @@ pub fn verify(conn: &Connection) -> Result<Verification> {
         expected_seq += 1;
     }
     Ok(Verification { ok: true, entries: n, first_bad_seq: None, problem: None })
+}
+
+/// The audit log as a service: pages and verification, each on a connection of its own (no
+/// lock shared with the writers; the chain is appended inside their transactions).
+pub struct AuditLog {
+    db_path: std::path::PathBuf,
+}
+
+impl AuditLog {
+    pub fn new(db_path: std::path::PathBuf) -> Self {
+        Self { db_path }
+    }
+
+    /// Entries after `after` in order, at most `limit`.
+    pub fn entries(&self, who: &Caller, after: i64, limit: usize) -> Result<Vec<Entry>> {
+        who.may(Action::ReadAudit)?;
+        entries(&crate::db::connect(&self.db_path)?, after, limit)
+    }
+
+    /// Checks the whole chain (a full scan: the API lets one run at a time).
+    pub fn verify(&self, who: &Caller) -> Result<Verification> {
+        who.may(Action::VerifyAudit)?;
+        verify(&crate::db::connect(&self.db_path)?)
+    }
 }
 
 #[cfg(test)]

@@ -42,3 +42,9 @@ pub fn add_columns(conn: &Connection, table: &str, columns: &[(&str, &str)], bac
     }
     Ok(tx.commit()?)
 }
+
+/// Takes a connection's lock. A panic while one was held leaves SQLite consistent (the
+/// transaction rolls back), so a poisoned lock is still usable.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

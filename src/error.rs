@@ -1,4 +1,5 @@
-//! The one error type of the library. The HTTP layer maps it to statuses in one place.
+//! The one error type of the library: domain errors that keep their sources. Only the HTTP
+//! layer knows about statuses (`api::error::status`).
 
 use std::path::PathBuf;
 
@@ -75,40 +76,6 @@ pub enum Error {
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
-    }
-}
-
-impl Error {
-    /// HTTP status and stable machine-readable code: the one mapping of errors to the API.
-    pub fn status_code(&self) -> (u16, &'static str) {
-        match self {
-            Error::UnsupportedImage(_) | Error::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
-            Error::CorruptImage(_) => (422, "corrupt_image"),
-            Error::ImageTooLarge { .. } => (413, "image_too_large"),
-            Error::PayloadTooLarge { .. } => (413, "payload_too_large"),
-            Error::EmptyInput => (400, "empty_input"),
-            Error::Invalid(_) | Error::BadRequest(_) => (400, "bad_request"),
-            Error::EnrollmentRefused(_) => (422, "enrollment_refused"),
-            Error::UnknownList(_) | Error::UnknownSubject { .. } | Error::NotFound(_) => (404, "not_found"),
-            Error::Conflict(_) | Error::DataDirInUse { .. } => (409, "conflict"),
-            Error::Unauthorized => (401, "unauthorized"),
-            Error::Forbidden { .. } => (403, "forbidden"),
-            Error::Overloaded { .. } => (503, "overloaded"),
-            Error::ShuttingDown => (503, "shutting_down"),
-            Error::TooManyStreams { .. } => (429, "too_many_streams"),
-            Error::ModelsNotFound(_) | Error::ModelMissing { .. } | Error::ModelChecksum { .. } => {
-                (503, "model_unavailable")
-            }
-            Error::ModelMismatch { .. } => (409, "model_mismatch"),
-            Error::Io { .. }
-            | Error::Manifest(_)
-            | Error::Runtime(_)
-            | Error::ModelOutput(_)
-            | Error::Index(_)
-            | Error::Store(_)
-            | Error::Migration(_)
-            | Error::Config(_) => (500, "internal"),
-        }
     }
 }
 

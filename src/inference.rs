@@ -25,7 +25,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use image::RgbImage;
 use tokio::sync::oneshot;
 
-use crate::enroll;
+use crate::watchlist::enroll;
 use crate::error::{Error, Result};
 use crate::manifest::{self, EmbedderSpec, Manifest};
 use crate::memory::{FrameCost, MemoryBudget, Reservation};

@@ -2,34 +2,38 @@
 //!
 //! One frame's way through the library: [`vision::decode`] -> [`vision::detect`] ->
 //! [`vision::align`] -> [`vision::quality`] -> [`vision::embed`] (composed by [`pipeline`], run
-//! off the async runtime by [`inference`]) -> [`watchlist`] (FAISS match against per-list
-//! policies) -> [`alert`] (stored with its crop, reviewed by officers) -> [`api`] (HTTP, SSE).
+//! off the async runtime by [`inference`]) -> [`frames`] (the use case: [`matching`] against
+//! the [`watchlist`] indexes with each list's policy, [`decide`], then [`alerts`]: stored with
+//! its crop and its outbox event, reviewed by officers) -> [`events`] (to the central system).
+//! [`app`] builds the services and runs them; [`api`] is the HTTP front end over them.
 
-pub mod alert;
+pub mod access;
+pub mod alerts;
 pub mod api;
+pub mod app;
 pub mod audit;
-pub mod auth;
-pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod data_lock;
 pub mod db;
-pub mod enroll;
+pub mod decide;
 pub mod error;
 pub mod eval;
 pub mod events;
+pub mod frames;
 pub mod inference;
 pub mod logging;
 pub mod manifest;
+pub mod matching;
 pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod models_dir;
-pub mod outbox_gauges;
 pub mod pipeline;
+pub mod readiness;
+pub mod retention;
 pub mod secret;
-pub mod serve;
-pub mod token_cache;
+pub mod shutdown;
 pub mod vision;
 pub mod watchlist;
 

@@ -10,10 +10,10 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use facewatch::audit::{self, Actor};
-use facewatch::auth::{Role, Tokens};
+use facewatch::access::{Role, Tokens};
 use facewatch::config::{ServiceConfig, Settings};
 use facewatch::data_lock::DataLock;
-use facewatch::enroll::{self, Examined};
+use facewatch::watchlist::enroll::{self, Examined};
 use facewatch::eval;
 use facewatch::media::Media;
 use facewatch::pipeline::Pipeline;
@@ -369,7 +369,7 @@ fn store_enrollment(
 
 fn serve_cmd(cfg: ServiceConfig) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    rt.block_on(facewatch::serve::run(cfg))?;
+    rt.block_on(facewatch::app::run(cfg))?;
     Ok(ExitCode::SUCCESS)
 }
 fn token_cmd(s: &ServiceConfig, action: TokenAction) -> anyhow::Result<ExitCode> {

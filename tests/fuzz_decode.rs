@@ -324,8 +324,8 @@ fn check(bytes: &[u8], max_pixels: u64) -> Result<bool, String> {
     match res {
         Ok(img) if u64::from(img.width()) * u64::from(img.height()) <= max_pixels => Ok(true),
         Ok(img) => Err(format!("{}x{} decoded over the limit", img.width(), img.height())),
-        Err(e) if (400..500).contains(&e.status_code().0) => Ok(false),
-        Err(e) => Err(format!("status {} for bad input: {e}", e.status_code().0)),
+        Err(e) if (400..500).contains(&facewatch::api::status(&e).0) => Ok(false),
+        Err(e) => Err(format!("status {} for bad input: {e}", facewatch::api::status(&e).0)),
     }
 }
 
@@ -344,8 +344,8 @@ fn check_cut(bytes: &[u8], max_pixels: u64, row: usize) -> Result<Option<String>
         return Err(format!("allocated {largest} bytes at once under {max_pixels} pixels"));
     }
     for e in [whole.as_ref().err(), strips.as_ref().err(), cut.as_ref().err()].into_iter().flatten() {
-        if !(400..500).contains(&e.status_code().0) {
-            return Err(format!("status {} for bad input: {e}", e.status_code().0));
+        if !(400..500).contains(&facewatch::api::status(&e).0) {
+            return Err(format!("status {} for bad input: {e}", facewatch::api::status(&e).0));
         }
     }
     if let (Ok(a), Ok(b)) = (&whole, &strips)
@@ -497,7 +497,7 @@ fn rst_before_sof_is_refused_from_libjpegs_own_header() {
         "{:?}",
         res.map(|i| i.dimensions())
     );
-    assert_eq!(Error::ImageTooLarge { width: 1, height: 1, pixels: 1, max_pixels: 0 }.status_code().0, 413);
+    assert_eq!(facewatch::api::status(&Error::ImageTooLarge { width: 1, height: 1, pixels: 1, max_pixels: 0 }).0, 413);
     assert!(largest < 1 << 20 && peak < 4 << 20, "allocated {largest} B at once, {peak} B at the peak");
     assert!(took < Duration::from_millis(200), "took {took:?}");
 }
@@ -523,7 +523,7 @@ fn the_limit_holds_on_every_path_into_libjpeg() {
     // Within the limit, parsers that disagree about the frame are refused, not decoded.
     let (res, largest, _) = measured(|| decode(&hostile::rst_before_sof(300, 200), DEFAULT_MAX_PIXELS));
     assert!(matches!(&res, Err(Error::CorruptImage(m)) if m.contains("disagree")), "{:?}", res.err());
-    assert_eq!(Error::CorruptImage(String::new()).status_code().0, 422);
+    assert_eq!(facewatch::api::status(&Error::CorruptImage(String::new())).0, 422);
     assert!(largest < 1 << 20, "allocated {largest} B at once");
     // And a large photo cut into strips under a limit just below its size is refused by
     // every handle before anything is decoded.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AppState, Auth, JsonBody, SeqPage};
-use crate::auth::Role;
+use crate::access::{Action, Role};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -28,23 +28,22 @@ pub async fn create_token(
     Auth(who): Auth,
     body: JsonBody<NewTokenBody>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    who.require(Role::Admin, "create tokens")?;
+    who.may(Action::CreateTokens)?;
     let b = s.json(body)?;
-    let by = who.actor();
-    let t = s.blocking(move |c| c.create_token(&b.name, b.role, b.principal.as_deref(), &b.cameras, &by)).await?;
+    let t = s
+        .blocking(move |a| a.access.create_token(&who, &b.name, b.role, b.principal.as_deref(), &b.cameras))
+        .await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
 pub async fn tokens(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
-    who.require(Role::Admin, "list tokens")?;
-    Ok(Json(json!({"tokens": s.blocking(|c| c.tokens()).await?})))
+    Ok(Json(json!({"tokens": s.blocking(move |a| a.access.tokens(&who)).await?})))
 }
 
 pub async fn revoke_token(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {
-    who.require(Role::Admin, "revoke tokens")?;
+    who.may(Action::RevokeTokens)?;
     let id: i64 = id.parse().map_err(|_| Error::NotFound(format!("token {id}")))?;
-    let by = who.actor();
-    s.blocking(move |c| c.revoke_token(id, &by)).await?;
+    s.blocking(move |a| a.access.revoke_token(&who, id)).await?;
     Ok(Json(json!({"revoked": id})))
 }
 
@@ -53,16 +52,16 @@ pub async fn audit(
     Auth(who): Auth,
     q: std::result::Result<Query<SeqPage>, QueryRejection>,
 ) -> Result<Json<Value>> {
-    who.require(Role::Admin, "read the audit log")?;
+    who.may(Action::ReadAudit)?;
     let (after, limit) = SeqPage::parse(q)?;
-    let entries = s.blocking(move |c| c.audit(after, limit)).await?;
+    let entries = s.blocking(move |a| a.audit.entries(&who, after, limit)).await?;
     let next = entries.last().map(|e| e.seq);
     Ok(Json(json!({"entries": entries, "next_after": next})))
 }
 
 pub async fn verify_audit(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
-    who.require(Role::Admin, "verify the audit log")?;
+    who.may(Action::VerifyAudit)?;
     // A full scan: one at a time, on a connection of its own (see ScanGate).
     let _running = s.audit_scans.enter().await?;
-    Ok(Json(json!(s.blocking(|c| c.verify_audit()).await?)))
+    Ok(Json(json!(s.blocking(move |a| a.audit.verify(&who)).await?)))
 }

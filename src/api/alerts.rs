@@ -17,16 +17,14 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::{AppState, Auth, JsonBody};
-use crate::alert::{Alert, Decision, Filter};
-use crate::auth::Role;
-use crate::checkpoint::{AlertEvent, Checkpoint};
+use crate::access::Action;
+use crate::alerts::{Alert, AlertEvent, AlertView, Decision, Filter};
 use crate::error::{Error, Result};
 
 /// An alert as officers see it: with links to its two images (the reference image's link only
-/// while the template it was raised against and its image exist, see `Checkpoint::reference`).
-/// Looks the reference up in the store: call it on the blocking pool.
-fn view(core: &Checkpoint, a: &Alert) -> Value {
-    view_of(a, core.has_reference(a))
+/// while the template it was raised against and its image exist, see `Alerts::reference`).
+fn view(v: &AlertView) -> Value {
+    view_of(&v.alert, v.has_reference)
 }
 
 fn view_of(a: &Alert, has_reference: bool) -> Value {
@@ -45,32 +43,27 @@ pub async fn list(
     Auth(who): Auth,
     q: std::result::Result<Query<Filter>, QueryRejection>,
 ) -> Result<Json<Value>> {
-    who.require(Role::Officer, "read alerts")?;
+    who.may(Action::ReadAlerts)?;
     let Query(f) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
     // Checked here too: the next page's offset is computed from it.
     let (_, offset) = f.page()?;
-    let views: Vec<Value> = s.blocking(move |c| Ok(c.alerts(&f)?.iter().map(|a| view(c, a)).collect())).await?;
+    let views: Vec<Value> = s.blocking(move |a| Ok(a.alerts.list(&who, &f)?.iter().map(view).collect())).await?;
     let next_offset = (!views.is_empty()).then(|| offset.saturating_add(views.len() as i64));
     Ok(Json(json!({"alerts": views, "next_offset": next_offset})))
 }
 
 pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {
-    who.require(Role::Officer, "read alerts")?;
-    Ok(Json(s.blocking(move |c| Ok(view(c, &c.alert(&id)?))).await?))
+    Ok(Json(s.blocking(move |a| Ok(view(&a.alerts.get(&who, &id)?))).await?))
 }
 
-async fn jpeg(path: std::path::PathBuf, what: String) -> Result<impl IntoResponse> {
+async fn jpeg(path: std::path::PathBuf, what: String) -> Result<impl IntoResponse + use<>> {
     let bytes = tokio::fs::read(&path).await.map_err(|_| Error::NotFound(what))?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes))
 }
 
 pub async fn crop(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<impl IntoResponse> {
-    who.require(Role::Officer, "read alerts")?;
-    let a = s.blocking(move |c| c.alert(&id)).await?;
-    if !a.has_crop {
-        return Err(Error::NotFound(format!("crop of alert {} (deleted by retention)", a.id)));
-    }
-    jpeg(s.core.media.crop_path(&a.id), format!("crop of alert {}", a.id)).await
+    let what = format!("crop of alert {id}");
+    jpeg(s.blocking(move |a| a.alerts.crop(&who, &id)).await?, what).await
 }
 
 pub async fn reference(
@@ -78,12 +71,8 @@ pub async fn reference(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
-    who.require(Role::Officer, "read alerts")?;
-    let (path, a) = s.blocking(move |c| c.alert(&id).and_then(|a| Ok((c.reference(&a)?, a)))).await?;
-    let what = format!("reference image of alert {}", a.id);
-    // Never another template's image: 404 once the template or its image is gone.
-    let path = path.ok_or_else(|| Error::NotFound(format!("{what} (subject deleted or retention expired)")))?;
-    jpeg(path, what).await
+    let what = format!("reference image of alert {id}");
+    jpeg(s.blocking(move |a| a.alerts.reference(&who, &id)).await?, what).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,10 +88,10 @@ pub async fn review(
     Path(id): Path<String>,
     body: JsonBody<ReviewBody>,
 ) -> Result<Json<Value>> {
-    who.require(Role::Officer, "review alerts")?;
+    who.may(Action::ReviewAlerts)?;
     let b = s.json(body)?;
-    let v = s.blocking(move |c| Ok(view(c, &c.review(&id, &who, b.decision, b.note.as_deref())?))).await?;
-    Ok(Json(v))
+    let v = s.blocking(move |a| a.alerts.review(&who, &id, b.decision, b.note.as_deref())).await?;
+    Ok(Json(view(&v)))
 }
 
 /// `alert.created`, `alert.reviewed` and `alert.verified` events (the outbox's names), each
@@ -113,19 +102,19 @@ pub async fn stream(
     State(s): State<AppState>,
     Auth(who): Auth,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
-    who.require(Role::Officer, "watch alerts")?;
-    let slot = s.streams.acquire(who.token_id)?;
+    let token_id = who.principal().map(|p| p.token_id).unwrap_or(0);
+    let feed = s.app.alerts.subscribe(&who)?;
+    let slot = s.streams.acquire(token_id)?;
     let mut shutdown = s.shutdown.clone();
-    let mut revocations = s.core.token_cache.revocations();
-    let core = s.core.clone();
-    let token_id = who.token_id;
+    let mut revocations = s.app.access.cache.revocations();
+    let app = s.app.clone();
     let ended = async move {
         tokio::select! {
-            _ = shutdown.wait_for(|down| *down) => {}
-            _ = revocations.wait_for(|_| !core.token_cache.is_active(token_id)) => {}
+            _ = shutdown.recv() => {}
+            _ = revocations.wait_for(|_| !app.access.cache.is_active(token_id)) => {}
         }
     };
-    let events = alert_events(s.core.subscribe())
+    let events = alert_events(feed)
         // The slot is held for as long as the stream lives.
         .map(move |e| {
             let _held = &slot;
@@ -144,7 +133,7 @@ fn alert_events(rx: broadcast::Receiver<AlertEvent>) -> impl Stream<Item = Event
     BroadcastStream::new(rx).map(move |m| match m {
         Ok(ev) => {
             let data = json!({"kind": ev.kind, "alert": view_of(&ev.alert, ev.has_reference)}).to_string();
-            Event::default().event(ev.kind).id(ev.alert.id.clone()).data(data)
+            Event::default().event(ev.kind.as_str()).id(ev.alert.id.clone()).data(data)
         }
         Err(BroadcastStreamRecvError::Lagged(missed)) => {
             tracing::warn!(missed, "alert stream fell behind: resync sent");
@@ -157,7 +146,8 @@ fn alert_events(rx: broadcast::Receiver<AlertEvent>) -> impl Stream<Item = Event
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Status;
+    use crate::alerts::{Change, ModelId, ModelIds, Status};
+    use crate::watchlist::policy::Severity;
 
     fn alert(id: &str) -> Alert {
         Alert {
@@ -174,10 +164,13 @@ mod tests {
             template_id: 1,
             score: 0.95,
             threshold: 0.94,
-            severity: "high".into(),
+            severity: Severity::High,
             bbox: [0.0; 4],
-            quality: Value::Null,
-            models: Value::Null,
+            quality: None,
+            models: Some(ModelIds {
+                detector: ModelId { name: "d".into(), sha256: String::new() },
+                embedder: ModelId { name: "e".into(), sha256: String::new() },
+            }),
             has_crop: false,
             reviews: Vec::new(),
         }
@@ -189,7 +182,7 @@ mod tests {
     async fn a_subscriber_behind_the_buffer_is_told_to_resync() {
         let (tx, rx) = broadcast::channel(2);
         for i in 0..5 {
-            tx.send(AlertEvent { kind: "alert.created", alert: alert(&format!("a{i}")), has_reference: false })
+            tx.send(AlertEvent { kind: Change::Created, alert: alert(&format!("a{i}")), has_reference: false })
                 .unwrap();
         }
         drop(tx);

@@ -6,8 +6,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde_json::{Value, json};
 
+
 use super::{AppState, Auth, SeqPage};
-use crate::auth::Role;
+use crate::access::Action;
 use crate::error::Result;
 
 pub async fn after(
@@ -15,9 +16,9 @@ pub async fn after(
     Auth(who): Auth,
     q: std::result::Result<Query<SeqPage>, QueryRejection>,
 ) -> Result<Json<Value>> {
-    who.require(Role::Relay, "read events")?;
+    who.may(Action::ReadEvents)?;
     let (after, limit) = SeqPage::parse(q)?;
-    let events = s.blocking(move |c| c.events_after(after, limit)).await?;
-    let next = events.last().and_then(|e| e["seq"].as_i64());
+    let events = s.blocking(move |a| a.outbox.after(&who, after, limit)).await?;
+    let next = events.last().map(|e| e.seq);
     Ok(Json(json!({"events": events, "next_after": next})))
 }

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::error::rejection;
 use super::{AppState, Auth};
-use crate::auth::{Principal, Role};
-use crate::checkpoint::{FrameReport, validate_camera};
+use crate::access::{Action, Caller};
+use crate::frames::FrameReport;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::inference::Mode;
@@ -50,15 +50,15 @@ pub async fn post_frame(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>> {
-    who.require(Role::Camera, "post frames")?;
+    who.may(Action::PostFrames)?;
     let t = Instant::now();
-    let res = frame(&s, &who, &camera, query, &headers, body).await;
+    let res = frame(&s, who, &camera, query, &headers, body).await;
     match &res {
-        Ok(_) => s.core.metrics.stage(Stage::Frame).observe(t.elapsed()),
-        Err(e) => s.core.metrics.rejections.inc(e.status_code().1),
+        Ok(_) => s.app.metrics.stage(Stage::Frame).observe(t.elapsed()),
+        Err(e) => s.app.metrics.rejections.inc(super::error::status(e).1),
     }
     let report = res?;
-    Ok(Json(if s.core.config.full_camera_response() { json!(report) } else { minimal(&report) }))
+    Ok(Json(if s.app.config.full_camera_response() { json!(report) } else { minimal(&report) }))
 }
 
 /// What a camera needs to know by default: where the faces are and which alerts it raised. No
@@ -71,14 +71,14 @@ fn minimal(r: &FrameReport) -> Value {
 
 async fn frame(
     s: &AppState,
-    who: &Principal,
+    who: Caller,
     camera: &str,
     query: std::result::Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
     headers: &HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<FrameReport> {
-    validate_camera(camera)?;
-    who.require_camera(camera)?;
+    // Before the body is read; the use case checks again.
+    s.app.frames.authorize(&who, camera)?;
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
     let received = clock::now_ms();
     let captured_ms = match &q.captured_at {
@@ -91,7 +91,7 @@ async fn frame(
     if body.is_empty() {
         return Err(Error::EmptyInput);
     }
-    let analysis = s.core.inference.analyse(body, Mode::Live(QualityGate::default())).await?;
+    let analysis = s.app.inference.analyse(body, Mode::Live(QualityGate::default())).await?;
     let camera = camera.to_string();
-    s.blocking(move |core| core.match_frame(&camera, captured_ms, analysis)).await
+    s.blocking(move |app| app.frames.process(&who, &camera, captured_ms, analysis)).await
 }

@@ -18,15 +18,15 @@ pub async fn healthz() -> Json<Value> {
 
 /// From state kept by the writers and a background store probe: no store access per call.
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let r = s.core.readiness();
+    let r = s.app.readiness();
     let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!(r)))
 }
 
 /// Counters, plus the outbox gauges read off the store locks (coalesced between scrapers).
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let outbox = s.core.outbox_gauges().await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.core.render_metrics(outbox))
+    let outbox = s.app.outbox_gauges().await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.app.render_metrics(outbox))
 }
 
 pub async fn openapi() -> impl IntoResponse {

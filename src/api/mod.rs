@@ -1,5 +1,6 @@
-//! The HTTP API (versioned under `/v1`): a thin layer over [`Checkpoint`]. Handlers check the
-//! caller's role, move blocking work to tokio's blocking pool and map errors in one place.
+//! The HTTP API (versioned under `/v1`): a thin layer over the services of [`App`]. Handlers
+//! parse requests, call one use case (which checks what the caller may do), move blocking work
+//! to tokio's blocking pool, and map errors to statuses in one place ([`error`]).
 
 mod admin;
 mod alerts;
@@ -9,7 +10,6 @@ mod frames;
 mod health;
 mod scan_gate;
 mod stream_slots;
-mod token_miss;
 mod uploads;
 mod watchlists;
 
@@ -22,26 +22,27 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use tokio::sync::watch;
 
-use crate::auth::Principal;
-use crate::checkpoint::Checkpoint;
+use crate::access::miss::{self as token_miss, MissReload};
+use crate::access::{Action, Caller};
+use crate::app::App;
+use crate::shutdown::Shutdown;
 use crate::error::{Error, Result};
 
-pub use error::error_response;
+pub use error::{error_response, status};
 pub use health::OPENAPI;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub core: Arc<Checkpoint>,
-    /// Turns true when shutdown starts (ends live streams so the server can drain).
-    pub shutdown: watch::Receiver<bool>,
+    pub app: Arc<App>,
+    /// Fires when shutdown starts (ends live streams so the server can drain).
+    pub shutdown: Shutdown,
     /// Open alert streams, capped in all and per token.
     pub streams: Arc<stream_slots::StreamSlots>,
     /// Audit verification (a full scan) runs one at a time.
     pub audit_scans: Arc<scan_gate::ScanGate>,
     /// Reloads the token cache when a well-formed token misses it (rate-limited).
-    token_miss: Arc<token_miss::MissReload>,
+    token_miss: Arc<MissReload>,
     /// Frame and enrollment bodies being read, capped.
     uploads: Arc<uploads::UploadSlots>,
 }
@@ -50,28 +51,28 @@ pub struct AppState {
 const AUDIT_VERIFY_WAITING: usize = 8;
 
 impl AppState {
-    pub fn new(core: Arc<Checkpoint>, shutdown: watch::Receiver<bool>) -> Self {
-        let c = &core.config;
+    pub fn new(app: Arc<App>, shutdown: Shutdown) -> Self {
+        let c = &app.config;
         let streams = stream_slots::StreamSlots::new(c.sse_max_streams, c.sse_max_streams_per_token);
         let audit_scans =
             Arc::new(scan_gate::ScanGate::new("audit verification", AUDIT_VERIFY_WAITING, c.retry_after_secs));
         let uploads = Arc::new(uploads::UploadSlots::new(c.max_concurrent_uploads));
-        Self { core, shutdown, streams, audit_scans, token_miss: Arc::default(), uploads }
+        Self { app, shutdown, streams, audit_scans, token_miss: Arc::default(), uploads }
     }
 
     /// Runs store or index work on the blocking pool.
     pub async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Checkpoint) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&App) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let core = self.core.clone();
-        tokio::task::spawn_blocking(move || f(&core))
+        let app = self.app.clone();
+        tokio::task::spawn_blocking(move || f(&app))
             .await
             .map_err(|e| Error::Runtime(format!("background task failed: {e}")))?
     }
 
     fn body_limit(&self) -> usize {
-        self.core.config.max_body_bytes
+        self.app.config.max_body_bytes
     }
 
     /// A JSON request body, or the documented error (400, 413 or 415) for a bad one.
@@ -106,7 +107,19 @@ impl SeqPage {
 }
 
 /// The authenticated caller of a request (`Authorization: Bearer <token>`).
-pub struct Auth(pub Principal);
+pub struct Auth(pub Caller);
+
+impl Auth {
+    /// The token's id (every API caller has a token).
+    pub fn token_id(&self) -> i64 {
+        self.0.principal().map(|p| p.token_id).unwrap_or(0)
+    }
+
+    /// Refuses early, before a large body is read, what the core would refuse after it.
+    pub fn may(&self, action: Action) -> Result<()> {
+        self.0.may(action)
+    }
+}
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = Error;
@@ -116,13 +129,15 @@ impl FromRequestParts<AppState> for Auth {
         let token =
             header.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or(Error::Unauthorized)?;
         // From the in-memory token cache: no store access on the async runtime.
-        match state.core.authenticate(token) {
+        let access = &state.app.access;
+        let principal = match access.authenticate(token) {
             Err(Error::Unauthorized) if token_miss::well_formed(token) => {
-                state.token_miss.reload(&state.core).await;
-                Ok(Auth(state.core.authenticate(token)?))
+                state.token_miss.reload(access).await;
+                access.authenticate(token)?
             }
-            r => Ok(Auth(r?)),
-        }
+            r => r?,
+        };
+        Ok(Auth(Caller::Token(principal)))
     }
 }
 

@@ -34,7 +34,7 @@ impl UploadSlots {
 /// Middleware for the upload routes: authenticate, take a slot or answer 503, read the whole
 /// body under the limit, give the slot back, then run the handler on the buffered body.
 pub async fn gate(State(s): State<AppState>, _caller: Auth, req: Request, next: Next) -> Response {
-    let c = &s.core.config;
+    let c = &s.app.config;
     let Ok(slot) = s.uploads.slots.clone().try_acquire_owned() else {
         return refuse(&s, Error::Overloaded { queue: "uploads", retry_after_s: c.retry_after_secs });
     };
@@ -52,7 +52,7 @@ pub async fn gate(State(s): State<AppState>, _caller: Auth, req: Request, next: 
 
 /// Counted like the handlers' own refusals (`facewatch_rejections_total` by reason).
 fn refuse(s: &AppState, e: Error) -> Response {
-    s.core.metrics.rejections.inc(e.status_code().1);
+    s.app.metrics.rejections.inc(super::error::status(&e).1);
     e.into_response()
 }
 

@@ -8,10 +8,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::watchlist::ListView;
+use crate::watchlist::enroll::{EnrollReport, Examined};
+use crate::watchlist::policy::{Policy, PolicyPatch};
+
 use super::error::rejection;
 use super::{AppState, Auth, JsonBody};
-use crate::auth::Role;
-use crate::checkpoint::EnrollReport;
+use crate::access::Action;
 use crate::error::{Error, Result};
 use crate::inference::Mode;
 use crate::vision::quality::QualityGate;
@@ -24,42 +27,37 @@ const MAX_PHOTOS: usize = 16;
 pub struct NewList {
     name: String,
     /// Policy fields to set (the rest take their defaults).
-    policy: Option<Value>,
+    #[serde(default)]
+    policy: PolicyPatch,
 }
 
 pub async fn lists(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
-    who.require(Role::Ops, "read watch lists")?;
-    Ok(Json(json!({"lists": s.blocking(|c| c.lists()).await?})))
+    Ok(Json(json!({"lists": s.blocking(move |a| a.watchlists.lists(&who)).await?})))
 }
 
 pub async fn create_list(
     State(s): State<AppState>,
     Auth(who): Auth,
     body: JsonBody<NewList>,
-) -> Result<(StatusCode, Json<Value>)> {
-    who.require(Role::Ops, "create watch lists")?;
+) -> Result<(StatusCode, Json<ListView>)> {
+    who.may(Action::CreateLists)?;
     let new = s.json(body)?;
-    let by = who.actor();
-    let list = s.blocking(move |c| c.create_list(&new.name, new.policy.as_ref(), &by)).await?;
+    let list = s.blocking(move |a| a.watchlists.create_list(&who, &new.name, &new.policy)).await?;
     Ok((StatusCode::CREATED, Json(list)))
 }
 
-pub async fn get_list(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
-    who.require(Role::Ops, "read watch lists")?;
-    Ok(Json(s.blocking(move |c| c.list(&list)).await?))
+pub async fn get_list(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<ListView>> {
+    Ok(Json(s.blocking(move |a| a.watchlists.list(&who, &list)).await?))
 }
 
 pub async fn delete_list(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
-    who.require(Role::Ops, "delete watch lists")?;
-    let by = who.actor();
     let l = list.clone();
-    let n = s.blocking(move |c| c.delete_list(&l, &by)).await?;
+    let n = s.blocking(move |a| a.watchlists.delete_list(&who, &l)).await?;
     Ok(Json(json!({"deleted": list, "templates_purged": n})))
 }
 
-pub async fn get_policy(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
-    who.require(Role::Ops, "read policies")?;
-    Ok(Json(json!(s.blocking(move |c| c.policy(&list)).await?)))
+pub async fn get_policy(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Policy>> {
+    Ok(Json(s.blocking(move |a| a.watchlists.policy(&who, &list)).await?))
 }
 
 /// Sets the policy fields given (the others keep their values); audited with old and new.
@@ -67,17 +65,15 @@ pub async fn put_policy(
     State(s): State<AppState>,
     Auth(who): Auth,
     Path(list): Path<String>,
-    body: JsonBody<Value>,
-) -> Result<Json<Value>> {
-    who.require(Role::Ops, "change policies")?;
+    body: JsonBody<PolicyPatch>,
+) -> Result<Json<Policy>> {
+    who.may(Action::ChangePolicies)?;
     let patch = s.json(body)?;
-    let by = who.actor();
-    Ok(Json(json!(s.blocking(move |c| c.set_policy(&list, &patch, &by)).await?)))
+    Ok(Json(s.blocking(move |a| a.watchlists.set_policy(&who, &list, &patch)).await?))
 }
 
 pub async fn subjects(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
-    who.require(Role::Ops, "read subjects")?;
-    Ok(Json(json!({"subjects": s.blocking(move |c| c.subjects(&list)).await?})))
+    Ok(Json(json!({"subjects": s.blocking(move |a| a.watchlists.subjects(&who, &list)).await?})))
 }
 
 pub async fn subject(
@@ -85,8 +81,7 @@ pub async fn subject(
     Auth(who): Auth,
     Path((list, subject)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    who.require(Role::Ops, "read subjects")?;
-    Ok(Json(json!(s.blocking(move |c| c.subject(&list, &subject)).await?)))
+    Ok(Json(json!(s.blocking(move |a| a.watchlists.subject(&who, &list, &subject)).await?)))
 }
 
 pub async fn delete_subject(
@@ -94,10 +89,8 @@ pub async fn delete_subject(
     Auth(who): Auth,
     Path((list, subject)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    who.require(Role::Ops, "delete subjects")?;
-    let by = who.actor();
     let (l, sub) = (list.clone(), subject.clone());
-    let n = s.blocking(move |c| c.delete_subject(&l, &sub, &by)).await?;
+    let n = s.blocking(move |a| a.watchlists.delete_subject(&who, &l, &sub)).await?;
     Ok(Json(json!({"list": list, "deleted": subject, "templates_purged": n})))
 }
 
@@ -108,7 +101,7 @@ pub async fn enroll(
     Path(list): Path<String>,
     form: std::result::Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<EnrollReport>)> {
-    who.require(Role::Ops, "enroll subjects")?;
+    who.may(Action::EnrollSubjects)?;
     let mut form = form.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
     // Read the whole form (bounded by the body limit) before answering: a client still sending
     // its upload when the answer comes and the connection closes sees a broken pipe, not the error.
@@ -120,8 +113,7 @@ pub async fn enroll(
         let data = field.bytes().await.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
         parts.push((field_name, file, ct, data));
     }
-    let l = list.clone();
-    s.blocking(move |c| c.list_row(&l)).await?;
+    s.app.watchlists.require_list(&list)?;
     let (mut subject, mut name, mut photos): (Option<String>, Option<String>, Vec<(String, Bytes)>) =
         (None, None, Vec::new());
     for (field_name, file, ct, data) in parts {
@@ -149,15 +141,26 @@ pub async fn enroll(
     // Queue every photo first so the embedder can batch them, then collect the results.
     let mut pending = Vec::new();
     for (file, data) in photos {
-        let rx = s.core.inference.submit(data, Mode::Enroll(QualityGate::enrollment()))?;
+        let rx = s.app.inference.submit(data, Mode::Enroll(QualityGate::enrollment()))?;
         pending.push((file, rx));
     }
     let mut analysed = Vec::new();
     for (file, rx) in pending {
         analysed.push((file, rx.await.map_err(|_| Error::ShuttingDown).and_then(|r| r)));
     }
-    let by = who.actor();
-    let report = s.blocking(move |c| c.enroll(&list, &subject, name.as_deref(), analysed, &by)).await?;
+    let report = s
+        .blocking(move |a| {
+            let examined = analysed.iter().map(|(image, res)| {
+                let x = res.as_ref().map_err(|e| e.to_string()).map(|an| Examined {
+                    image: &an.image,
+                    face: an.faces.first(),
+                    refused: an.refused.as_ref(),
+                });
+                (image.clone(), x)
+            });
+            a.watchlists.enroll(&who, &list, &subject, name.as_deref(), "api", examined)
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(report)))
 }
 

@@ -2,6 +2,8 @@
 //! then delivered by the [`publisher`] to NATS JetStream ([`nats`]) or served locally by
 //! `GET /v1/events`. The wire format is versioned: `schemas/event.v1.json`.
 
+pub mod gauges;
+pub mod local;
 pub mod nats;
 pub mod outbox;
 pub mod publisher;

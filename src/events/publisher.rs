@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rusqlite::Connection;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use super::nats::{NatsOptions, NatsSink};
 
@@ -18,6 +18,7 @@ use super::webhook::{self, WebhookSink};
 use super::{Failure, envelope, outbox, subject};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 
 const BATCH: usize = 256;
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -120,14 +121,14 @@ impl Publisher {
         .map_err(|e| Error::Runtime(format!("outbox task failed: {e}")))?
     }
 
-    /// Runs until `stop` turns true; then keeps delivering for up to `drain` before returning
+    /// Runs until `stop` fires; then keeps delivering for up to `drain` before returning
     /// (whatever is left stays in the outbox for the next start).
-    pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
+    pub async fn run(self, mut stop: Shutdown, drain: Duration) {
         let mut sink: Option<Sink> = None;
         let mut attempt = 0u32;
         let mut deadline: Option<Instant> = None;
         loop {
-            if deadline.is_none() && *stop.borrow() {
+            if deadline.is_none() && stop.is_shutdown() {
                 deadline = Some(Instant::now() + drain);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -149,7 +150,7 @@ impl Publisher {
                 tokio::select! {
                     _ = self.notify.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.changed() => {}
+                    _ = stop.recv() => {}
                 }
                 continue;
             }
@@ -236,14 +237,14 @@ impl Publisher {
     }
 
     /// Sleeps `d`, cut short by a stop signal (then by the drain deadline).
-    async fn pause(&self, stop: &mut watch::Receiver<bool>, d: Duration, deadline: Option<Instant>) {
+    async fn pause(&self, stop: &mut Shutdown, d: Duration, deadline: Option<Instant>) {
         let d = match deadline {
             Some(dl) => d.min(dl.saturating_duration_since(Instant::now())),
             None => d,
         };
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
-            _ = stop.wait_for(|s| *s), if deadline.is_none() => {}
+            _ = stop.recv(), if deadline.is_none() => {}
         }
     }
 }

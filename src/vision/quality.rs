@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::vision::detect::Detection;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Quality {
     /// Shorter side of the detector box, in frame pixels.
     pub face_px: f32,
@@ -32,6 +32,21 @@ impl Quality {
         let light = 1.0 - ((self.brightness - 128.0).abs() / 128.0).clamp(0.0, 1.0).powi(2);
         let pose = self.yaw_deg.to_radians().cos().max(0.0) * self.pitch_deg.to_radians().cos().max(0.0);
         (size * sharp * light * pose * self.score.clamp(0.0, 1.0)).clamp(0.0, 1.0)
+    }
+}
+
+/// A face's quality as it is stored with templates and alerts and reported: the measures and
+/// their [`Quality::overall`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct QualityReport {
+    #[serde(flatten)]
+    pub measures: Quality,
+    pub overall: f32,
+}
+
+impl From<Quality> for QualityReport {
+    fn from(q: Quality) -> Self {
+        Self { measures: q, overall: q.overall() }
     }
 }
 

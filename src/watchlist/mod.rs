@@ -2,11 +2,13 @@
 //! truth and one FAISS index per list for matching. Open-set: a probe matches a subject only
 //! above that list's threshold; otherwise it is unknown.
 
+pub mod enroll;
 pub mod flusher;
 pub mod index;
 pub mod live;
 pub mod migrate;
 pub mod policy;
+pub mod service;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use index::{ListIndex, Owner};
 use live::Live;
 use migrate::IdFloors;
 use policy::Policy;
+pub use service::{EmbedderInfo, ListView, Watchlists};
 use store::{ListRow, ListSummary, NewTemplate, Store, SubjectInfo};
 
 /// A candidate subject for a probe, best template score.

@@ -80,20 +80,39 @@ impl Policy {
         if bad.is_empty() { Ok(()) } else { Err(Error::Invalid(bad.join("; "))) }
     }
 
-    /// Applies the fields present in `patch` (a JSON object of policy fields).
-    pub fn patched(&self, patch: &serde_json::Value) -> Result<Self> {
-        let serde_json::Value::Object(fields) = patch else {
-            return Err(Error::BadRequest("policy must be a JSON object".into()));
+    /// Applies the fields present in `patch`, validated.
+    pub fn patched(&self, patch: &PolicyPatch) -> Result<Self> {
+        let p = Policy {
+            threshold: patch.threshold.unwrap_or(self.threshold),
+            min_face_px: patch.min_face_px.unwrap_or(self.min_face_px),
+            min_quality: patch.min_quality.unwrap_or(self.min_quality),
+            severity: patch.severity.unwrap_or(self.severity),
+            cooldown_secs: patch.cooldown_secs.unwrap_or(self.cooldown_secs),
+            retention_days: patch.retention_days.unwrap_or(self.retention_days),
+            share_crops: patch.share_crops.unwrap_or(self.share_crops),
         };
-        let mut merged = serde_json::to_value(self).map_err(|e| Error::Invalid(e.to_string()))?;
-        if let serde_json::Value::Object(m) = &mut merged {
-            for (k, v) in fields {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-        let p: Policy = serde_json::from_value(merged).map_err(|e| Error::BadRequest(format!("policy: {e}")))?;
         p.validate()?;
         Ok(p)
+    }
+}
+
+/// Policy fields to change (`PUT /v1/lists/{list}/policy`, a new list's `policy`); the others
+/// keep their values. Unknown fields are refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPatch {
+    pub threshold: Option<f32>,
+    pub min_face_px: Option<f32>,
+    pub min_quality: Option<f32>,
+    pub severity: Option<Severity>,
+    pub cooldown_secs: Option<u32>,
+    pub retention_days: Option<u32>,
+    pub share_crops: Option<bool>,
+}
+
+impl PolicyPatch {
+    pub fn threshold(t: f32) -> Self {
+        Self { threshold: Some(t), ..Self::default() }
     }
 }
 
@@ -101,14 +120,18 @@ impl Policy {
 mod tests {
     use super::*;
 
+    fn patch(v: serde_json::Value) -> Result<Policy> {
+        let p: PolicyPatch = serde_json::from_value(v).map_err(|e| Error::BadRequest(e.to_string()))?;
+        Policy::with_threshold(0.94).patched(&p)
+    }
+
     #[test]
     fn patch_merges_and_validates() {
-        let p = Policy::with_threshold(0.94);
-        let q = p.patched(&serde_json::json!({"threshold": 0.9, "severity": "critical"})).unwrap();
+        let q = patch(serde_json::json!({"threshold": 0.9, "severity": "critical"})).unwrap();
         assert_eq!((q.threshold, q.severity, q.cooldown_secs), (0.9, Severity::Critical, 60));
-        assert!(p.patched(&serde_json::json!({"threshold": 3})).is_err());
-        assert!(p.patched(&serde_json::json!({"colour": "red"})).is_err());
-        assert!(p.patched(&serde_json::json!({"severity": "loud"})).is_err());
-        assert!(p.patched(&serde_json::json!([1])).is_err());
+        assert!(patch(serde_json::json!({"threshold": 3})).is_err());
+        assert!(patch(serde_json::json!({"colour": "red"})).is_err());
+        assert!(patch(serde_json::json!({"severity": "loud"})).is_err());
+        assert!(patch(serde_json::json!([1])).is_err());
     }
 }

@@ -516,7 +516,7 @@ mod tests {
                                           (3, 2, 'm', 2, x'0000803f00000000', '{}', 'b1', 0);",
         )
         .unwrap();
-        c.execute_batch(crate::alert::SCHEMA).unwrap();
+        c.execute_batch(crate::alerts::store::SCHEMA).unwrap();
         c.execute_batch(
             "INSERT INTO alerts (id, created_ms, updated_ms, captured_ms, site, camera, list, subject, template_id,
                                  score, threshold, severity, status, bbox, quality, models, has_crop, retention_days)

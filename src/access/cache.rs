@@ -13,7 +13,7 @@ use std::sync::RwLock;
 
 use tokio::sync::watch;
 
-use crate::auth::{self, Principal, Role};
+use crate::access::tokens::{self as auth, Principal, Role};
 use crate::error::{Error, Result};
 
 /// Longer bearer values are refused before hashing (ours are 67 characters).

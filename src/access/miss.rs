@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::Checkpoint;
+use super::Access;
 
 const MIN_GAP: Duration = Duration::from_millis(250);
 
@@ -17,10 +17,10 @@ pub struct MissReload {
 }
 
 impl MissReload {
-    /// Returns once a reload of `core`'s token cache that started after this call has finished.
-    pub async fn reload(&self, core: &Arc<Checkpoint>) {
-        let c = core.clone();
-        self.run(move || c.reload_tokens()).await
+    /// Returns once a reload of the token cache that started after this call has finished.
+    pub async fn reload(&self, access: &Arc<Access>) {
+        let a = access.clone();
+        self.run(move || a.reload()).await
     }
 
     async fn run(&self, reload: impl FnOnce() -> crate::Result<()> + Send + 'static) {

@@ -104,15 +104,6 @@ impl Principal {
         Actor { name: self.name.clone(), role: self.role.to_string() }
     }
 
-    /// `Forbidden` unless the caller has `role`.
-    pub fn require(&self, role: Role, action: &str) -> Result<()> {
-        if self.role == role {
-            Ok(())
-        } else {
-            Err(Error::Forbidden { role: self.role.to_string(), action: action.to_string() })
-        }
-    }
-
     /// `Forbidden` unless this (camera) token is bound to `camera`: a stolen camera token
     /// cannot pose as another camera.
     pub fn require_camera(&self, camera: &str) -> Result<()> {
@@ -146,7 +137,7 @@ fn check_cameras(role: Role, cameras: &[String]) -> Result<Vec<String>> {
         )));
     }
     for c in cameras {
-        crate::checkpoint::validate_camera(c)
+        crate::frames::validate_camera(c)
             .map_err(|_| Error::Invalid(format!("camera {c:?}: 1-64 of A-Z a-z 0-9 - _ .")))?;
     }
     let mut v = cameras.to_vec();
@@ -331,7 +322,7 @@ impl Tokens {
     }
 
     /// The caller behind a bearer token, or `Unauthorized` (the command line's check; the
-    /// service answers from [`crate::token_cache::TokenCache`]).
+    /// service answers from [`crate::access::TokenCache`]).
     pub fn authenticate(&self, token: &str) -> Result<Principal> {
         let row: Option<(i64, String, String, String, String)> = self
             .conn
@@ -368,7 +359,7 @@ mod tests {
         let p = t.authenticate(&new.token).unwrap();
         assert_eq!((p.name.as_str(), p.role), ("gate-3", Role::Camera));
         assert!(matches!(t.authenticate("fw_wrong"), Err(Error::Unauthorized)));
-        assert!(p.require(Role::Officer, "review alerts").is_err());
+        assert!(crate::access::Caller::Token(p.clone()).may(crate::access::Action::ReviewAlerts).is_err());
         assert!(p.require_camera("gate-3").is_ok());
         assert!(matches!(p.require_camera("gate-4"), Err(Error::Forbidden { .. })));
         t.revoke(new.id, &Actor::local()).unwrap();

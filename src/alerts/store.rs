@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::audit;
-use crate::auth::Principal;
+use crate::access::Principal;
+use crate::vision::quality::QualityReport;
+use crate::watchlist::policy::Severity;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{kind, outbox};
@@ -119,13 +121,36 @@ pub struct Alert {
     pub template_id: i64,
     pub score: f32,
     pub threshold: f32,
-    pub severity: String,
+    pub severity: Severity,
     pub bbox: [f32; 4],
-    pub quality: Value,
-    pub models: Value,
+    /// `None` only if the stored value cannot be read.
+    pub quality: Option<QualityReport>,
+    pub models: Option<ModelIds>,
     /// False once retention has deleted the crop.
     pub has_crop: bool,
     pub reviews: Vec<Review>,
+}
+
+/// One model by name and file digest, as every alert records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelId {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// The models that produced an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelIds {
+    pub detector: ModelId,
+    pub embedder: ModelId,
+}
+
+#[cfg(test)]
+impl ModelIds {
+    pub fn test() -> Self {
+        let m = |n: &str| ModelId { name: n.into(), sha256: "0".repeat(64) };
+        Self { detector: m("detector"), embedder: m("embedder") }
+    }
 }
 
 /// What the matcher knows when it raises an alert.
@@ -140,10 +165,10 @@ pub struct NewAlert {
     pub template_id: i64,
     pub score: f32,
     pub threshold: f32,
-    pub severity: String,
+    pub severity: Severity,
     pub bbox: [f32; 4],
-    pub quality: Value,
-    pub models: Value,
+    pub quality: QualityReport,
+    pub models: ModelIds,
     pub retention_days: u32,
     /// Whether the crop reached the disk (an alert is raised even when it did not).
     pub has_crop: bool,
@@ -206,7 +231,7 @@ impl Filter {
     }
 }
 
-pub struct Alerts {
+pub struct AlertStore {
     conn: Connection,
 }
 
@@ -230,10 +255,10 @@ fn row(r: &Row) -> rusqlite::Result<Alert> {
         template_id: r.get(10)?,
         score: r.get(11)?,
         threshold: r.get(12)?,
-        severity: r.get(13)?,
+        severity: Severity::parse(&text(13)?).unwrap_or(Severity::High),
         bbox: serde_json::from_str(&text(14)?).unwrap_or_default(),
-        quality: serde_json::from_str(&text(15)?).unwrap_or(Value::Null),
-        models: serde_json::from_str(&text(16)?).unwrap_or(Value::Null),
+        quality: serde_json::from_str(&text(15)?).ok(),
+        models: serde_json::from_str(&text(16)?).ok(),
         has_crop: r.get(17)?,
         reviews: Vec::new(),
     })
@@ -244,7 +269,7 @@ fn row(r: &Row) -> rusqlite::Result<Alert> {
 const REVIEW_COLUMNS: [(&str, &str); 1] = [("principal", "TEXT NOT NULL DEFAULT ''")];
 const LEGACY_PRINCIPALS: &str = "UPDATE reviews SET principal = 'name:' || officer WHERE principal = ''";
 
-/// What [`Alerts::raise`] did with a match.
+/// What [`AlertStore::raise`] did with a match.
 #[derive(Debug)]
 pub enum Raised {
     /// A new alert (its crop, if any, is on disk).
@@ -291,10 +316,10 @@ fn insert(tx: &rusqlite::Transaction, id: &str, a: &NewAlert) -> Result<()> {
             a.template_id,
             a.score,
             a.threshold,
-            a.severity,
+            a.severity.as_str(),
             json!(a.bbox).to_string(),
-            a.quality.to_string(),
-            a.models.to_string(),
+            json!(a.quality).to_string(),
+            json!(a.models).to_string(),
             a.retention_days,
             a.has_crop
         ],
@@ -303,7 +328,7 @@ fn insert(tx: &rusqlite::Transaction, id: &str, a: &NewAlert) -> Result<()> {
     Ok(())
 }
 
-impl Alerts {
+impl AlertStore {
     pub fn open(db: &Path) -> Result<Self> {
         let conn = crate::db::connect(db)?;
         conn.execute_batch(SCHEMA)?;
@@ -501,7 +526,7 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
+    use crate::access::Role;
 
     fn sighting(subject: &str) -> NewAlert {
         NewAlert {
@@ -514,17 +539,17 @@ mod tests {
             template_id: 1,
             score: 0.97,
             threshold: 0.94,
-            severity: "high".into(),
+            severity: Severity::High,
             bbox: [0.0; 4],
-            quality: Value::Null,
-            models: Value::Null,
+            quality: QualityReport::default(),
+            models: ModelIds::test(),
             retention_days: 30,
             has_crop: false,
             shared_crop: None,
         }
     }
 
-    fn raise(alerts: &mut Alerts, subject: &str) -> Raised {
+    fn raise(alerts: &mut AlertStore, subject: &str) -> Raised {
         alerts.raise(&mut sighting(subject), 600_000, |_, a| a.has_crop = true, |_| {}).unwrap()
     }
 
@@ -541,7 +566,7 @@ mod tests {
     #[test]
     fn only_an_alert_under_review_absorbs_the_next_sighting() {
         let dir = tempfile::tempdir().unwrap();
-        let mut alerts = Alerts::open(&dir.path().join("a.db")).unwrap();
+        let mut alerts = AlertStore::open(&dir.path().join("a.db")).unwrap();
         let Raised::Created(first) = raise(&mut alerts, "x") else { panic!("first sighting raises") };
         assert!(first.has_crop);
         assert!(matches!(raise(&mut alerts, "x"), Raised::Reused(id) if id == first.id), "open alert reused");
@@ -558,8 +583,8 @@ mod tests {
         // Raised in arrival order 0 s, +2 h, then a late frame captured 10 s before the first:
         // capture times decide, so the late frame joins the first alert and +2 h is its own.
         let dir = tempfile::tempdir().unwrap();
-        let mut alerts = Alerts::open(&dir.path().join("a.db")).unwrap();
-        let at = |alerts: &mut Alerts, captured_ms: i64| {
+        let mut alerts = AlertStore::open(&dir.path().join("a.db")).unwrap();
+        let at = |alerts: &mut AlertStore, captured_ms: i64| {
             let mut a = NewAlert { captured_ms, ..sighting("x") };
             alerts.raise(&mut a, 600_000, |_, _| {}, |_| {}).unwrap()
         };
@@ -580,13 +605,13 @@ mod tests {
         // threads or processes would be): the check and the insert are one transaction.
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("a.db");
-        drop(Alerts::open(&db).unwrap());
+        drop(AlertStore::open(&db).unwrap());
         let barrier = std::sync::Barrier::new(8);
         let created: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
                     s.spawn(|| {
-                        let mut alerts = Alerts::open(&db).unwrap();
+                        let mut alerts = AlertStore::open(&db).unwrap();
                         barrier.wait();
                         // The crop write is where the old code's gap between check and insert was.
                         let slow_crop = |_: &str, a: &mut NewAlert| {
@@ -603,13 +628,13 @@ mod tests {
             handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
         });
         assert_eq!(created, 1);
-        assert_eq!(Alerts::open(&db).unwrap().count().unwrap(), 1);
+        assert_eq!(AlertStore::open(&db).unwrap().count().unwrap(), 1);
     }
 
     #[test]
     fn verification_needs_two_principals_not_two_names() {
         let dir = tempfile::tempdir().unwrap();
-        let mut alerts = Alerts::open(&dir.path().join("a.db")).unwrap();
+        let mut alerts = AlertStore::open(&dir.path().join("a.db")).unwrap();
         // One person with two tokens (two names, one principal) cannot verify alone.
         let Raised::Created(a) = raise(&mut alerts, "x") else { panic!() };
         alerts.review(&a.id, &officer("ann", "p-1"), Decision::Confirm, None).unwrap();

@@ -4,13 +4,12 @@
 
 use image::RgbImage;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::media::{self, Media};
 use crate::pipeline::{Face, Pipeline};
 use crate::vision::detect::Detection;
-use crate::vision::quality::{QualityGate, Rejection};
+use crate::vision::quality::{QualityGate, QualityReport, Rejection};
 use crate::watchlist::store::NewTemplate;
 
 /// The verdict on one enrollment photo.
@@ -19,7 +18,7 @@ pub struct ImageVerdict {
     pub image: String,
     pub accepted: bool,
     pub reasons: Vec<String>,
-    pub quality: Option<Value>,
+    pub quality: Option<QualityReport>,
     pub template_id: Option<i64>,
 }
 
@@ -38,15 +37,6 @@ pub struct Examined<'a> {
     pub face: Option<&'a Face>,
     /// Why the photo has no face to enroll.
     pub refused: Option<&'a Rejection>,
-}
-
-/// A face's quality as stored with its template and reported to the client, `overall` included.
-pub fn quality_json(f: &Face) -> Value {
-    let mut q = serde_json::to_value(f.quality).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut q {
-        m.insert("overall".into(), json!(f.quality.overall()));
-    }
-    q
 }
 
 /// Photos judged: a verdict for each, a template (and reference crop) for each accepted one.
@@ -80,10 +70,10 @@ impl Assessed {
             Err(e) => ImageVerdict { image, accepted: false, reasons: vec![e], quality: None, template_id: None },
             Ok(x) => match (x.face.filter(|f| f.embedding.is_some()), x.refused) {
                 (Some(f), None) => {
-                    let q = quality_json(f);
+                    let q = QualityReport::from(f.quality);
                     let t = NewTemplate {
                         embedding: f.embedding.clone().unwrap_or_default(),
-                        quality: q.to_string(),
+                        quality: serde_json::to_string(&q).unwrap_or_default(),
                         source: format!("{origin}:{image}"),
                     };
                     self.kept.push((self.verdicts.len(), t, media::face_jpeg(x.image, f.detection.bbox)));
@@ -94,7 +84,7 @@ impl Assessed {
                     if let Some(f) = x.face {
                         reasons.extend(f.rejections.iter().map(|r| r.to_string()));
                     }
-                    let quality = x.face.map(quality_json);
+                    let quality = x.face.map(|f| QualityReport::from(f.quality));
                     ImageVerdict { image, accepted: false, reasons, quality, template_id: None }
                 }
             },

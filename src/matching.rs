@@ -1,0 +1,45 @@
+//! Matching: a frame's faces against every watch list, with each list's policy attached. No
+//! side effects (nothing is stored, nothing announced): what becomes an alert is [`crate::decide`]'s
+//! call, and raising it is [`crate::alerts`]'.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::pipeline::Face;
+use crate::watchlist::Candidate;
+use crate::watchlist::live::Live;
+use crate::watchlist::policy::Policy;
+
+/// A candidate at or above its list's threshold, with the policy in force when it was found.
+#[derive(Debug, Clone)]
+pub struct PolicyMatch {
+    pub candidate: Candidate,
+    pub policy: Policy,
+}
+
+pub struct Matching {
+    live: Arc<Live>,
+}
+
+impl Matching {
+    pub fn new(live: Arc<Live>) -> Self {
+        Self { live }
+    }
+
+    /// For each face, the best subject of every list that it matches (none for faces without
+    /// an embedding: refused by the quality gate).
+    pub fn faces(&self, faces: &[Face]) -> Result<Vec<Vec<PolicyMatch>>> {
+        faces.iter().map(|f| self.face(f)).collect()
+    }
+
+    pub fn face(&self, face: &Face) -> Result<Vec<PolicyMatch>> {
+        let Some(e) = &face.embedding else { return Ok(Vec::new()) };
+        Ok(self
+            .live
+            .matches(e, 1)?
+            .into_iter()
+            // A list deleted between the search and here has no policy: its match is dropped.
+            .filter_map(|c| self.live.list(&c.list).ok().map(|row| PolicyMatch { candidate: c, policy: row.policy }))
+            .collect())
+    }
+}
