@@ -143,11 +143,15 @@ impl Checkpoint {
         let metrics = Arc::new(Metrics::default());
         let inference = Inference::start(&config.models_dir(), &config.inference_options(), metrics.clone())?;
         let spec = inference.embedder_spec();
-        let watchlist =
-            Watchlist::open(&config.data_dir, &config.index_factory, &spec.name, spec.embedding_size as u32)?;
+        let watchlist = Watchlist::open(
+            &config.service.data_dir,
+            &config.watchlist.index_factory,
+            &spec.name,
+            spec.embedding_size as u32,
+        )?;
         let matcher = watchlist.live();
         let flusher = Flusher::spawn(matcher.clone())?;
-        let db_path = config.data_dir.join("facewatch.db");
+        let db_path = config.service.data_dir.join("facewatch.db");
         let m = &inference.manifest;
         let models = json!({
             "detector": {"name": m.detector.name, "sha256": m.detector.sha256},
@@ -159,11 +163,11 @@ impl Checkpoint {
             reads: Mutex::new(Alerts::open(&db_path)?),
             token_cache: TokenCache::new(tokens.active()?),
             tokens: Mutex::new(tokens),
-            media: Media::open(&config.data_dir)?,
+            media: Media::open(&config.service.data_dir)?,
             watchlist: Mutex::new(watchlist),
             matcher,
             flusher,
-            events: broadcast::channel(config.sse_buffer).0,
+            events: broadcast::channel(config.api.sse_buffer).0,
             outbox_gauges: OutboxGaugeReader::new(db_path.clone()),
             store_ok: AtomicBool::new(false),
             store_checked_ms: AtomicI64::new(0),
@@ -239,7 +243,7 @@ impl Checkpoint {
                     // On capture times, not arrival: a camera may send its buffer late.
                     let cooldown_ms = policy.cooldown_secs as i64 * 1000;
                     let new = NewAlert {
-                        site: self.config.site.clone(),
+                        site: self.config.service.site.clone(),
                         camera: camera.to_string(),
                         captured_ms,
                         list: c.list.clone(),
@@ -567,7 +571,7 @@ impl Checkpoint {
                 .map(|(_, d)| *d)
                 .or_else(|| stored.query_row([alert_id], |r| r.get(0)).ok())
         })?;
-        let cutoff = now_ms - self.config.events_retention_days as i64 * 86_400_000;
+        let cutoff = now_ms - self.config.events.retention_days as i64 * 86_400_000;
         let purged = outbox::purge(conn, cutoff, self.config.sink().is_none())?;
         if stripped > 0 || purged > 0 {
             tracing::info!(crops = stripped, events = purged, "retention: outbox crops stripped, old events deleted");
@@ -649,7 +653,7 @@ impl Checkpoint {
             .into_iter()
             .map(|r| {
                 let state = json!({"delivered": r.delivered, "parked_reason": r.parked_reason, "attempts": r.attempts});
-                match events::envelope(&r, &self.config.site) {
+                match events::envelope(&r, &self.config.service.site) {
                     Ok(env) => json!({"event": env, "outbox": state, "seq": r.seq}),
                     Err(reason) => json!({"event": null, "id": r.id, "error": reason, "outbox": state, "seq": r.seq}),
                 }

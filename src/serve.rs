@@ -15,11 +15,11 @@ use crate::error::{Error, Result};
 use crate::events::publisher::Publisher;
 
 pub async fn run(config: ServiceConfig) -> Result<()> {
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let sweep_every = Duration::from_secs(config.retention_sweep_secs);
-    let bind = config.bind.clone();
+    let grace = Duration::from_secs(config.service.shutdown_grace_secs);
+    let sweep_every = Duration::from_secs(config.retention.sweep_secs);
+    let bind = config.service.bind.clone();
     // Held until this function returns: watch-list commands refuse while the service runs.
-    let _data_lock = crate::data_lock::DataLock::acquire(&config.data_dir).map_err(|e| match e {
+    let _data_lock = crate::data_lock::DataLock::acquire(&config.service.data_dir).map_err(|e| match e {
         Error::DataDirInUse { dir } => Error::Config(format!(
             "data folder {} is in use by another facewatch service or watch-list command",
             dir.display()
@@ -43,9 +43,9 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
         Some(sink) => {
             let p = Publisher::new(
                 core.db_path.clone(),
-                core.config.site.clone(),
+                core.config.service.site.clone(),
                 sink,
-                Duration::from_millis(core.config.publish_max_backoff_ms),
+                Duration::from_millis(core.config.events.publish_max_backoff_ms),
                 core.metrics.clone(),
                 core.outbox_notify.clone(),
             )?;
@@ -56,7 +56,7 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
             None
         }
     };
-    tracing::info!(%addr, site = %core.config.site, provider = core.inference.provider, "facewatch serving");
+    tracing::info!(%addr, site = %core.config.service.site, provider = core.inference.provider, "facewatch serving");
     // Scripts and tests wait for this line (the port may have been chosen by the OS).
     println!("facewatch listening on http://{addr}");
 

@@ -25,8 +25,8 @@ impl Cli {
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_facewatch"))
             .args(args)
-            .env("FACEWATCH_DATA_DIR", self.data.path())
-            .env("FACEWATCH_MODELS_DIR", &self.models)
+            .env("FACEWATCH_SERVICE__DATA_DIR", self.data.path())
+            .env("FACEWATCH_MODELS__DIR", &self.models)
             .env_remove("FACEWATCH_LOG")
             .output()
             .unwrap()
@@ -291,8 +291,8 @@ fn an_installed_binary_never_looks_for_models_in_the_build_tree() {
     let o = Command::new(env!("CARGO_BIN_EXE_facewatch"))
         .args(["embed", "--json", &face("George_W_Bush/0001.jpg")])
         .current_dir(cwd.path())
-        .env("FACEWATCH_DATA_DIR", cwd.path().join("data"))
-        .env_remove("FACEWATCH_MODELS_DIR")
+        .env("FACEWATCH_SERVICE__DATA_DIR", cwd.path().join("data"))
+        .env_remove("FACEWATCH_MODELS__DIR")
         .env_remove("FACEWATCH_LOG")
         .output()
         .unwrap();

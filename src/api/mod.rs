@@ -52,10 +52,10 @@ const AUDIT_VERIFY_WAITING: usize = 8;
 impl AppState {
     pub fn new(core: Arc<Checkpoint>, shutdown: watch::Receiver<bool>) -> Self {
         let c = &core.config;
-        let streams = stream_slots::StreamSlots::new(c.sse_max_streams, c.sse_max_streams_per_token);
+        let streams = stream_slots::StreamSlots::new(c.api.sse_max_streams, c.api.sse_max_streams_per_token);
         let audit_scans =
-            Arc::new(scan_gate::ScanGate::new("audit verification", AUDIT_VERIFY_WAITING, c.retry_after_secs));
-        let uploads = Arc::new(uploads::UploadSlots::new(c.max_concurrent_uploads));
+            Arc::new(scan_gate::ScanGate::new("audit verification", AUDIT_VERIFY_WAITING, c.service.retry_after_secs));
+        let uploads = Arc::new(uploads::UploadSlots::new(c.limits.max_concurrent_uploads));
         Self { core, shutdown, streams, audit_scans, token_miss: Arc::default(), uploads }
     }
 
@@ -71,7 +71,7 @@ impl AppState {
     }
 
     fn body_limit(&self) -> usize {
-        self.core.config.max_body_bytes
+        self.core.config.limits.max_body_bytes
     }
 
     /// A JSON request body, or the documented error (400, 413 or 415) for a bad one.

@@ -54,7 +54,10 @@ impl WebhookSink {
                 permanent: (400..500).contains(&code) && code != 408 && code != 429,
                 message: format!("webhook answered {code}"),
             }),
-            Err(e) => Err(Failure { permanent: false, message: format!("webhook: {e}") }),
+            // The client's message quotes the URL, which may carry credentials.
+            Err(e) => {
+                Err(Failure { permanent: false, message: crate::secret::redact_urls_in(&format!("webhook: {e}")) })
+            }
         }
     }
 }
