@@ -275,7 +275,7 @@ fn malformed_and_oversized_events_are_parked_and_do_not_block_the_queue() {
     // Three rows that can never be sent, ahead of good ones.
     let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
     let big = json!({"blob": "x".repeat(2 << 20)}).to_string();
-    // Written now: parked rows older than `events_retention_days` are purged by the sweep.
+    // Written now: parked rows older than `[events] retention_days` are purged by the sweep.
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     for (id, data) in [("bad-json", "{not json".to_string()), ("too-big", big), ("near-limit", "{}".into())] {
         db.execute(
@@ -295,7 +295,7 @@ fn malformed_and_oversized_events_are_parked_and_do_not_block_the_queue() {
     let data = json!({"blob": "x".repeat(pad)}).to_string();
     db.execute("UPDATE outbox SET data = ?1 WHERE id = 'near-limit'", [data]).unwrap();
     assert_eq!(size(&db), max_payload - 20);
-    // A row parked long ago, beyond `events_retention_days`: it will never be sent, so it goes.
+    // A row parked long ago, beyond `[events] retention_days`: it will never be sent, so it goes.
     db.execute(
         "INSERT INTO outbox (id, type, camera, created_ms, data, parked_reason)
          VALUES ('ancient', 'policy.changed', '_site', 0, '{}', 'rejected: test')",
