@@ -213,7 +213,7 @@ fn main() {
     };
     let mut p = Pipeline::open(&models, opts.clone()).expect("models installed by scripts/setup.sh");
     // The service's default, within the core budget.
-    let stream_threads = flag("--stream-threads").unwrap_or(ServiceConfig::default().threads.min(threads));
+    let stream_threads = flag("--stream-threads").unwrap_or(ServiceConfig::default().models.threads.min(threads));
     let stream_opts = InferenceOptions {
         pipeline: PipelineOptions {
             runtime: RuntimeOptions { intra_threads: stream_threads, cuda: false, spin: false },

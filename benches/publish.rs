@@ -39,7 +39,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let nats = NatsOptions {
-        url: format!("nats://127.0.0.1:{port}"),
+        url: facewatch::secret::SecretUrl::new(format!("nats://127.0.0.1:{port}")),
         stream: "FACEWATCH".into(),
         replicas: 1,
         max_age: Duration::from_secs(86_400),

@@ -117,13 +117,11 @@ fn main() {
     let camera = tokens.create("load", Role::Camera, None, &cams, &Actor::local()).unwrap().token;
     let ops = tokens.create("ops", Role::Ops, None, &[], &Actor::local()).unwrap().token;
     drop(tokens);
-    let cfg = ServiceConfig {
-        bind: format!("127.0.0.1:{port}"),
-        data_dir: data.path().to_path_buf(),
-        models_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"),
-        site: "bench".into(),
-        ..ServiceConfig::default()
-    };
+    let mut cfg = ServiceConfig::default();
+    cfg.service.bind = format!("127.0.0.1:{port}");
+    cfg.service.data_dir = data.path().to_path_buf();
+    cfg.service.site = "bench".into();
+    cfg.models.dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         rt.block_on(facewatch::app::run(cfg)).unwrap();

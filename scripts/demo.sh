@@ -11,11 +11,11 @@ cd "$ROOT"
 cargo build --release --quiet
 FW="${CARGO_TARGET_DIR:-$ROOT/target}/release/facewatch"
 FACES="$FACEWATCH_TEST_DATA/faces"
-export FACEWATCH_DATA_DIR="${FACEWATCH_DATA_DIR:-$ROOT/data/demo}"
-export FACEWATCH_BIND="${FACEWATCH_BIND:-127.0.0.1:8080}"
-export FACEWATCH_SITE="${FACEWATCH_SITE:-demo-checkpoint}"
-rm -rf "$FACEWATCH_DATA_DIR"
-mkdir -p "$FACEWATCH_DATA_DIR"
+export FACEWATCH_SERVICE__DATA_DIR="${FACEWATCH_SERVICE__DATA_DIR:-$ROOT/data/demo}"
+export FACEWATCH_SERVICE__BIND="${FACEWATCH_SERVICE__BIND:-127.0.0.1:8080}"
+export FACEWATCH_SERVICE__SITE="${FACEWATCH_SERVICE__SITE:-demo-checkpoint}"
+rm -rf "$FACEWATCH_SERVICE__DATA_DIR"
+mkdir -p "$FACEWATCH_SERVICE__DATA_DIR"
 
 echo "== demo watch lists (enrolled with the command line; the API does the same over HTTP)"
 "$FW" enroll --list wanted --subject George_W_Bush --name "George W Bush" "$FACES/George_W_Bush/0001.jpg" "$FACES/George_W_Bush/0002.jpg"
@@ -23,7 +23,7 @@ echo "== demo watch lists (enrolled with the command line; the API does the same
 "$FW" enroll --list overstay --subject Tony_Blair --name "Tony Blair" "$FACES/Tony_Blair/0002.jpg" "$FACES/Tony_Blair/0003.jpg"
 "$FW" lists
 
-echo "== one token per role (shown once; saved to $FACEWATCH_DATA_DIR/demo-tokens.env, mode 600)"
+echo "== one token per role (shown once; saved to $FACEWATCH_SERVICE__DATA_DIR/demo-tokens.env, mode 600)"
 umask 077
 {
   echo "FW_CAMERA=$("$FW" token create --role camera --name demo-camera --camera hall-a 2>/dev/null)"
@@ -31,18 +31,18 @@ umask 077
     echo "FW_${role^^}=$("$FW" token create --role "$role" --name "demo-$role" 2>/dev/null)"
   done
   echo "FW_OFFICER2=$("$FW" token create --role officer --name demo-officer-2 2>/dev/null)"
-} > "$FACEWATCH_DATA_DIR/demo-tokens.env"
-source "$FACEWATCH_DATA_DIR/demo-tokens.env"
-cat "$FACEWATCH_DATA_DIR/demo-tokens.env"
+} > "$FACEWATCH_SERVICE__DATA_DIR/demo-tokens.env"
+source "$FACEWATCH_SERVICE__DATA_DIR/demo-tokens.env"
+cat "$FACEWATCH_SERVICE__DATA_DIR/demo-tokens.env"
 
-"$FW" serve "$@" > >(tee "$FACEWATCH_DATA_DIR/serve.out") &
+"$FW" serve "$@" > >(tee "$FACEWATCH_SERVICE__DATA_DIR/serve.out") &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER' INT TERM
 for _ in $(seq 1 120); do
-  grep -q "listening on" "$FACEWATCH_DATA_DIR/serve.out" 2>/dev/null && break
+  grep -q "listening on" "$FACEWATCH_SERVICE__DATA_DIR/serve.out" 2>/dev/null && break
   sleep 0.5
 done
-URL=$(grep -o 'http://[^ ]*' "$FACEWATCH_DATA_DIR/serve.out" | head -n1)
+URL=$(grep -o 'http://[^ ]*' "$FACEWATCH_SERVICE__DATA_DIR/serve.out" | head -n1)
 
 echo "== two arrivals at camera hall-a: Colin Powell (enrolled) and a stranger"
 for img in "$FACES/Colin_Powell/0005.jpg" "$FACES/Aaron_Sorkin/0001.jpg"; do
@@ -53,7 +53,7 @@ done
 
 cat <<MSG
 
-facewatch is serving at $URL (data in $FACEWATCH_DATA_DIR; tokens in demo-tokens.env)
+facewatch is serving at $URL (data in $FACEWATCH_SERVICE__DATA_DIR; tokens in demo-tokens.env)
   officers:  curl -H "Authorization: Bearer \$FW_OFFICER" $URL/v1/alerts
              curl -N -H "Authorization: Bearer \$FW_OFFICER" $URL/v1/alerts/stream
              curl -H "Authorization: Bearer \$FW_OFFICER" -H 'Content-Type: application/json' \\

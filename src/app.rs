@@ -59,9 +59,9 @@ impl App {
     pub fn open(config: ServiceConfig) -> Result<Self> {
         let metrics = Arc::new(Metrics::default());
         let inference = Inference::start(&config.models_dir(), &config.inference_options(), metrics.clone())?;
-        let db_path = config.data_dir.join("facewatch.db");
+        let db_path = config.service.data_dir.join("facewatch.db");
         let outbox_notify = Arc::new(Notify::new());
-        let media = Arc::new(Media::open(&config.data_dir)?);
+        let media = Arc::new(Media::open(&config.service.data_dir)?);
         let spec = inference.embedder_spec();
         let embedder = EmbedderInfo {
             name: spec.name.clone(),
@@ -69,16 +69,21 @@ impl App {
             default_threshold: spec.default_threshold,
         };
         let watchlists = Arc::new(Watchlists::open(
-            &config.data_dir,
-            &config.index_factory,
+            &config.service.data_dir,
+            &config.watchlist.index_factory,
             &embedder,
             media.clone(),
             outbox_notify.clone(),
             true,
         )?);
         let access = Arc::new(Access::open(&db_path)?);
-        let alerts =
-            Arc::new(Alerts::open(&db_path, media.clone(), config.sse_buffer, metrics.clone(), outbox_notify.clone())?);
+        let alerts = Arc::new(Alerts::open(
+            &db_path,
+            media.clone(),
+            config.api.sse_buffer,
+            metrics.clone(),
+            outbox_notify.clone(),
+        )?);
         let m = &inference.manifest;
         let models = ModelIds {
             detector: ModelId { name: m.detector.name.clone(), sha256: m.detector.sha256.clone() },
@@ -90,7 +95,7 @@ impl App {
             alerts.clone(),
             access.clone(),
             metrics.clone(),
-            config.site.clone(),
+            config.service.site.clone(),
             models,
         );
         let retention = Retention::new(
@@ -98,12 +103,12 @@ impl App {
             alerts.clone(),
             media,
             db_path.clone(),
-            config.events_retention_days,
+            config.events.retention_days,
             config.sink().is_some(),
         )?;
         let app = Self {
             audit: AuditLog::new(db_path.clone()),
-            outbox: LocalOutbox::open(&db_path, &config.site)?,
+            outbox: LocalOutbox::open(&db_path, &config.service.site)?,
             store_probe: StoreProbe::new(db_path.clone()),
             outbox_gauges: OutboxGaugeReader::new(db_path.clone()),
             config,
@@ -167,11 +172,11 @@ impl App {
 /// `facewatch serve`: holds the data folder, opens the [`App`], serves the API and runs the
 /// background loops until SIGINT/SIGTERM, then shuts down in order.
 pub async fn run(config: ServiceConfig) -> Result<()> {
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let sweep_every = Duration::from_secs(config.retention_sweep_secs);
-    let bind = config.bind.clone();
+    let grace = Duration::from_secs(config.service.shutdown_grace_secs);
+    let sweep_every = Duration::from_secs(config.retention.sweep_secs);
+    let bind = config.service.bind.clone();
     // Held until this function returns: watch-list commands refuse while the service runs.
-    let _data_lock = crate::data_lock::DataLock::acquire(&config.data_dir).map_err(|e| match e {
+    let _data_lock = crate::data_lock::DataLock::acquire(&config.service.data_dir).map_err(|e| match e {
         Error::DataDirInUse { dir } => Error::Config(format!(
             "data folder {} is in use by another facewatch service or watch-list command",
             dir.display()
@@ -199,9 +204,9 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
         Some(sink) => {
             let p = Publisher::new(
                 app.db_path.clone(),
-                app.config.site.clone(),
+                app.config.service.site.clone(),
                 sink,
-                Duration::from_millis(app.config.publish_max_backoff_ms),
+                Duration::from_millis(app.config.events.publish_max_backoff_ms),
                 app.metrics.clone(),
                 app.outbox_notify.clone(),
             )?;
@@ -210,7 +215,7 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
         None => tracing::info!("no broker configured: events stay in the local outbox (GET /v1/events)"),
     }
     publisher.close();
-    tracing::info!(%addr, site = %app.config.site, provider = app.inference.provider, "facewatch serving");
+    tracing::info!(%addr, site = %app.config.service.site, provider = app.inference.provider, "facewatch serving");
     // Scripts and tests wait for this line (the port may have been chosen by the OS).
     println!("facewatch listening on http://{addr}");
 

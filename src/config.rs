@@ -1,13 +1,16 @@
-//! Configuration: one loader for `serve` and every other command (defaults, then a TOML file,
-//! then `FACEWATCH_*` environment variables, then explicit command-line flags).
+//! Configuration: one loader for `serve` and every other command (defaults, then a TOML file
+//! in sections, then `FACEWATCH_<SECTION>__<KEY>` environment variables, then explicit
+//! command-line flags). Keys of the old flat layout are refused with their new place.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::error::Error;
 use crate::inference::{DEFAULT_MAX_FACES, DEFAULT_MEMORY_BUDGET_MB, InferenceOptions};
 use crate::memory::FrameCost;
 use crate::pipeline::PipelineOptions;
+use crate::secret::{Secret, SecretUrl};
 use crate::vision::decode::DEFAULT_MAX_PIXELS;
 use crate::vision::detect::DetectorOptions;
 use crate::vision::runtime::RuntimeOptions;
@@ -18,33 +21,33 @@ use crate::watchlist::index::DEFAULT_SPEC;
 /// started with the same file and environment use the same data folder.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Settings {
-    /// Folder for the SQLite store and index files [config: data_dir].
+    /// Folder for the SQLite store and index files [config: [service] data_dir].
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Folder holding manifest.toml and the model files [config: models_dir].
+    /// Folder holding manifest.toml and the model files [config: [models] dir].
     #[arg(long, global = true)]
     pub models_dir: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads per model, 0 = all cores [config: threads].
+    /// ONNX Runtime intra-op threads per model, 0 = all cores [config: [models] threads].
     #[arg(long, global = true)]
     pub threads: Option<usize>,
-    /// Minimum detector score for a face [config: detect_threshold].
+    /// Minimum detector score for a face [config: [inference] detect_threshold].
     #[arg(long, global = true)]
     pub detect_threshold: Option<f32>,
-    /// Largest accepted image, in pixels [config: max_pixels].
+    /// Largest accepted image, in pixels [config: [limits] max_pixels].
     #[arg(long, global = true)]
     pub max_pixels: Option<u64>,
     /// Watch-list index: "auto" (exact up to 50k templates, an inverted file beyond) or a FAISS factory
     /// string with optional search parameters, e.g. "IDMap2,Flat", "IDMap2,HNSW32|efSearch=128",
-    /// "IDMap2,IVF4096,Flat|nprobe=32" [config: index_factory].
+    /// "IDMap2,IVF4096,Flat|nprobe=32" [config: [watchlist] index_factory].
     #[arg(long, global = true)]
     pub index_factory: Option<String>,
-    /// Use the CUDA execution provider when built with the `cuda` feature [config: cuda].
+    /// Use the CUDA execution provider when built with the `cuda` feature [config: [models] cuda].
     #[arg(long, global = true)]
     pub cuda: bool,
 }
 
 impl Settings {
-    /// The one loader: defaults <- `file` <- `FACEWATCH_*` in `env` <- these flags, validated.
+    /// The one loader: defaults <- `file` <- `FACEWATCH_*__*` in `env` <- these flags, validated.
     pub fn load(
         &self,
         file: Option<&Path>,
@@ -52,24 +55,24 @@ impl Settings {
     ) -> crate::Result<ServiceConfig> {
         let mut cfg = ServiceConfig::load(file, env)?;
         if let Some(d) = &self.data_dir {
-            cfg.data_dir = d.clone();
+            cfg.service.data_dir = d.clone();
         }
         if let Some(d) = &self.models_dir {
-            cfg.models_dir = d.clone();
+            cfg.models.dir = d.clone();
         }
         if let Some(t) = self.threads {
-            cfg.threads = t;
+            cfg.models.threads = t;
         }
         if let Some(t) = self.detect_threshold {
-            cfg.detect_threshold = t;
+            cfg.inference.detect_threshold = t;
         }
         if let Some(p) = self.max_pixels {
-            cfg.max_pixels = p;
+            cfg.limits.max_pixels = p;
         }
         if let Some(f) = &self.index_factory {
-            cfg.index_factory = f.clone();
+            cfg.watchlist.index_factory = f.clone();
         }
-        cfg.cuda |= self.cuda;
+        cfg.models.cuda |= self.cuda;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -80,28 +83,71 @@ fn models_dir_or_default(given: Option<&std::path::Path>) -> PathBuf {
     crate::models_dir::resolve(given)
 }
 
-/// The service's configuration: defaults, then a TOML file, then `FACEWATCH_<KEY>` environment
-/// variables (e.g. `FACEWATCH_BIND`, `FACEWATCH_QUEUE_CAPACITY`), validated once at start.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// The service's configuration, in sections (`[service]`, `[models]`, ...): defaults, then a
+/// TOML file, then `FACEWATCH_<SECTION>__<KEY>` environment variables (e.g.
+/// `FACEWATCH_SERVICE__BIND`, `FACEWATCH_INFERENCE__QUEUE_CAPACITY`), validated once at start.
+/// `Debug` prints no secret: the webhook key is `<redacted>`, URL credentials `***`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
+    pub service: ServiceSection,
+    pub models: ModelsSection,
+    pub inference: InferenceSection,
+    pub limits: LimitsSection,
+    pub watchlist: WatchlistSection,
+    pub events: EventsSection,
+    pub api: ApiSection,
+    pub retention: RetentionSection,
+}
+
+/// `[service]`: who and where this checkpoint is.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSection {
     /// Name of this checkpoint, carried by every alert.
     pub site: String,
     /// Address the HTTP API listens on.
     pub bind: String,
     pub data_dir: PathBuf,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+    /// Seconds a client refused with 503 is told to wait.
+    pub retry_after_secs: u64,
+}
+
+/// `[models]`: the model files and how their sessions run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsSection {
     /// Models folder; empty = `./models`, else next to the executable (see [`crate::models_dir`]).
-    pub models_dir: PathBuf,
+    pub dir: PathBuf,
     /// ONNX Runtime intra-op threads per model session (0 = all cores). The default, 2 per
     /// model even on 2 cores, lets a busy model use the cores of an idle one (the embedder
     /// while no frame is being detected, and the other way round); against 1 per model it cut
     /// p50 and p99 under load (BENCHMARKS.md, service load).
     pub threads: usize,
+    pub cuda: bool,
+    /// Check model files against the manifest's sha256 at start.
+    pub verify: bool,
+}
+
+/// `[inference]`: detection, the frame queue and the embedder's batches.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceSection {
+    pub detect_threshold: f32,
     pub detect_workers: usize,
     /// Frames that may wait for a detect worker before new ones get 503.
     pub queue_capacity: usize,
     pub embed_max_batch: usize,
-    pub detect_threshold: f32,
+    /// Faces analysed per frame (the largest first); the rest are reported as `faces_skipped`.
+    pub max_faces_per_frame: usize,
+}
+
+/// `[limits]`: what one request, and all of them together, may cost.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
     pub max_pixels: u64,
     /// Largest request body in bytes (frames and enrollment uploads).
     pub max_body_bytes: usize,
@@ -109,21 +155,25 @@ pub struct ServiceConfig {
     /// chips), in MiB; a frame that does not fit is refused with 503. Must hold the largest
     /// frame that `max_pixels` and `max_body_bytes` allow. The models come on top.
     pub memory_budget_mb: u64,
-    /// Faces analysed per frame (the largest first); the rest are reported as `faces_skipped`.
-    pub max_faces_per_frame: usize,
+    /// Frame and enrollment bodies read at once (each up to `max_body_bytes`); more get 503.
+    /// Bodies are memory before they are queued (and counted in `memory_budget_mb`).
+    pub max_concurrent_uploads: usize,
+}
+
+/// `[watchlist]`: how templates are searched.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchlistSection {
     pub index_factory: String,
-    pub cuda: bool,
-    /// Seconds a client refused with 503 is told to wait.
-    pub retry_after_secs: u64,
-    /// How often the retention sweep runs.
-    pub retention_sweep_secs: u64,
-    /// How long shutdown waits for in-flight requests.
-    pub shutdown_grace_secs: u64,
-    /// Check model files against the manifest's sha256 at start.
-    pub verify_models: bool,
+}
+
+/// `[events]`: where events go (NATS JetStream or a webhook) and how long they are kept.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSection {
     /// NATS server(s) for the central stream, e.g. "nats://hq-leaf:4222"; empty = events stay
-    /// in the local outbox and are served by `GET /v1/events`.
-    pub nats_url: String,
+    /// in the local outbox and are served by `GET /v1/events`. May carry credentials.
+    pub nats_url: SecretUrl,
     pub nats_stream: String,
     /// Stream replicas (3 on a clustered JetStream at the centre).
     pub nats_replicas: usize,
@@ -133,10 +183,16 @@ pub struct ServiceConfig {
     /// Longest wait between retries while the broker is unreachable.
     pub publish_max_backoff_ms: u64,
     /// Delivered events (and, with no broker, all events) are deleted after this many days.
-    pub events_retention_days: u64,
+    pub retention_days: u64,
     /// Instead of NATS: POST each event to this URL, signed with `webhook_secret` (HMAC-SHA256).
-    pub webhook_url: String,
-    pub webhook_secret: crate::secret::Secret,
+    pub webhook_url: SecretUrl,
+    pub webhook_secret: Secret,
+}
+
+/// `[api]`: what the HTTP API tells cameras and how many alert streams it keeps open.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
     /// What a camera learns from its frame's answer: "minimal" (face boxes and alert ids) or
     /// "full" (also each face's quality, matches with list, subject, name and score). A stolen
     /// camera token must not be a watch-list lookup service, hence the default.
@@ -146,48 +202,175 @@ pub struct ServiceConfig {
     pub sse_max_streams_per_token: usize,
     /// Alert events buffered for live streams; a stream further behind is sent `resync`.
     pub sse_buffer: usize,
-    /// Frame and enrollment bodies read at once (each up to `max_body_bytes`); more get 503.
-    /// Bodies are memory before they are queued (and counted in `memory_budget_mb`).
-    pub max_concurrent_uploads: usize,
 }
 
-impl Default for ServiceConfig {
+/// `[retention]`: the sweep that deletes expired crops, reference images and events.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// How often the retention sweep runs.
+    pub sweep_secs: u64,
+}
+
+impl Default for ServiceSection {
     fn default() -> Self {
         Self {
             site: "checkpoint".into(),
             bind: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("data"),
-            models_dir: PathBuf::new(),
-            threads: 2,
+            shutdown_grace_secs: 30,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl Default for ModelsSection {
+    fn default() -> Self {
+        Self { dir: PathBuf::new(), threads: 2, cuda: cfg!(feature = "cuda"), verify: true }
+    }
+}
+
+impl Default for InferenceSection {
+    fn default() -> Self {
+        Self {
+            detect_threshold: 0.9,
             detect_workers: 1,
             queue_capacity: 32,
             embed_max_batch: 32,
-            detect_threshold: 0.9,
+            max_faces_per_frame: DEFAULT_MAX_FACES,
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
             max_pixels: DEFAULT_MAX_PIXELS,
             max_body_bytes: 20 << 20,
             memory_budget_mb: DEFAULT_MEMORY_BUDGET_MB,
-            max_faces_per_frame: DEFAULT_MAX_FACES,
-            index_factory: DEFAULT_SPEC.into(),
-            cuda: cfg!(feature = "cuda"),
-            retry_after_secs: 1,
-            retention_sweep_secs: 3600,
-            shutdown_grace_secs: 30,
-            verify_models: true,
-            nats_url: String::new(),
+            max_concurrent_uploads: 16,
+        }
+    }
+}
+
+impl Default for WatchlistSection {
+    fn default() -> Self {
+        Self { index_factory: DEFAULT_SPEC.into() }
+    }
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        Self {
+            nats_url: SecretUrl::default(),
             nats_stream: "FACEWATCH".into(),
             nats_replicas: 1,
             nats_max_age_days: 30,
             nats_duplicate_window_secs: 3600,
             publish_max_backoff_ms: 10_000,
-            events_retention_days: 30,
-            webhook_url: String::new(),
-            webhook_secret: crate::secret::Secret::default(),
-            camera_response: "minimal".into(),
-            sse_max_streams: 64,
-            sse_max_streams_per_token: 4,
-            sse_buffer: 1024,
-            max_concurrent_uploads: 16,
+            retention_days: 30,
+            webhook_url: SecretUrl::default(),
+            webhook_secret: Secret::default(),
         }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self { camera_response: "minimal".into(), sse_max_streams: 64, sse_max_streams_per_token: 4, sse_buffer: 1024 }
+    }
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        Self { sweep_secs: 3600 }
+    }
+}
+
+/// Keys of the flat configuration (before sections) and where each lives now: an old file or
+/// variable is refused with this, never silently ignored.
+const MOVED: &[(&str, &str, &str)] = &[
+    ("site", "service", "site"),
+    ("bind", "service", "bind"),
+    ("data_dir", "service", "data_dir"),
+    ("shutdown_grace_secs", "service", "shutdown_grace_secs"),
+    ("retry_after_secs", "service", "retry_after_secs"),
+    ("models_dir", "models", "dir"),
+    ("threads", "models", "threads"),
+    ("cuda", "models", "cuda"),
+    ("verify_models", "models", "verify"),
+    ("detect_threshold", "inference", "detect_threshold"),
+    ("detect_workers", "inference", "detect_workers"),
+    ("queue_capacity", "inference", "queue_capacity"),
+    ("embed_max_batch", "inference", "embed_max_batch"),
+    ("max_faces_per_frame", "inference", "max_faces_per_frame"),
+    ("max_pixels", "limits", "max_pixels"),
+    ("max_body_bytes", "limits", "max_body_bytes"),
+    ("memory_budget_mb", "limits", "memory_budget_mb"),
+    ("max_concurrent_uploads", "limits", "max_concurrent_uploads"),
+    ("index_factory", "watchlist", "index_factory"),
+    ("nats_url", "events", "nats_url"),
+    ("nats_stream", "events", "nats_stream"),
+    ("nats_replicas", "events", "nats_replicas"),
+    ("nats_max_age_days", "events", "nats_max_age_days"),
+    ("nats_duplicate_window_secs", "events", "nats_duplicate_window_secs"),
+    ("publish_max_backoff_ms", "events", "publish_max_backoff_ms"),
+    ("events_retention_days", "events", "retention_days"),
+    ("webhook_url", "events", "webhook_url"),
+    ("webhook_secret", "events", "webhook_secret"),
+    ("camera_response", "api", "camera_response"),
+    ("sse_max_streams", "api", "sse_max_streams"),
+    ("sse_max_streams_per_token", "api", "sse_max_streams_per_token"),
+    ("sse_buffer", "api", "sse_buffer"),
+    ("retention_sweep_secs", "retention", "sweep_secs"),
+];
+
+/// The environment variable of `[section] key`.
+pub fn env_name(section: &str, key: &str) -> String {
+    format!("FACEWATCH_{}__{}", section.to_ascii_uppercase(), key.to_ascii_uppercase())
+}
+
+/// "nats_url is now [events] nats_url / FACEWATCH_EVENTS__NATS_URL", for a flat key of old.
+fn moved_hint(old: &str) -> Option<String> {
+    let (_, section, key) = MOVED.iter().find(|(o, ..)| *o == old)?;
+    Some(format!("{old} is now [{section}] {key} / {}", env_name(section, key)))
+}
+
+/// `value` as the type of `default` (the key's type), or why not. Integers are all counts and
+/// sizes here: a negative one is refused by name rather than by serde's type error.
+fn typed(default: &toml::Value, value: toml::Value) -> std::result::Result<toml::Value, &'static str> {
+    use toml::Value as V;
+    match (default, value) {
+        (V::String(_), v @ V::String(_)) | (V::Boolean(_), v @ V::Boolean(_)) | (V::Float(_), v @ V::Float(_)) => Ok(v),
+        (V::Integer(_), V::Integer(i)) if i >= 0 => Ok(V::Integer(i)),
+        (V::Integer(_), _) => Err("expected a non-negative integer"),
+        (V::Float(_), V::Integer(i)) => Ok(V::Float(i as f64)),
+        (V::Float(_), _) => Err("expected a number"),
+        (V::String(_), _) => Err("expected a string"),
+        (V::Boolean(_), _) => Err("expected true or false"),
+        _ => Err("unsupported value"),
+    }
+}
+
+/// An environment value as the type of `default`.
+fn parse_env(default: &toml::Value, raw: &str) -> std::result::Result<toml::Value, &'static str> {
+    use toml::Value as V;
+    match default {
+        V::String(_) => Ok(V::String(raw.to_string())),
+        V::Integer(_) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|i| i64::try_from(i).ok())
+            .map(V::Integer)
+            .ok_or("expected a non-negative integer"),
+        V::Float(_) => raw.trim().parse().map(V::Float).map_err(|_| "expected a number"),
+        V::Boolean(_) => match raw.trim() {
+            "1" | "true" | "yes" => Ok(V::Boolean(true)),
+            "0" | "false" | "no" => Ok(V::Boolean(false)),
+            _ => Err("expected true or false"),
+        },
+        _ => Err("unsupported value"),
     }
 }
 
@@ -197,38 +380,34 @@ impl ServiceConfig {
         file: Option<&std::path::Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> crate::Result<Self> {
-        use crate::error::Error;
         let defaults = toml::Table::try_from(Self::default()).map_err(|e| Error::Config(e.to_string()))?;
         let mut table = defaults.clone();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            let from_file: toml::Table = text.parse().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            for (k, v) in from_file {
-                if !defaults.contains_key(&k) {
-                    return Err(Error::Config(format!("{}: unknown key {k:?}", path.display())));
-                }
-                table.insert(k, v);
-            }
+            let at = |m: String| Error::Config(format!("{}: {m}", path.display()));
+            let text = std::fs::read_to_string(path).map_err(|e| at(e.to_string()))?;
+            let from_file: toml::Table = text.parse().map_err(|e: toml::de::Error| at(e.to_string()))?;
+            merge_file(&defaults, &mut table, from_file).map_err(at)?;
         }
+        let mut env: Vec<(String, String)> = env.into_iter().collect();
+        // Sorted: with several bad variables, the first message is the same every run.
+        env.sort();
         for (name, raw) in env {
-            let Some(key) = name.strip_prefix("FACEWATCH_").map(str::to_ascii_lowercase) else { continue };
-            let Some(default) = defaults.get(&key) else { continue };
-            let value = match default {
-                toml::Value::String(_) => toml::Value::String(raw.clone()),
-                toml::Value::Integer(_) => toml::Value::Integer(
-                    raw.trim().parse().map_err(|_| Error::Config(format!("{name}={raw:?}: expected an integer")))?,
-                ),
-                toml::Value::Float(_) => toml::Value::Float(
-                    raw.trim().parse().map_err(|_| Error::Config(format!("{name}={raw:?}: expected a number")))?,
-                ),
-                toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
-                    "1" | "true" | "yes" => true,
-                    "0" | "false" | "no" => false,
-                    _ => return Err(Error::Config(format!("{name}={raw:?}: expected true or false"))),
-                }),
-                _ => continue,
+            let Some(rest) = name.strip_prefix("FACEWATCH_") else { continue };
+            let Some((section, key)) = rest.split_once("__") else {
+                // FACEWATCH_CONFIG, FACEWATCH_LOG, ... are not settings; a flat setting of old is.
+                if let Some(hint) = moved_hint(&rest.to_ascii_lowercase()) {
+                    return Err(Error::Config(format!("{name}: {hint}")));
+                }
+                continue;
             };
-            table.insert(key, value);
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            let Some(default) = defaults.get(&section).and_then(|t| t.as_table()).and_then(|t| t.get(&key)) else {
+                return Err(Error::Config(format!("{name}: no setting [{section}] {key}")));
+            };
+            let value = parse_env(default, &raw).map_err(|why| Error::Config(format!("{name}={raw:?}: {why}")))?;
+            if let Some(t) = table.get_mut(&section).and_then(|t| t.as_table_mut()) {
+                t.insert(key, value);
+            }
         }
         let cfg: Self = table.try_into().map_err(|e: toml::de::Error| Error::Config(e.message().to_string()))?;
         cfg.validate()?;
@@ -237,112 +416,116 @@ impl ServiceConfig {
 
     pub fn validate(&self) -> crate::Result<()> {
         let mut bad = Vec::new();
-        if self.bind.parse::<std::net::SocketAddr>().is_err() {
-            bad.push(format!("bind {:?} is not an address:port", self.bind));
+        let (svc, inf, lim, ev, api) = (&self.service, &self.inference, &self.limits, &self.events, &self.api);
+        if svc.bind.parse::<std::net::SocketAddr>().is_err() {
+            bad.push(format!("[service] bind {:?} is not an address:port", svc.bind));
         }
-        if self.site.is_empty() || !self.site.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            bad.push(format!("site {:?}: letters, digits, '-' or '_'", self.site));
+        if svc.site.is_empty() || !svc.site.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bad.push(format!("[service] site {:?}: letters, digits, '-' or '_'", svc.site));
         }
         for (k, v) in [
-            ("detect_workers", self.detect_workers),
-            ("queue_capacity", self.queue_capacity),
-            ("embed_max_batch", self.embed_max_batch),
-            ("max_concurrent_uploads", self.max_concurrent_uploads),
+            ("[inference] detect_workers", inf.detect_workers),
+            ("[inference] queue_capacity", inf.queue_capacity),
+            ("[inference] embed_max_batch", inf.embed_max_batch),
+            ("[limits] max_concurrent_uploads", lim.max_concurrent_uploads),
         ] {
             if v == 0 || v > 1024 {
                 bad.push(format!("{k} {v}: expected 1..1024"));
             }
         }
-        if !(0.0..=1.0).contains(&self.detect_threshold) {
-            bad.push(format!("detect_threshold {}: expected 0..1", self.detect_threshold));
+        if !(0.0..=1.0).contains(&inf.detect_threshold) {
+            bad.push(format!("[inference] detect_threshold {}: expected 0..1", inf.detect_threshold));
         }
-        if self.max_body_bytes < 1024 {
-            bad.push(format!("max_body_bytes {}: at least 1024", self.max_body_bytes));
+        if lim.max_body_bytes < 1024 {
+            bad.push(format!("[limits] max_body_bytes {}: at least 1024", lim.max_body_bytes));
         }
-        if self.max_pixels == 0 {
-            bad.push("max_pixels must be at least 1".into());
+        if lim.max_pixels == 0 {
+            bad.push("[limits] max_pixels must be at least 1".into());
         }
-        if !(1..=DetectorOptions::default().top_k).contains(&self.max_faces_per_frame) {
+        if !(1..=DetectorOptions::default().top_k).contains(&inf.max_faces_per_frame) {
             bad.push(format!(
-                "max_faces_per_frame {}: expected 1..{}",
-                self.max_faces_per_frame,
+                "[inference] max_faces_per_frame {}: expected 1..{}",
+                inf.max_faces_per_frame,
                 DetectorOptions::default().top_k
             ));
         }
-        if !(64..=1 << 20).contains(&self.memory_budget_mb) {
-            bad.push(format!("memory_budget_mb {}: expected 64..1048576", self.memory_budget_mb));
+        if !(64..=1 << 20).contains(&lim.memory_budget_mb) {
+            bad.push(format!("[limits] memory_budget_mb {}: expected 64..1048576", lim.memory_budget_mb));
         } else {
-            let worst = self.frame_cost().worst(self.max_body_bytes as u64);
-            if worst > self.memory_budget_mb << 20 {
+            let worst = self.frame_cost().worst(lim.max_body_bytes as u64);
+            if worst > lim.memory_budget_mb << 20 {
                 bad.push(format!(
-                    "memory_budget_mb {}: the largest frame allowed (max_pixels {}, max_body_bytes {}) needs {} MiB; \
+                    "[limits] memory_budget_mb {}: the largest frame allowed (max_pixels {}, max_body_bytes {}) needs {} MiB; \
                      raise it or lower max_pixels",
-                    self.memory_budget_mb,
-                    self.max_pixels,
-                    self.max_body_bytes,
+                    lim.memory_budget_mb,
+                    lim.max_pixels,
+                    lim.max_body_bytes,
                     worst.div_ceil(1 << 20)
                 ));
             }
         }
-        if self.nats_stream.is_empty()
-            || !self.nats_stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        if ev.nats_stream.is_empty()
+            || !ev.nats_stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            bad.push(format!("nats_stream {:?}: letters, digits, '-' or '_'", self.nats_stream));
+            bad.push(format!("[events] nats_stream {:?}: letters, digits, '-' or '_'", ev.nats_stream));
         }
-        if !(1..=5).contains(&self.nats_replicas) {
-            bad.push(format!("nats_replicas {}: expected 1..5", self.nats_replicas));
+        if !(1..=5).contains(&ev.nats_replicas) {
+            bad.push(format!("[events] nats_replicas {}: expected 1..5", ev.nats_replicas));
         }
-        if !self.webhook_url.is_empty() {
-            if !self.nats_url.is_empty() {
-                bad.push("set nats_url or webhook_url, not both (one sink per checkpoint)".into());
+        if !ev.webhook_url.is_empty() {
+            if !ev.nats_url.is_empty() {
+                bad.push("[events]: set nats_url or webhook_url, not both (one sink per checkpoint)".into());
             }
-            if !(self.webhook_url.starts_with("https://") || self.webhook_url.starts_with("http://")) {
-                bad.push(format!("webhook_url {:?}: expected http:// or https://", self.webhook_url));
+            let url = ev.webhook_url.expose();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                // Debug of a SecretUrl: quoted, credentials redacted.
+                bad.push(format!("[events] webhook_url {:?}: expected http:// or https://", ev.webhook_url));
             }
-            if self.webhook_secret.len() < 16 {
-                bad.push("webhook_secret: at least 16 characters".into());
+            if ev.webhook_secret.len() < 16 {
+                bad.push("[events] webhook_secret: at least 16 characters".into());
             }
         }
-        if self.publish_max_backoff_ms < 100 {
-            bad.push("publish_max_backoff_ms must be at least 100".into());
+        if ev.publish_max_backoff_ms < 100 {
+            bad.push("[events] publish_max_backoff_ms must be at least 100".into());
         }
-        if !matches!(self.camera_response.as_str(), "minimal" | "full") {
-            bad.push(format!("camera_response {:?}: expected \"minimal\" or \"full\"", self.camera_response));
+        if !matches!(api.camera_response.as_str(), "minimal" | "full") {
+            bad.push(format!("[api] camera_response {:?}: expected \"minimal\" or \"full\"", api.camera_response));
         }
-        if !(1..=4096).contains(&self.sse_max_streams) {
-            bad.push(format!("sse_max_streams {}: expected 1..4096", self.sse_max_streams));
+        if !(1..=4096).contains(&api.sse_max_streams) {
+            bad.push(format!("[api] sse_max_streams {}: expected 1..4096", api.sse_max_streams));
         }
-        if self.sse_max_streams_per_token == 0 || self.sse_max_streams_per_token > self.sse_max_streams {
+        if api.sse_max_streams_per_token == 0 || api.sse_max_streams_per_token > api.sse_max_streams {
             bad.push(format!(
-                "sse_max_streams_per_token {}: expected 1..sse_max_streams ({})",
-                self.sse_max_streams_per_token, self.sse_max_streams
+                "[api] sse_max_streams_per_token {}: expected 1..sse_max_streams ({})",
+                api.sse_max_streams_per_token, api.sse_max_streams
             ));
         }
-        if !(1..=65_536).contains(&self.sse_buffer) {
-            bad.push(format!("sse_buffer {}: expected 1..65536", self.sse_buffer));
+        if !(1..=65_536).contains(&api.sse_buffer) {
+            bad.push(format!("[api] sse_buffer {}: expected 1..65536", api.sse_buffer));
         }
-        if self.retention_sweep_secs == 0 {
-            bad.push("retention_sweep_secs must be at least 1".into());
+        if self.retention.sweep_secs == 0 {
+            bad.push("[retention] sweep_secs must be at least 1".into());
         }
-        if bad.is_empty() { Ok(()) } else { Err(crate::error::Error::Config(bad.join("; "))) }
+        if bad.is_empty() { Ok(()) } else { Err(Error::Config(bad.join("; "))) }
     }
 
     /// Whether cameras get the full frame report (`camera_response = "full"`).
     pub fn full_camera_response(&self) -> bool {
-        self.camera_response == "full"
+        self.api.camera_response == "full"
     }
 
     pub fn models_dir(&self) -> PathBuf {
-        models_dir_or_default((!self.models_dir.as_os_str().is_empty()).then_some(self.models_dir.as_path()))
+        let dir = &self.models.dir;
+        models_dir_or_default((!dir.as_os_str().is_empty()).then_some(dir.as_path()))
     }
 
     /// What one frame reserves in the memory budget, with the shipped embedder's 150x150 chips
     /// (the engine charges the loaded model's own size).
     pub fn frame_cost(&self) -> FrameCost {
         FrameCost {
-            max_pixels: self.max_pixels,
+            max_pixels: self.limits.max_pixels,
             detect_max_side: DetectorOptions::default().max_side,
-            max_faces: self.max_faces_per_frame,
+            max_faces: self.inference.max_faces_per_frame,
             face_bytes: crate::memory::face_bytes(150, 128),
         }
     }
@@ -351,8 +534,9 @@ impl ServiceConfig {
     /// `max_body_bytes` (what `validate` accepts).
     pub fn largest_max_pixels(&self) -> u64 {
         let fits = |px: u64| {
-            let c = ServiceConfig { max_pixels: px, ..self.clone() };
-            c.frame_cost().worst(self.max_body_bytes as u64) <= self.memory_budget_mb << 20
+            let mut c = self.clone();
+            c.limits.max_pixels = px;
+            c.frame_cost().worst(self.limits.max_body_bytes as u64) <= self.limits.memory_budget_mb << 20
         };
         let (mut lo, mut hi) = (0u64, 1u64 << 40);
         while lo < hi {
@@ -365,28 +549,29 @@ impl ServiceConfig {
     pub fn inference_options(&self) -> InferenceOptions {
         InferenceOptions {
             pipeline: self.pipeline_options(),
-            detect_workers: self.detect_workers,
-            queue_capacity: self.queue_capacity,
-            max_pixels: self.max_pixels,
-            retry_after_s: self.retry_after_secs,
-            memory_budget_bytes: self.memory_budget_mb << 20,
-            max_faces: self.max_faces_per_frame,
+            detect_workers: self.inference.detect_workers,
+            queue_capacity: self.inference.queue_capacity,
+            max_pixels: self.limits.max_pixels,
+            retry_after_s: self.service.retry_after_secs,
+            memory_budget_bytes: self.limits.memory_budget_mb << 20,
+            max_faces: self.inference.max_faces_per_frame,
         }
     }
 
     /// Where events are delivered, if anywhere (else they wait in the local outbox).
     pub fn sink(&self) -> Option<crate::events::publisher::SinkConfig> {
         use crate::events::publisher::SinkConfig;
-        if !self.webhook_url.is_empty() {
-            return Some(SinkConfig::Webhook { url: self.webhook_url.clone(), secret: self.webhook_secret.clone() });
+        let ev = &self.events;
+        if !ev.webhook_url.is_empty() {
+            return Some(SinkConfig::Webhook { url: ev.webhook_url.clone(), secret: ev.webhook_secret.clone() });
         }
-        (!self.nats_url.is_empty()).then(|| {
+        (!ev.nats_url.is_empty()).then(|| {
             SinkConfig::Nats(crate::events::nats::NatsOptions {
-                url: self.nats_url.clone(),
-                stream: self.nats_stream.clone(),
-                replicas: self.nats_replicas,
-                max_age: std::time::Duration::from_secs(self.nats_max_age_days * 86_400),
-                duplicate_window: std::time::Duration::from_secs(self.nats_duplicate_window_secs),
+                url: ev.nats_url.clone(),
+                stream: ev.nats_stream.clone(),
+                replicas: ev.nats_replicas,
+                max_age: std::time::Duration::from_secs(ev.nats_max_age_days * 86_400),
+                duplicate_window: std::time::Duration::from_secs(ev.nats_duplicate_window_secs),
             })
         })
     }
@@ -394,71 +579,263 @@ impl ServiceConfig {
     pub fn pipeline_options(&self) -> PipelineOptions {
         PipelineOptions {
             // The engine's detect workers and embedder run at the same time: no spinning.
-            runtime: RuntimeOptions { intra_threads: self.threads, cuda: self.cuda, spin: false },
-            detector: DetectorOptions { score_threshold: self.detect_threshold, ..DetectorOptions::default() },
-            max_batch: self.embed_max_batch,
-            verify_models: self.verify_models,
+            runtime: RuntimeOptions { intra_threads: self.models.threads, cuda: self.models.cuda, spin: false },
+            detector: DetectorOptions {
+                score_threshold: self.inference.detect_threshold,
+                ..DetectorOptions::default()
+            },
+            max_batch: self.inference.embed_max_batch,
+            verify_models: self.models.verify,
         }
     }
+}
+
+/// Lays a file's sections over `table`: every key must be one of `defaults` (an old flat key
+/// is refused with its new place) and of its key's type.
+fn merge_file(defaults: &toml::Table, table: &mut toml::Table, file: toml::Table) -> std::result::Result<(), String> {
+    for (name, value) in file {
+        let Some(toml::Value::Table(known)) = defaults.get(&name) else {
+            return Err(match moved_hint(&name) {
+                Some(hint) => hint,
+                None => format!("unknown key {name:?} (sections: {})", section_names(defaults)),
+            });
+        };
+        let toml::Value::Table(given) = value else {
+            return Err(format!("{name} must be a section ([{name}])"));
+        };
+        let Some(toml::Value::Table(into)) = table.get_mut(&name) else { continue };
+        for (key, v) in given {
+            let Some(default) = known.get(&key) else {
+                return Err(format!("unknown key {key:?} in [{name}]"));
+            };
+            let v = typed(default, v).map_err(|why| format!("[{name}] {key}: {why}"))?;
+            into.insert(key, v);
+        }
+    }
+    Ok(())
+}
+
+fn section_names(defaults: &toml::Table) -> String {
+    defaults.keys().map(|k| format!("[{k}]")).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
     #[test]
     fn file_then_env_then_validation() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("fw.toml");
-        std::fs::write(&f, "site = \"lhr-t5\"\nqueue_capacity = 4\n").unwrap();
-        let env =
-            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
-        let c = ServiceConfig::load(Some(&f), env(&[("FACEWATCH_QUEUE_CAPACITY", "8"), ("HOME", "/x")])).unwrap();
-        assert_eq!((c.site.as_str(), c.queue_capacity, c.detect_workers), ("lhr-t5", 8, 1));
-        let e = ServiceConfig::load(Some(&f), env(&[("FACEWATCH_QUEUE_CAPACITY", "many")])).unwrap_err();
-        assert!(e.to_string().contains("FACEWATCH_QUEUE_CAPACITY"), "{e}");
-        let e = ServiceConfig::load(None, env(&[("FACEWATCH_BIND", "nowhere")])).unwrap_err();
+        std::fs::write(&f, "[service]\nsite = \"lhr-t5\"\n[inference]\nqueue_capacity = 4\n").unwrap();
+        let c = ServiceConfig::load(Some(&f), env(&[("FACEWATCH_INFERENCE__QUEUE_CAPACITY", "8"), ("HOME", "/x")]))
+            .unwrap();
+        assert_eq!((c.service.site.as_str(), c.inference.queue_capacity, c.inference.detect_workers), ("lhr-t5", 8, 1));
+        let e = ServiceConfig::load(Some(&f), env(&[("FACEWATCH_INFERENCE__QUEUE_CAPACITY", "many")])).unwrap_err();
+        assert!(e.to_string().contains("FACEWATCH_INFERENCE__QUEUE_CAPACITY"), "{e}");
+        let e = ServiceConfig::load(None, env(&[("FACEWATCH_SERVICE__BIND", "nowhere")])).unwrap_err();
         assert!(e.to_string().contains("bind"), "{e}");
-        std::fs::write(&f, "sight = \"typo\"\n").unwrap();
+        std::fs::write(&f, "[service]\nsight = \"typo\"\n").unwrap();
         assert!(ServiceConfig::load(Some(&f), env(&[])).unwrap_err().to_string().contains("sight"));
         assert!(ServiceConfig::load(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
     }
 
     #[test]
+    fn sections_from_the_file_and_double_underscore_variables_over_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fw.toml");
+        std::fs::write(
+            &f,
+            "[service]\nbind = \"0.0.0.0:9000\"\ndata_dir = \"/srv/fw\"\n\
+             [models]\nthreads = 3\nverify = false\n\
+             [inference]\ndetect_threshold = 1\n\
+             [events]\nnats_url = \"nats://leaf:4222\"\nretention_days = 7\n\
+             [api]\ncamera_response = \"full\"\n[retention]\nsweep_secs = 60\n",
+        )
+        .unwrap();
+        let c = ServiceConfig::load(
+            Some(&f),
+            env(&[
+                ("FACEWATCH_SERVICE__BIND", "127.0.0.1:9001"),
+                // Names are case-insensitive; section and key are split at the double underscore.
+                ("facewatch_models__threads", "ignored: not the prefix"),
+                ("FACEWATCH_Models__Threads", "4"),
+                ("FACEWATCH_EVENTS__NATS_URL", "nats://hq:4222,nats://hq2:4222"),
+                ("FACEWATCH_LIMITS__MAX_CONCURRENT_UPLOADS", "3"),
+                // Not settings: left alone.
+                ("FACEWATCH_CONFIG", "/elsewhere.toml"),
+                ("FACEWATCH_LOG", "debug"),
+                ("FACEWATCH_TEST_DATA", "/data"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.service.bind, "127.0.0.1:9001", "the variable wins over the file");
+        assert_eq!(c.service.data_dir, PathBuf::from("/srv/fw"), "the file wins over the default");
+        assert_eq!((c.models.threads, c.models.verify), (4, false));
+        assert_eq!(c.inference.detect_threshold, 1.0, "an integer is a number");
+        assert_eq!(c.events.nats_url.expose(), "nats://hq:4222,nats://hq2:4222");
+        assert_eq!((c.events.retention_days, c.retention.sweep_secs), (7, 60));
+        assert_eq!(c.limits.max_concurrent_uploads, 3);
+        assert!(c.full_camera_response());
+        // Flags win over both.
+        let flags = Settings { data_dir: Some("/flag".into()), threads: Some(1), ..Settings::default() };
+        let c = flags.load(Some(&f), env(&[("FACEWATCH_MODELS__THREADS", "4")])).unwrap();
+        assert_eq!((c.service.data_dir, c.models.threads), (PathBuf::from("/flag"), 1));
+    }
+
+    #[test]
+    fn a_bad_value_or_key_names_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fw.toml");
+        let file_err = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            ServiceConfig::load(Some(&f), env(&[])).unwrap_err().to_string()
+        };
+        for (text, says) in [
+            ("[inference]\nqueue_capacity = \"many\"\n", "[inference] queue_capacity: expected a non-negative integer"),
+            ("[limits]\nmax_pixels = -1\n", "[limits] max_pixels: expected a non-negative integer"),
+            ("[models]\ncuda = \"yes\"\n", "[models] cuda: expected true or false"),
+            ("[inference]\nqueue_capacity = 0\n", "[inference] queue_capacity 0: expected 1..1024"),
+            ("[api]\ncamera_respons = \"full\"\n", "unknown key \"camera_respons\" in [api]"),
+            ("[streams]\nsse_buffer = 1\n", "unknown key \"streams\""),
+            ("events = 1\n", "events must be a section"),
+        ] {
+            let e = file_err(text);
+            assert!(e.contains(says), "{text:?}: {e}");
+            // A value of the wrong type or a wrong key is in the file; a range is the merged value's.
+            assert!(e.contains("fw.toml") || says.contains("1..1024"), "names the file: {e}");
+        }
+        for (name, value, says) in [
+            (
+                "FACEWATCH_LIMITS__MAX_PIXELS",
+                "-5",
+                "FACEWATCH_LIMITS__MAX_PIXELS=\"-5\": expected a non-negative integer",
+            ),
+            ("FACEWATCH_MODELS__CUDA", "maybe", "FACEWATCH_MODELS__CUDA=\"maybe\": expected true or false"),
+            ("FACEWATCH_EVENTS__NATS_URLS", "x", "FACEWATCH_EVENTS__NATS_URLS: no setting [events] nats_urls"),
+            ("FACEWATCH_NOPE__BIND", "x", "FACEWATCH_NOPE__BIND: no setting [nope] bind"),
+            ("FACEWATCH_API__SSE_BUFFER", "0", "[api] sse_buffer 0: expected 1..65536"),
+        ] {
+            let e = ServiceConfig::load(None, env(&[(name, value)])).unwrap_err().to_string();
+            assert!(e.contains(says), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn old_flat_names_are_refused_with_their_new_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fw.toml");
+        std::fs::write(&f, "nats_url = \"nats://hq:4222\"\n").unwrap();
+        let e = ServiceConfig::load(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("nats_url is now [events] nats_url / FACEWATCH_EVENTS__NATS_URL"), "{e}");
+        let e = ServiceConfig::load(None, env(&[("FACEWATCH_NATS_URL", "nats://hq:4222")])).unwrap_err().to_string();
+        assert!(
+            e.contains("FACEWATCH_NATS_URL: nats_url is now [events] nats_url / FACEWATCH_EVENTS__NATS_URL"),
+            "{e}"
+        );
+        let e = ServiceConfig::load(None, env(&[("FACEWATCH_RETENTION_SWEEP_SECS", "1")])).unwrap_err().to_string();
+        assert!(
+            e.contains("retention_sweep_secs is now [retention] sweep_secs / FACEWATCH_RETENTION__SWEEP_SECS"),
+            "{e}"
+        );
+        std::fs::write(&f, "models_dir = \"/m\"\n").unwrap();
+        let e = ServiceConfig::load(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("models_dir is now [models] dir / FACEWATCH_MODELS__DIR"), "{e}");
+        // Every key of the flat layout (33) has a hint, and each hint names a key that exists.
+        let defaults = toml::Table::try_from(ServiceConfig::default()).unwrap();
+        assert_eq!(MOVED.len(), 33);
+        for (old, section, key) in MOVED {
+            let t = defaults.get(*section).and_then(|t| t.as_table());
+            assert!(t.is_some_and(|t| t.contains_key(*key)), "{old} -> [{section}] {key} does not exist");
+        }
+    }
+
+    #[test]
     fn the_memory_budget_must_hold_the_largest_frame() {
-        let env =
-            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
         let c = ServiceConfig::load(None, env(&[])).unwrap();
-        assert_eq!((c.memory_budget_mb, c.max_faces_per_frame), (1024, 64));
+        assert_eq!((c.limits.memory_budget_mb, c.inference.max_faces_per_frame), (1024, 64));
         // 40 MP: the detector's resize works through 16 bytes a pixel beside the frame's 3.
-        let e = ServiceConfig::load(None, env(&[("FACEWATCH_MEMORY_BUDGET_MB", "512")])).unwrap_err();
+        let e = ServiceConfig::load(None, env(&[("FACEWATCH_LIMITS__MEMORY_BUDGET_MB", "512")])).unwrap_err();
         assert!(e.to_string().contains("memory_budget_mb 512: the largest frame"), "{e}");
-        let small = ServiceConfig { memory_budget_mb: 256, max_body_bytes: 4 << 20, ..c.clone() };
+        let mut small = c.clone();
+        small.limits.memory_budget_mb = 256;
+        small.limits.max_body_bytes = 4 << 20;
         let px = small.largest_max_pixels();
         assert!((12_000_000..13_000_000).contains(&px), "{px}");
-        assert!(ServiceConfig { max_pixels: px, ..small.clone() }.validate().is_ok());
-        assert!(ServiceConfig { max_pixels: px + 1, ..small.clone() }.validate().is_err());
-        for (k, v) in [("MEMORY_BUDGET_MB", "0"), ("MEMORY_BUDGET_MB", "99999999"), ("MAX_FACES_PER_FRAME", "0")] {
+        let with_pixels = |px: u64| {
+            let mut c = small.clone();
+            c.limits.max_pixels = px;
+            c
+        };
+        assert!(with_pixels(px).validate().is_ok());
+        assert!(with_pixels(px + 1).validate().is_err());
+        for (k, v) in [
+            ("LIMITS__MEMORY_BUDGET_MB", "0"),
+            ("LIMITS__MEMORY_BUDGET_MB", "99999999"),
+            ("INFERENCE__MAX_FACES_PER_FRAME", "0"),
+        ] {
             let e = ServiceConfig::load(None, env(&[(&format!("FACEWATCH_{k}"), v)])).unwrap_err();
-            assert!(e.to_string().contains(&k.to_ascii_lowercase()), "{e}");
+            let key = k.split_once("__").unwrap().1.to_ascii_lowercase();
+            assert!(e.to_string().contains(&key), "{e}");
         }
     }
 
     #[test]
     fn debug_and_the_sink_never_print_the_webhook_secret() {
         let secret = "s3cret-0123456789abcdef";
-        let env = [("FACEWATCH_WEBHOOK_URL", "http://127.0.0.1:9/hook"), ("FACEWATCH_WEBHOOK_SECRET", secret)];
+        let env = [
+            ("FACEWATCH_EVENTS__WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("FACEWATCH_EVENTS__WEBHOOK_SECRET", secret),
+        ];
         let c = ServiceConfig::load(None, env.map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
         let printed = format!("{c:?} {:?} {c:#?}", c.sink());
         assert!(!printed.contains(secret), "{printed}");
         assert!(printed.contains("webhook_secret: \"<redacted>\""), "{printed}");
-        assert_eq!(c.webhook_secret.expose(), secret, "loaded as given");
+        assert_eq!(c.events.webhook_secret.expose(), secret, "loaded as given");
+    }
+
+    #[test]
+    fn debug_the_sink_and_errors_never_print_url_credentials() {
+        let (nats, hook) =
+            ("nats://fw:n4ts-pa55@hq:4222,fw:n4ts-pa66@hq2:4222", "https://u:h00k-pa55@hooks.example/in?token=t0k3n");
+        let c = ServiceConfig::load(None, env(&[("FACEWATCH_EVENTS__NATS_URL", nats)])).unwrap();
+        let printed = format!("{c:?} {:?} {c:#?}", c.sink());
+        for p in ["n4ts-pa55", "n4ts-pa66"] {
+            assert!(!printed.contains(p), "{printed}");
+        }
+        assert!(printed.contains("nats://fw:***@hq:4222,fw:***@hq2:4222"), "{printed}");
+        assert_eq!(c.events.nats_url.expose(), nats, "loaded as given");
+        let c = ServiceConfig::load(
+            None,
+            env(&[("FACEWATCH_EVENTS__WEBHOOK_URL", hook), ("FACEWATCH_EVENTS__WEBHOOK_SECRET", "0123456789abcdef")]),
+        )
+        .unwrap();
+        let printed = format!("{c:?} {:?}", c.sink());
+        assert!(!printed.contains("h00k-pa55") && !printed.contains("t0k3n"), "{printed}");
+        assert!(printed.contains("https://u:***@hooks.example/in?token=***"), "{printed}");
+        // A refused configuration says which URL without its credentials.
+        let e = ServiceConfig::load(
+            None,
+            env(&[
+                ("FACEWATCH_EVENTS__WEBHOOK_URL", "ftp://u:h00k-pa55@h/?token=t0k3n"),
+                ("FACEWATCH_EVENTS__WEBHOOK_SECRET", "0123456789abcdef"),
+                ("FACEWATCH_EVENTS__NATS_URL", nats),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("pa55") && !e.contains("pa66") && !e.contains("t0k3n"), "{e}");
+        assert!(e.contains("webhook_url \"ftp://u:***@h/?token=***\""), "{e}");
     }
 
     #[test]
     fn the_example_file_is_valid() {
         let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("facewatch.example.toml");
         let c = ServiceConfig::load(Some(&f), Vec::new()).unwrap();
-        assert_eq!(c.site, "lhr-t5-arrivals");
+        assert_eq!(c.service.site, "lhr-t5-arrivals");
     }
 }

@@ -25,7 +25,6 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use image::RgbImage;
 use tokio::sync::oneshot;
 
-use crate::watchlist::enroll;
 use crate::error::{Error, Result};
 use crate::manifest::{self, EmbedderSpec, Manifest};
 use crate::memory::{FrameCost, MemoryBudget, Reservation};
@@ -36,6 +35,7 @@ use crate::vision::detect::Detector;
 use crate::vision::embed::Embedder;
 use crate::vision::quality::{QualityGate, Rejection};
 use crate::vision::runtime;
+use crate::watchlist::enroll;
 
 #[derive(Debug, Clone)]
 pub struct InferenceOptions {

@@ -1,5 +1,5 @@
-//! Where the models are: the folder configured (`--models-dir`, `FACEWATCH_MODELS_DIR`,
-//! `models_dir`), else `./models`, else next to the executable: `<exe dir>/models`, then
+//! Where the models are: the folder configured (`--models-dir`, `FACEWATCH_MODELS__DIR`,
+//! `[models] dir`), else `./models`, else next to the executable: `<exe dir>/models`, then
 //! `<exe dir>/../share/facewatch/models` (an installed `bin/` + `share/` layout). Never the
 //! build tree: an installed binary must not depend on where it was built.
 
@@ -40,7 +40,7 @@ fn resolve_from(given: Option<&Path>, cwd: &Path, exe: Option<&Path>) -> PathBuf
 pub fn not_found(dir: &Path) -> String {
     let tried: Vec<String> = defaults().iter().map(|d| d.display().to_string()).collect();
     format!(
-        "no manifest.toml in {}; without --models-dir, FACEWATCH_MODELS_DIR or models_dir the folders tried \
+        "no manifest.toml in {}; without --models-dir, FACEWATCH_MODELS__DIR or [models] dir the folders tried \
          are {} (run scripts/setup.sh, see models/README.md)",
         dir.display(),
         tried.join(", ")

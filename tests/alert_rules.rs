@@ -28,7 +28,7 @@ fn server_with_colin(data: &Path, env: &[(&str, &str)]) -> (Server, String, Stri
     let gates: Vec<String> = (0..8).map(|i| format!("gate-{i}")).collect();
     let camera = camera_token(data, "gates", &gates.iter().map(String::as_str).collect::<Vec<_>>());
     // These tests read each face's matches: the camera gets the full report.
-    let env: Vec<(&str, &str)> = env.iter().copied().chain([("FACEWATCH_CAMERA_RESPONSE", "full")]).collect();
+    let env: Vec<(&str, &str)> = env.iter().copied().chain([("FACEWATCH_API__CAMERA_RESPONSE", "full")]).collect();
     let s = Server::start(data, &env);
     let policy = json!({"cooldown_secs": 600});
     s.post_json("/v1/lists", Some(&ops), &json!({"name": "wanted", "policy": policy})).ok();
@@ -72,7 +72,7 @@ fn eight_concurrent_frames_of_one_traveller_raise_one_alert() {
     let dir = tempfile::tempdir().unwrap();
     let ann = token(dir.path(), "officer", "ann");
     // Two detect workers finish frames side by side, as a busy checkpoint would.
-    let (s, _, camera) = server_with_colin(dir.path(), &[("FACEWATCH_DETECT_WORKERS", "2")]);
+    let (s, _, camera) = server_with_colin(dir.path(), &[("FACEWATCH_INFERENCE__DETECT_WORKERS", "2")]);
     // One photo eight times (every frame is sure to match), at once, enlarged to 1000x1000 so
     // that its crop takes a while to write; the race is a matter of timing, so it is tried at
     // several cameras (cooldown is per camera).

@@ -25,8 +25,8 @@ impl Cli {
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_facewatch"))
             .args(args)
-            .env("FACEWATCH_DATA_DIR", self.data.path())
-            .env("FACEWATCH_MODELS_DIR", &self.models)
+            .env("FACEWATCH_SERVICE__DATA_DIR", self.data.path())
+            .env("FACEWATCH_MODELS__DIR", &self.models)
             .env_remove("FACEWATCH_LOG")
             .output()
             .unwrap()
@@ -291,8 +291,8 @@ fn an_installed_binary_never_looks_for_models_in_the_build_tree() {
     let o = Command::new(env!("CARGO_BIN_EXE_facewatch"))
         .args(["embed", "--json", &face("George_W_Bush/0001.jpg")])
         .current_dir(cwd.path())
-        .env("FACEWATCH_DATA_DIR", cwd.path().join("data"))
-        .env_remove("FACEWATCH_MODELS_DIR")
+        .env("FACEWATCH_SERVICE__DATA_DIR", cwd.path().join("data"))
+        .env_remove("FACEWATCH_MODELS__DIR")
         .env_remove("FACEWATCH_LOG")
         .output()
         .unwrap();
@@ -305,4 +305,38 @@ fn an_installed_binary_never_looks_for_models_in_the_build_tree() {
     assert!(!err.contains(&format!("{}/", source_tree.display())), "{err}");
     assert!(!err.contains(&format!("{} ", source_tree.display())), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn old_setting_names_are_refused_and_url_credentials_never_printed() {
+    let cli = Cli::new();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_facewatch"))
+            .args(args)
+            .env("FACEWATCH_SERVICE__DATA_DIR", cli.data.path())
+            .env("FACEWATCH_MODELS__DIR", &cli.models)
+            .env_remove("FACEWATCH_LOG")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    // An operator upgrading with the flat variable of before is told where it went.
+    let (ok, out) = run(&["lists"], &[("FACEWATCH_DATA_DIR", "/srv/old")]);
+    assert!(!ok && out.contains("data_dir is now [service] data_dir / FACEWATCH_SERVICE__DATA_DIR"), "{out}");
+    // ... and so is a flat key in a file, without the password in it.
+    let file = cli.data.path().join("old.toml");
+    std::fs::write(&file, "nats_url = \"nats://fw:n4ts-pa55@hq:4222\"\n").unwrap();
+    let (ok, out) = run(&["--config", file.to_str().unwrap(), "lists"], &[]);
+    assert!(!ok && out.contains("nats_url is now [events] nats_url / FACEWATCH_EVENTS__NATS_URL"), "{out}");
+    assert!(!out.contains("n4ts-pa55"), "{out}");
+    // A refused webhook URL is named with its credentials redacted.
+    let hook = [("FACEWATCH_EVENTS__WEBHOOK_URL", "ftp://u:h00k-pa55@h/in?token=t0k3n")];
+    let (ok, out) = run(&["lists"], &[hook[0], ("FACEWATCH_EVENTS__WEBHOOK_SECRET", "0123456789abcdef")]);
+    assert!(!ok && out.contains("webhook_url \"ftp://u:***@h/in?token=***\""), "{out}");
+    assert!(!out.contains("h00k-pa55") && !out.contains("t0k3n"), "{out}");
+    // Help shows which variable `events tail` reads, never its value.
+    let (ok, out) =
+        run(&["events", "tail", "--help"], &[("FACEWATCH_EVENTS__NATS_URL", "nats://fw:n4ts-pa55@hq:4222")]);
+    assert!(ok && out.contains("FACEWATCH_EVENTS__NATS_URL") && !out.contains("n4ts-pa55"), "{out}");
 }

@@ -10,14 +10,14 @@ use std::process::{Command, Output};
 use common::server::{Server, multipart};
 use serde_json::Value;
 
-/// Runs the CLI from `cwd` with only the config file to go by (no FACEWATCH_DATA_DIR).
+/// Runs the CLI from `cwd` with only the config file to go by (no FACEWATCH_SERVICE__DATA_DIR).
 fn cli(cwd: &Path, args: &[&str]) -> Output {
     Command::new(common::server::bin())
         .current_dir(cwd)
         .args(args)
-        .env_remove("FACEWATCH_DATA_DIR")
+        .env_remove("FACEWATCH_SERVICE__DATA_DIR")
         .env_remove("FACEWATCH_CONFIG")
-        .env("FACEWATCH_MODELS_DIR", common::models())
+        .env("FACEWATCH_MODELS__DIR", common::models())
         .env_remove("FACEWATCH_LOG")
         .output()
         .unwrap()
@@ -54,7 +54,7 @@ fn config_file_for_every_command_refusal_while_serving_and_one_enrollment_path()
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("x");
     let cfg = tmp.path().join("facewatch.toml");
-    std::fs::write(&cfg, format!("data_dir = {:?}\n", data.to_str().unwrap())).unwrap();
+    std::fs::write(&cfg, format!("[service]\ndata_dir = {:?}\n", data.to_str().unwrap())).unwrap();
     let cfg_arg = cfg.to_str().unwrap();
 
     // Item: `token create` reads the config file's data_dir (it used to write into ./data).
@@ -117,8 +117,8 @@ fn config_file_for_every_command_refusal_while_serving_and_one_enrollment_path()
     // A second service on the same folder stops at start, saying why.
     let o = Command::new(common::server::bin())
         .args(["--config", cfg_arg, "serve"])
-        .env_remove("FACEWATCH_DATA_DIR")
-        .env("FACEWATCH_BIND", "127.0.0.1:0")
+        .env_remove("FACEWATCH_SERVICE__DATA_DIR")
+        .env("FACEWATCH_SERVICE__BIND", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("is in use"), "{o:?}");

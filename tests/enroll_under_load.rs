@@ -28,7 +28,8 @@ const P99_BOUND: Duration = Duration::from_millis(200);
 
 /// Exact search at any size (`auto` would train an inverted file beyond 50,000 templates); the
 /// full frame report (the test reads who matched).
-const FLAT: &[(&str, &str)] = &[("FACEWATCH_INDEX_FACTORY", "IDMap2,Flat"), ("FACEWATCH_CAMERA_RESPONSE", "full")];
+const FLAT: &[(&str, &str)] =
+    &[("FACEWATCH_WATCHLIST__INDEX_FACTORY", "IDMap2,Flat"), ("FACEWATCH_API__CAMERA_RESPONSE", "full")];
 
 /// Creates the list and seeds it in one transaction, as a store of a large list would be.
 fn seed(data: &Path) {

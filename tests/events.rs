@@ -28,7 +28,10 @@ fn tokens(data: &Path) -> Tokens {
 }
 
 fn serve(data: &Path, nats: &Nats) -> Server {
-    Server::start(data, &[("FACEWATCH_NATS_URL", &nats.url()), ("FACEWATCH_PUBLISH_MAX_BACKOFF_MS", "500")])
+    Server::start(
+        data,
+        &[("FACEWATCH_EVENTS__NATS_URL", &nats.url()), ("FACEWATCH_EVENTS__PUBLISH_MAX_BACKOFF_MS", "500")],
+    )
 }
 
 /// A list where every match alerts (no cooldown), with Colin Powell enrolled.
@@ -272,7 +275,7 @@ fn malformed_and_oversized_events_are_parked_and_do_not_block_the_queue() {
     // Three rows that can never be sent, ahead of good ones.
     let db = rusqlite::Connection::open(dir.path().join("facewatch.db")).unwrap();
     let big = json!({"blob": "x".repeat(2 << 20)}).to_string();
-    // Written now: parked rows older than `events_retention_days` are purged by the sweep.
+    // Written now: parked rows older than `[events] retention_days` are purged by the sweep.
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     for (id, data) in [("bad-json", "{not json".to_string()), ("too-big", big), ("near-limit", "{}".into())] {
         db.execute(
@@ -292,7 +295,7 @@ fn malformed_and_oversized_events_are_parked_and_do_not_block_the_queue() {
     let data = json!({"blob": "x".repeat(pad)}).to_string();
     db.execute("UPDATE outbox SET data = ?1 WHERE id = 'near-limit'", [data]).unwrap();
     assert_eq!(size(&db), max_payload - 20);
-    // A row parked long ago, beyond `events_retention_days`: it will never be sent, so it goes.
+    // A row parked long ago, beyond `[events] retention_days`: it will never be sent, so it goes.
     db.execute(
         "INSERT INTO outbox (id, type, camera, created_ms, data, parked_reason)
          VALUES ('ancient', 'policy.changed', '_site', 0, '{}', 'rejected: test')",
@@ -338,9 +341,9 @@ fn permanent_refusals_by_jetstream_are_parked_and_later_events_still_arrive() {
     let s = Server::start(
         dir.path(),
         &[
-            ("FACEWATCH_NATS_URL", &nats.url()),
-            ("FACEWATCH_PUBLISH_MAX_BACKOFF_MS", "500"),
-            ("FACEWATCH_RETENTION_SWEEP_SECS", "1"),
+            ("FACEWATCH_EVENTS__NATS_URL", &nats.url()),
+            ("FACEWATCH_EVENTS__PUBLISH_MAX_BACKOFF_MS", "500"),
+            ("FACEWATCH_RETENTION__SWEEP_SECS", "1"),
         ],
     );
     let policy = json!({"threshold": 0.93, "cooldown_secs": 0, "share_crops": true});
@@ -391,7 +394,7 @@ fn without_a_broker_events_wait_in_the_local_outbox() {
     orphans.iter().for_each(|p| write_aged(p, Duration::from_secs(3600)));
     let fresh = crops.join("0190b5a2-7c3e-7000-8000-00000000f00d.jpg");
     write_aged(&fresh, Duration::ZERO);
-    let s = Server::start(dir.path(), &[("FACEWATCH_RETENTION_SWEEP_SECS", "1")]);
+    let s = Server::start(dir.path(), &[("FACEWATCH_RETENTION__SWEEP_SECS", "1")]);
     assert!(orphans.iter().all(|p| !p.exists()), "the start-up sweep deletes orphaned face images");
     assert!(fresh.exists(), "a crop younger than the grace period may be an alert being raised");
     watch_colin(&s, &t);
@@ -521,9 +524,9 @@ fn webhook_gets_every_event_signed_after_retries() {
     let s = Server::start(
         dir.path(),
         &[
-            ("FACEWATCH_WEBHOOK_URL", &url),
-            ("FACEWATCH_WEBHOOK_SECRET", secret),
-            ("FACEWATCH_PUBLISH_MAX_BACKOFF_MS", "300"),
+            ("FACEWATCH_EVENTS__WEBHOOK_URL", &url),
+            ("FACEWATCH_EVENTS__WEBHOOK_SECRET", secret),
+            ("FACEWATCH_EVENTS__PUBLISH_MAX_BACKOFF_MS", "300"),
         ],
     );
     s.post_json("/v1/lists", Some(&t.ops), &json!({"name": "wanted"})).ok();

@@ -684,9 +684,9 @@ fn setup(data: &Path) -> Setup {
     let server = Server::start(
         data,
         &[
-            ("FACEWATCH_MEMORY_BUDGET_MB", &BUDGET_MB.to_string()),
-            ("FACEWATCH_MAX_PIXELS", "4000000"),
-            ("FACEWATCH_MAX_BODY_BYTES", "1048576"),
+            ("FACEWATCH_LIMITS__MEMORY_BUDGET_MB", &BUDGET_MB.to_string()),
+            ("FACEWATCH_LIMITS__MAX_PIXELS", "4000000"),
+            ("FACEWATCH_LIMITS__MAX_BODY_BYTES", "1048576"),
         ],
     );
     let created = server.post_json(

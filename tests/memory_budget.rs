@@ -49,19 +49,17 @@ fn largest_frame() -> Vec<u8> {
 fn a_flood_of_the_largest_frames_stays_within_the_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
     let camera = camera_token(dir.path(), "gate-1", &["gate-1"]);
-    let cfg = facewatch::config::ServiceConfig {
-        memory_budget_mb: BUDGET_MB,
-        max_body_bytes: MAX_BODY as usize,
-        ..Default::default()
-    };
+    let mut cfg = facewatch::config::ServiceConfig::default();
+    cfg.limits.memory_budget_mb = BUDGET_MB;
+    cfg.limits.max_body_bytes = MAX_BODY as usize;
     let largest = cfg.largest_max_pixels();
     assert!((MAX_PIXELS..MAX_PIXELS * 105 / 100).contains(&largest), "largest max_pixels {largest}");
     let mut s = Server::start(
         dir.path(),
         &[
-            ("FACEWATCH_MEMORY_BUDGET_MB", &BUDGET_MB.to_string()),
-            ("FACEWATCH_MAX_PIXELS", &MAX_PIXELS.to_string()),
-            ("FACEWATCH_MAX_BODY_BYTES", &MAX_BODY.to_string()),
+            ("FACEWATCH_LIMITS__MEMORY_BUDGET_MB", &BUDGET_MB.to_string()),
+            ("FACEWATCH_LIMITS__MAX_PIXELS", &MAX_PIXELS.to_string()),
+            ("FACEWATCH_LIMITS__MAX_BODY_BYTES", &MAX_BODY.to_string()),
         ],
     );
     let after_start = s.proc_status_bytes("VmRSS");
@@ -161,7 +159,7 @@ fn a_flood_of_the_largest_frames_stays_within_the_memory_budget() {
 fn faces_beyond_the_cap_are_skipped_and_the_largest_kept() {
     let dir = tempfile::tempdir().unwrap();
     let camera = camera_token(dir.path(), "gate-1", &["gate-1"]);
-    let s = Server::start(dir.path(), &[("FACEWATCH_MAX_FACES_PER_FRAME", "3")]);
+    let s = Server::start(dir.path(), &[("FACEWATCH_INFERENCE__MAX_FACES_PER_FRAME", "3")]);
     let bytes = std::fs::read(common::data().join("multiface/faces.jpg")).unwrap();
     // Every detection the models make on this crowd, in process.
     let mut p = common::pipeline();

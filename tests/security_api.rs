@@ -113,8 +113,10 @@ fn new_officer(s: &Server, admin: &str, name: &str) -> (i64, String) {
 fn alert_streams_are_capped_and_end_within_a_second_of_revocation() {
     let dir = tempfile::tempdir().unwrap();
     let admin = token(dir.path(), "admin", "root");
-    let s =
-        Server::start(dir.path(), &[("FACEWATCH_SSE_MAX_STREAMS", "3"), ("FACEWATCH_SSE_MAX_STREAMS_PER_TOKEN", "2")]);
+    let s = Server::start(
+        dir.path(),
+        &[("FACEWATCH_API__SSE_MAX_STREAMS", "3"), ("FACEWATCH_API__SSE_MAX_STREAMS_PER_TOKEN", "2")],
+    );
     let (ann_id, ann) = new_officer(&s, &admin, "ann");
     let (bob_id, bob) = new_officer(&s, &admin, "bob");
     let (_, cat) = new_officer(&s, &admin, "cat");

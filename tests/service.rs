@@ -72,7 +72,7 @@ fn enroll_match_alert_stream_two_officers_verify_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let t = tokens(dir.path());
     // This test reads each face's matches: the camera gets the full report.
-    let full = [("FACEWATCH_CAMERA_RESPONSE", "full")];
+    let full = [("FACEWATCH_API__CAMERA_RESPONSE", "full")];
     let s = Server::start(dir.path(), &full);
     let report = enroll_colin(&s, &t, json!({"threshold": 0.93, "cooldown_secs": 600, "severity": "critical"}));
     assert_eq!(report["templates"], 2);
@@ -320,7 +320,10 @@ fn policy_changes_are_audited_and_tampering_is_detected() {
 fn overload_answers_503_with_retry_after_and_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let t = tokens(dir.path());
-    let s = Server::start(dir.path(), &[("FACEWATCH_QUEUE_CAPACITY", "1"), ("FACEWATCH_DETECT_WORKERS", "1")]);
+    let s = Server::start(
+        dir.path(),
+        &[("FACEWATCH_INFERENCE__QUEUE_CAPACITY", "1"), ("FACEWATCH_INFERENCE__DETECT_WORKERS", "1")],
+    );
     let crowd = std::fs::read(first_file("multiface")).unwrap();
     let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..24)
@@ -351,7 +354,10 @@ fn overload_answers_503_with_retry_after_and_keeps_serving() {
 fn bad_inputs_get_the_documented_errors() {
     let dir = tempfile::tempdir().unwrap();
     let t = tokens(dir.path());
-    let s = Server::start(dir.path(), &[("FACEWATCH_MAX_BODY_BYTES", "200000"), ("FACEWATCH_MAX_PIXELS", "50000")]);
+    let s = Server::start(
+        dir.path(),
+        &[("FACEWATCH_LIMITS__MAX_BODY_BYTES", "200000"), ("FACEWATCH_LIMITS__MAX_PIXELS", "50000")],
+    );
     let jpeg = colin(1); // 250x250 = 62,500 pixels, over this server's pixel limit
     let frame = |ct: &str, body: Vec<u8>| {
         s.call("POST", "/v1/cameras/gate-1/frames", Some(&t.camera), Body::Raw(ct.into(), body))
@@ -440,7 +446,7 @@ fn bad_inputs_get_the_documented_errors() {
 fn retention_deletes_alert_crops_and_reference_images() {
     let dir = tempfile::tempdir().unwrap();
     let t = tokens(dir.path());
-    let s = Server::start(dir.path(), &[("FACEWATCH_RETENTION_SWEEP_SECS", "1")]);
+    let s = Server::start(dir.path(), &[("FACEWATCH_RETENTION__SWEEP_SECS", "1")]);
     enroll_colin(&s, &t, json!({"threshold": 0.93}));
     let r = s.frame("gate-1", &t.camera, &colin(4)).ok();
     let id = r["alerts"][0].as_str().unwrap().to_string();

@@ -53,7 +53,7 @@ fn answer(c: &mut TcpStream) -> (u16, String) {
 fn slow_senders_hold_a_bounded_number_of_upload_slots() {
     let dir = tempfile::tempdir().unwrap();
     let camera = camera_token(dir.path(), "gate-1", &["gate-1"]);
-    let s = Server::start(dir.path(), &[("FACEWATCH_MAX_CONCURRENT_UPLOADS", "2")]);
+    let s = Server::start(dir.path(), &[("FACEWATCH_LIMITS__MAX_CONCURRENT_UPLOADS", "2")]);
     let addr = s.url.trim_start_matches("http://").to_string();
 
     // Strangers hold nothing: 401 before any body is read.
@@ -83,7 +83,7 @@ fn a_chunked_body_is_cut_at_the_limit_as_it_arrives() {
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "olga");
     let camera = camera_token(dir.path(), "gate-1", &["gate-1"]);
-    let s = Server::start(dir.path(), &[("FACEWATCH_MAX_BODY_BYTES", "65536")]);
+    let s = Server::start(dir.path(), &[("FACEWATCH_LIMITS__MAX_BODY_BYTES", "65536")]);
     let addr = s.url.trim_start_matches("http://").to_string();
     for (path, token) in [("/v1/cameras/gate-1/frames", &camera), ("/v1/lists/wanted/subjects", &ops)] {
         let mut c = TcpStream::connect(&addr).unwrap();

@@ -116,22 +116,31 @@ mod tests {
     use super::*;
 
     fn token(role: Role) -> Caller {
-        Caller::Token(Principal {
-            token_id: 1,
-            name: "t".into(),
-            role,
-            principal: "p".into(),
-            cameras: Vec::new(),
-        })
+        Caller::Token(Principal { token_id: 1, name: "t".into(), role, principal: "p".into(), cameras: Vec::new() })
     }
 
     #[test]
     fn each_action_belongs_to_one_role_and_the_local_operator() {
         use Action::*;
         let all = [
-            PostFrames, ReadWatchlists, CreateLists, DeleteLists, ReadPolicies, ChangePolicies, ReadSubjects,
-            EnrollSubjects, DeleteSubjects, ReadAlerts, ReviewAlerts, WatchAlerts, CreateTokens, ListTokens,
-            RevokeTokens, ReadAudit, VerifyAudit, ReadEvents,
+            PostFrames,
+            ReadWatchlists,
+            CreateLists,
+            DeleteLists,
+            ReadPolicies,
+            ChangePolicies,
+            ReadSubjects,
+            EnrollSubjects,
+            DeleteSubjects,
+            ReadAlerts,
+            ReviewAlerts,
+            WatchAlerts,
+            CreateTokens,
+            ListTokens,
+            RevokeTokens,
+            ReadAudit,
+            VerifyAudit,
+            ReadEvents,
         ];
         for a in all {
             assert!(Caller::Local.may(a).is_ok());

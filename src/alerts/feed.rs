@@ -69,7 +69,11 @@ mod tests {
 
     #[test]
     fn the_feed_names_changes_as_the_outbox_does() {
-        for (c, k) in [(Change::Created, "alert.created"), (Change::Reviewed, "alert.reviewed"), (Change::Verified, "alert.verified")] {
+        for (c, k) in [
+            (Change::Created, "alert.created"),
+            (Change::Reviewed, "alert.reviewed"),
+            (Change::Verified, "alert.verified"),
+        ] {
             assert_eq!(c.as_str(), k);
             assert_eq!(serde_json::to_value(c).unwrap(), k);
         }

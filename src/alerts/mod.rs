@@ -152,7 +152,8 @@ impl Alerts {
         let a = self.get(who, id)?.alert;
         let what = format!("reference image of alert {}", a.id);
         // Never another template's image: 404 once the template or its image is gone.
-        self.reference_path(&a)?.ok_or_else(|| Error::NotFound(format!("{what} (subject deleted or retention expired)")))
+        self.reference_path(&a)?
+            .ok_or_else(|| Error::NotFound(format!("{what} (subject deleted or retention expired)")))
     }
 
     /// The live feed, for an officer.

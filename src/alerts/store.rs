@@ -8,13 +8,13 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::audit;
 use crate::access::Principal;
-use crate::vision::quality::QualityReport;
-use crate::watchlist::policy::Severity;
+use crate::audit;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{kind, outbox};
+use crate::vision::quality::QualityReport;
+use crate::watchlist::policy::Severity;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS alerts (

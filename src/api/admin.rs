@@ -30,9 +30,8 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<Value>)> {
     who.may(Action::CreateTokens)?;
     let b = s.json(body)?;
-    let t = s
-        .blocking(move |a| a.access.create_token(&who, &b.name, b.role, b.principal.as_deref(), &b.cameras))
-        .await?;
+    let t =
+        s.blocking(move |a| a.access.create_token(&who, &b.name, b.role, b.principal.as_deref(), &b.cameras)).await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 

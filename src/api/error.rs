@@ -37,33 +37,33 @@ impl IntoResponse for Error {
 /// HTTP status and stable machine-readable code: the one mapping of errors to the API.
 pub fn status(e: &Error) -> (u16, &'static str) {
     match e {
-            Error::UnsupportedImage(_) | Error::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
-            Error::CorruptImage(_) => (422, "corrupt_image"),
-            Error::ImageTooLarge { .. } => (413, "image_too_large"),
-            Error::PayloadTooLarge { .. } => (413, "payload_too_large"),
-            Error::EmptyInput => (400, "empty_input"),
-            Error::Invalid(_) | Error::BadRequest(_) => (400, "bad_request"),
-            Error::EnrollmentRefused(_) => (422, "enrollment_refused"),
-            Error::UnknownList(_) | Error::UnknownSubject { .. } | Error::NotFound(_) => (404, "not_found"),
-            Error::Conflict(_) | Error::DataDirInUse { .. } => (409, "conflict"),
-            Error::Unauthorized => (401, "unauthorized"),
-            Error::Forbidden { .. } => (403, "forbidden"),
-            Error::Overloaded { .. } => (503, "overloaded"),
-            Error::ShuttingDown => (503, "shutting_down"),
-            Error::TooManyStreams { .. } => (429, "too_many_streams"),
-            Error::ModelsNotFound(_) | Error::ModelMissing { .. } | Error::ModelChecksum { .. } => {
-                (503, "model_unavailable")
-            }
-            Error::ModelMismatch { .. } => (409, "model_mismatch"),
-            Error::Io { .. }
-            | Error::Manifest(_)
-            | Error::Runtime(_)
-            | Error::ModelOutput(_)
-            | Error::Index(_)
-            | Error::Store(_)
-            | Error::Migration(_)
-            | Error::Config(_) => (500, "internal"),
+        Error::UnsupportedImage(_) | Error::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
+        Error::CorruptImage(_) => (422, "corrupt_image"),
+        Error::ImageTooLarge { .. } => (413, "image_too_large"),
+        Error::PayloadTooLarge { .. } => (413, "payload_too_large"),
+        Error::EmptyInput => (400, "empty_input"),
+        Error::Invalid(_) | Error::BadRequest(_) => (400, "bad_request"),
+        Error::EnrollmentRefused(_) => (422, "enrollment_refused"),
+        Error::UnknownList(_) | Error::UnknownSubject { .. } | Error::NotFound(_) => (404, "not_found"),
+        Error::Conflict(_) | Error::DataDirInUse { .. } => (409, "conflict"),
+        Error::Unauthorized => (401, "unauthorized"),
+        Error::Forbidden { .. } => (403, "forbidden"),
+        Error::Overloaded { .. } => (503, "overloaded"),
+        Error::ShuttingDown => (503, "shutting_down"),
+        Error::TooManyStreams { .. } => (429, "too_many_streams"),
+        Error::ModelsNotFound(_) | Error::ModelMissing { .. } | Error::ModelChecksum { .. } => {
+            (503, "model_unavailable")
         }
+        Error::ModelMismatch { .. } => (409, "model_mismatch"),
+        Error::Io { .. }
+        | Error::Manifest(_)
+        | Error::Runtime(_)
+        | Error::ModelOutput(_)
+        | Error::Index(_)
+        | Error::Store(_)
+        | Error::Migration(_)
+        | Error::Config(_) => (500, "internal"),
+    }
 }
 
 /// Maps axum's extractor rejections (body limit, bad JSON, wrong content type) onto [`Error`].

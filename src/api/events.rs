@@ -6,7 +6,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde_json::{Value, json};
 
-
 use super::{AppState, Auth, SeqPage};
 use crate::access::Action;
 use crate::error::Result;

@@ -26,8 +26,8 @@ use axum::routing::{delete, get, post};
 use crate::access::miss::{self as token_miss, MissReload};
 use crate::access::{Action, Caller};
 use crate::app::App;
-use crate::shutdown::Shutdown;
 use crate::error::{Error, Result};
+use crate::shutdown::Shutdown;
 
 pub use error::{error_response, status};
 pub use health::OPENAPI;
@@ -53,18 +53,15 @@ const AUDIT_VERIFY_WAITING: usize = 8;
 impl AppState {
     pub fn new(app: Arc<App>, shutdown: Shutdown) -> Self {
         let c = &app.config;
-        let streams = stream_slots::StreamSlots::new(c.sse_max_streams, c.sse_max_streams_per_token);
+        let streams = stream_slots::StreamSlots::new(c.api.sse_max_streams, c.api.sse_max_streams_per_token);
         let audit_scans =
-            Arc::new(scan_gate::ScanGate::new("audit verification", AUDIT_VERIFY_WAITING, c.retry_after_secs));
-        let uploads = Arc::new(uploads::UploadSlots::new(c.max_concurrent_uploads));
+            Arc::new(scan_gate::ScanGate::new("audit verification", AUDIT_VERIFY_WAITING, c.service.retry_after_secs));
+        let uploads = Arc::new(uploads::UploadSlots::new(c.limits.max_concurrent_uploads));
         Self { app, shutdown, streams, audit_scans, token_miss: Arc::default(), uploads }
     }
 
     /// Runs store or index work on the blocking pool.
-    pub async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&App) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    pub async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&App) -> Result<T> + Send + 'static) -> Result<T> {
         let app = self.app.clone();
         tokio::task::spawn_blocking(move || f(&app))
             .await
@@ -72,7 +69,7 @@ impl AppState {
     }
 
     fn body_limit(&self) -> usize {
-        self.app.config.max_body_bytes
+        self.app.config.limits.max_body_bytes
     }
 
     /// A JSON request body, or the documented error (400, 413 or 415) for a bad one.

@@ -36,10 +36,10 @@ impl UploadSlots {
 pub async fn gate(State(s): State<AppState>, _caller: Auth, req: Request, next: Next) -> Response {
     let c = &s.app.config;
     let Ok(slot) = s.uploads.slots.clone().try_acquire_owned() else {
-        return refuse(&s, Error::Overloaded { queue: "uploads", retry_after_s: c.retry_after_secs });
+        return refuse(&s, Error::Overloaded { queue: "uploads", retry_after_s: c.service.retry_after_secs });
     };
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(BODY_DEADLINE, read_limited(body, c.max_body_bytes)).await;
+    let read = tokio::time::timeout(BODY_DEADLINE, read_limited(body, c.limits.max_body_bytes)).await;
     drop(slot);
     match read {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,

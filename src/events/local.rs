@@ -53,9 +53,7 @@ impl LocalOutbox {
                     Delivery { delivered: r.delivered, parked_reason: r.parked_reason.clone(), attempts: r.attempts };
                 match envelope(&r, &self.site) {
                     Ok(env) => OutboxEntry { seq: r.seq, event: Some(env), id: None, error: None, outbox },
-                    Err(reason) => {
-                        OutboxEntry { seq: r.seq, event: None, id: Some(r.id), error: Some(reason), outbox }
-                    }
+                    Err(reason) => OutboxEntry { seq: r.seq, event: None, id: Some(r.id), error: Some(reason), outbox },
                 }
             })
             .collect())

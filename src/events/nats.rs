@@ -16,7 +16,8 @@ use super::Failure;
 /// Stream settings; replicas > 1 need a clustered JetStream.
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
-    pub url: String,
+    /// May carry credentials: printed redacted.
+    pub url: crate::secret::SecretUrl,
     pub stream: String,
     pub replicas: usize,
     pub max_age: Duration,
@@ -96,9 +97,9 @@ impl NatsSink {
                 }
                 async {}
             })
-            .connect(o.url.as_str())
+            .connect(o.url.expose())
             .await
-            .map_err(|e| format!("connecting to {}: {e}", o.url))?;
+            .map_err(|e| crate::secret::redact_urls_in(&format!("connecting to {}: {e}", o.url)))?;
         let js = jetstream::new(client.clone());
         let cfg = stream::Config {
             name: o.stream.clone(),

@@ -27,7 +27,7 @@ const BACKOFF_BASE: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub enum SinkConfig {
     Nats(NatsOptions),
-    Webhook { url: String, secret: crate::secret::Secret },
+    Webhook { url: crate::secret::SecretUrl, secret: crate::secret::Secret },
 }
 
 impl SinkConfig {
@@ -48,7 +48,9 @@ impl Sink {
     async fn connect(cfg: &SinkConfig) -> Result<Self, String> {
         Ok(match cfg {
             SinkConfig::Nats(o) => Sink::Nats(Box::new(NatsSink::connect(o).await?)),
-            SinkConfig::Webhook { url, secret } => Sink::Webhook(Arc::new(WebhookSink::new(url, secret.expose()))),
+            SinkConfig::Webhook { url, secret } => {
+                Sink::Webhook(Arc::new(WebhookSink::new(url.expose(), secret.expose())))
+            }
         })
     }
 

@@ -54,7 +54,10 @@ impl WebhookSink {
                 permanent: (400..500).contains(&code) && code != 408 && code != 429,
                 message: format!("webhook answered {code}"),
             }),
-            Err(e) => Err(Failure { permanent: false, message: format!("webhook: {e}") }),
+            // The client's message quotes the URL, which may carry credentials.
+            Err(e) => {
+                Err(Failure { permanent: false, message: crate::secret::redact_urls_in(&format!("webhook: {e}")) })
+            }
         }
     }
 }
@@ -70,5 +73,15 @@ mod tests {
         assert_eq!(s, "sha256=1ba6b8171186efc613e8bcc0cbdab2748f24984d7c5a84faa2637afa0e40d224");
         assert_ne!(signature(b"key", 2, b"{}"), s, "the timestamp is signed");
         assert_ne!(signature(b"other", 1, b"{}"), s, "the secret matters");
+    }
+
+    #[test]
+    fn a_failed_delivery_names_the_url_without_its_credentials() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://hook:h00k-pa55@127.0.0.1:{port}/in?token=t0k3n");
+        let f = WebhookSink::new(&url, "0123456789abcdef").send("id-1", "alert.created", b"{}").unwrap_err();
+        assert!(!f.permanent, "nothing listening: retried later");
+        assert!(!f.message.contains("h00k-pa55") && !f.message.contains("t0k3n"), "{}", f.message);
+        assert!(f.message.contains(&format!("hook:***@127.0.0.1:{port}/in?token=***")), "{}", f.message);
     }
 }

@@ -13,12 +13,12 @@ use crate::access::{Action, Caller};
 use crate::db::lock;
 use crate::error::{Error, Result};
 use crate::media::Media;
-use crate::watchlist::enroll::{self, EnrollReport, Examined};
+use crate::watchlist::Watchlist;
+use crate::watchlist::enroll::{self, Assessed, EnrollReport, Examined};
 use crate::watchlist::flusher::Flusher;
 use crate::watchlist::live::Live;
 use crate::watchlist::policy::{Policy, PolicyPatch};
 use crate::watchlist::store::{ListRow, SubjectInfo};
-use crate::watchlist::Watchlist;
 
 /// A watch list as ops see it.
 #[derive(Debug, Clone, Serialize)]
@@ -63,14 +63,7 @@ impl Watchlists {
         let wl = Watchlist::open(data_dir, factory, &embedder.name, embedder.dim)?;
         let live = wl.live();
         let flusher = if background_flush { Some(Flusher::spawn(live.clone())?) } else { None };
-        Ok(Self {
-            writer: Mutex::new(wl),
-            live,
-            flusher,
-            media,
-            default_threshold: embedder.default_threshold,
-            outbox,
-        })
+        Ok(Self { writer: Mutex::new(wl), live, flusher, media, default_threshold: embedder.default_threshold, outbox })
     }
 
     /// What matching reads (see [`crate::matching`]).
@@ -199,8 +192,22 @@ impl Watchlists {
         photos: impl IntoIterator<Item = (String, std::result::Result<Examined<'a>, String>)>,
     ) -> Result<EnrollReport> {
         who.may(Action::EnrollSubjects)?;
-        let verdicts = enroll::assess(origin, photos)
-            .store(&self.media, |t| lock(&self.writer).enroll(list, subject, name, t, &who.actor()))?;
+        self.enroll_assessed(who, list, subject, name, enroll::assess(origin, photos))
+    }
+
+    /// [`Watchlists::enroll`] for photos judged one at a time by the caller (the command line
+    /// decodes and drops each photo in turn: a folder never sits decoded in memory at once).
+    pub fn enroll_assessed(
+        &self,
+        who: &Caller,
+        list: &str,
+        subject: &str,
+        name: Option<&str>,
+        assessed: Assessed,
+    ) -> Result<EnrollReport> {
+        who.may(Action::EnrollSubjects)?;
+        let verdicts =
+            assessed.store(&self.media, |t| lock(&self.writer).enroll(list, subject, name, t, &who.actor()))?;
         self.wake_flusher();
         let templates = verdicts.iter().filter(|v| v.template_id.is_some()).count();
         Ok(EnrollReport { list: list.to_string(), subject: subject.to_string(), templates, images: verdicts })

@@ -43,22 +43,22 @@ impl Server {
     /// Starts the service on `data` with extra `FACEWATCH_*` settings; waits until it listens.
     pub fn start(data: &Path, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(bin());
-        cmd.arg("serve").env("FACEWATCH_DATA_DIR", data);
+        cmd.arg("serve").env("FACEWATCH_SERVICE__DATA_DIR", data);
         Self::spawn(cmd, data, env)
     }
 
     /// Starts `facewatch serve --config FILE` (whose `data_dir` is `data`); waits until it listens.
     pub fn start_with_config(config: &Path, data: &Path) -> Self {
         let mut cmd = Command::new(bin());
-        cmd.arg("serve").arg("--config").arg(config).env_remove("FACEWATCH_DATA_DIR");
+        cmd.arg("serve").arg("--config").arg(config).env_remove("FACEWATCH_SERVICE__DATA_DIR");
         Self::spawn(cmd, data, &[])
     }
 
     fn spawn(mut cmd: Command, data: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = cmd
-            .env("FACEWATCH_BIND", "127.0.0.1:0")
-            .env("FACEWATCH_MODELS_DIR", super::models())
-            .env("FACEWATCH_SITE", "test-site")
+            .env("FACEWATCH_SERVICE__BIND", "127.0.0.1:0")
+            .env("FACEWATCH_MODELS__DIR", super::models())
+            .env("FACEWATCH_SERVICE__SITE", "test-site")
             .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,0 +1,54 @@
+//! `facewatch eval`: accuracy on an LFW-style folder (verification pairs and open-set
+//! identification).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use facewatch::config::ServiceConfig;
+use facewatch::eval;
+
+pub fn run(s: &ServiceConfig, threads_given: bool, faces: &Path, workers: usize) -> anyhow::Result<ExitCode> {
+    let mut opts = s.pipeline_options();
+    // Evaluation picks the labelled (centre) face among all candidates, as the reference does.
+    opts.detector.score_threshold = opts.detector.score_threshold.min(0.6);
+    // Parallelism comes from the workers unless --threads asks for more per model.
+    if !threads_given || s.models.threads == 0 {
+        opts.runtime.intra_threads = 1;
+    }
+    let set = eval::IdentificationSet::from_faces_dir(faces)?;
+    let pairs = eval::read_pairs(&faces.join("pairs_lfw_view2.tsv"))?;
+    let paths = set.all_paths();
+    let bar = indicatif::ProgressBar::new(paths.len() as u64);
+    let t0 = std::time::Instant::now();
+    let embs = eval::embed_centre_faces(&s.models_dir(), &opts, &paths, workers, &|n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let by_path: BTreeMap<PathBuf, Option<Vec<f32>>> = paths.iter().cloned().zip(embs).collect();
+    let by_rel: BTreeMap<String, Option<Vec<f32>>> = by_path
+        .iter()
+        .filter_map(|(p, e)| Some((p.strip_prefix(faces).ok()?.to_string_lossy().into_owned(), e.clone())))
+        .collect();
+    let m = facewatch::manifest::Manifest::load(&s.models_dir())?;
+    let ver = eval::verification(&pairs, &by_rel);
+    let ident = eval::identification(
+        &set,
+        &by_path,
+        &s.watchlist.index_factory,
+        &m.embedder.name,
+        m.embedder.embedding_size as u32,
+    )?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "images": paths.len(),
+            "seconds": secs,
+            "images_per_second": paths.len() as f64 / secs,
+            "verification": ver,
+            "identification": ident,
+        }))?
+    );
+    Ok(ExitCode::SUCCESS)
+}
