@@ -148,7 +148,7 @@ impl Checkpoint {
         let matcher = watchlist.live();
         let flusher = Flusher::spawn(matcher.clone())?;
         let db_path = config.data_dir.join("facewatch.db");
-        let m = &inference.manifest;
+        let m = inference.models();
         let models = json!({
             "detector": {"name": m.detector.name, "sha256": m.detector.sha256},
             "embedder": {"name": m.embedder.name, "sha256": m.embedder.sha256},

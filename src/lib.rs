@@ -9,6 +9,7 @@ pub mod alert;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod backend;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
