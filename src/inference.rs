@@ -518,3 +518,6 @@ fn embed_loop(mut emb: Box<dyn Embed>, max_batch: usize, rx: Receiver<EmbedJob>,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
