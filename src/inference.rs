@@ -170,7 +170,6 @@ pub struct Inference {
     retry_after_s: u64,
     budget: MemoryBudget,
     cost: FrameCost,
-    max_pixels: u64,
     models: Models,
     /// The execution provider the model sessions run on ("CPU", "CUDA", "fake", ...).
     pub provider: &'static str,
@@ -226,7 +225,6 @@ impl Inference {
             retry_after_s: opts.retry_after_s,
             budget,
             cost,
-            max_pixels: opts.max_pixels,
             provider: backend.provider(),
             models,
         })
@@ -249,8 +247,9 @@ impl Inference {
         if pixels == 0 {
             return Err(Error::Invalid(format!("image is {width}x{height}: no pixels")));
         }
-        if pixels > self.max_pixels {
-            return Err(Error::ImageTooLarge { width, height, pixels, max_pixels: self.max_pixels });
+        let max_pixels = self.cost.max_pixels;
+        if pixels > max_pixels {
+            return Err(Error::ImageTooLarge { width, height, pixels, max_pixels });
         }
         let need = self.cost.held(width, height);
         self.enqueue(Input::Decoded(image), need, mode)

@@ -2,8 +2,9 @@
 //!
 //! One frame's way through the library: [`vision::decode`] -> [`vision::detect`] ->
 //! [`vision::align`] -> [`vision::quality`] -> [`vision::embed`] (composed by [`pipeline`], run
-//! off the async runtime by [`inference`]) -> [`watchlist`] (FAISS match against per-list
-//! policies) -> [`alert`] (stored with its crop, reviewed by officers) -> [`api`] (HTTP, SSE).
+//! off the async runtime by [`inference`], the models behind a [`backend`]) -> [`watchlist`]
+//! (FAISS match against per-list policies) -> [`alert`] (stored with its crop, reviewed by
+//! officers) -> [`api`] (HTTP, SSE).
 
 pub mod alert;
 pub mod api;

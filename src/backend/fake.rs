@@ -46,8 +46,10 @@ pub const SCORE: f32 = 0.99;
 /// Smallest square the detector reports (the live gate wants 32 px).
 pub const MIN_SIDE: u32 = 8;
 
-/// The dlib embedder's chip and template, so alignment and quality run as on real faces.
+/// The dlib embedder's chip and template (as `models/manifest.toml` writes them), so alignment
+/// and quality run as on real faces.
 const CHIP: u32 = 150;
+#[allow(clippy::excessive_precision)]
 const TEMPLATE: [[f32; 2]; 5] =
     [[46.6255, 44.4870], [102.9910, 45.3544], [74.5067, 77.2496], [50.8013, 101.6565], [98.6521, 102.2027]];
 pub const EMBEDDING_SIZE: usize = 128;
@@ -74,7 +76,7 @@ pub fn paint(img: &mut RgbImage, f: &FakeFace) {
             let half = (u64::from(px) * u64::from(HALVES) / s) as u32;
             let bit = f.identity >> (row * HALVES / 2 + half / 2) & 1 == 1;
             // A 1 is bright then dark, a 0 dark then bright.
-            let green = if bit == (half % 2 == 0) { BRIGHT } else { DARK };
+            let green = if bit == half.is_multiple_of(2) { BRIGHT } else { DARK };
             img.put_pixel(x, y, Rgb([255, green, 0]));
         }
     }
@@ -160,38 +162,34 @@ pub struct FakeDetector {
     delay: Option<DetectDelay>,
 }
 
-fn is_face(p: &Rgb<u8>) -> bool {
-    p.0[0] == 255 && p.0[2] == 0
-}
-
 impl Detect for FakeDetector {
     fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>> {
         if let Some(d) = &self.delay {
             std::thread::sleep(d(image));
         }
-        let (w, h) = image.dimensions();
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let raw = image.as_raw();
+        let face = |x: usize, y: usize| {
+            let i = (y * w + x) * 3;
+            raw[i] == 255 && raw[i + 2] == 0
+        };
         let mut out = Vec::new();
-        for y in 0..h {
-            for x in 0..w {
+        for (y, row) in raw.chunks_exact(w * 3).enumerate() {
+            for (x, p) in row.chunks_exact(3).enumerate() {
                 // A square's top-left corner: a face pixel with none above it or to its left.
-                let corner = is_face(image.get_pixel(x, y))
-                    && (x == 0 || !is_face(image.get_pixel(x - 1, y)))
-                    && (y == 0 || !is_face(image.get_pixel(x, y - 1)));
+                let corner = p[0] == 255 && p[2] == 0 && (x == 0 || !face(x - 1, y)) && (y == 0 || !face(x, y - 1));
                 if !corner {
                     continue;
                 }
-                let width = (x..w).take_while(|&i| is_face(image.get_pixel(i, y))).count() as u32;
-                let height = (y..h).take_while(|&j| is_face(image.get_pixel(x, j))).count() as u32;
-                if width.min(height) < MIN_SIDE {
+                let width = (x..w).take_while(|&i| face(i, y)).count();
+                let height = (y..h).take_while(|&j| face(x, j)).count();
+                if width.min(height) < MIN_SIDE as usize {
                     continue;
                 }
-                let (sx, sy) = (width as f32 / self.chip as f32, height as f32 / self.chip as f32);
-                let landmarks = self.template.map(|[tx, ty]| [x as f32 + tx * sx, y as f32 + ty * sy]);
-                out.push(Detection {
-                    bbox: [x as f32, y as f32, width as f32, height as f32],
-                    landmarks,
-                    score: SCORE,
-                });
+                let (x, y, width, height) = (x as f32, y as f32, width as f32, height as f32);
+                let (sx, sy) = (width / self.chip as f32, height / self.chip as f32);
+                let landmarks = self.template.map(|[tx, ty]| [x + tx * sx, y + ty * sy]);
+                out.push(Detection { bbox: [x, y, width, height], landmarks, score: SCORE });
             }
         }
         // Best first, as a real detector: all scores are equal, so the larger face first.
@@ -210,6 +208,9 @@ impl FakeEmbedder {
     /// half-cells.
     pub fn identity(chip: &RgbImage) -> u32 {
         let (w, h) = (chip.width() as usize, chip.height() as usize);
+        if w == 0 || h == 0 {
+            return 0;
+        }
         let mean = |row: usize, half: usize| {
             let (x0, x1) = ((4 * half + 1) * w / (4 * HALVES as usize), (4 * half + 3) * w / (4 * HALVES as usize));
             let (y0, y1) = ((4 * row + 1) * h / (4 * ROWS as usize), (4 * row + 3) * h / (4 * ROWS as usize));

@@ -109,9 +109,9 @@ impl<'a> Feed<'a> {
                 Err(oneshot::error::TryRecvError::Empty) => return None,
                 Err(oneshot::error::TryRecvError::Closed) => Err(Error::ShuttingDown),
             },
-            _ => return self.take(None),
+            _ => return self.pop(None),
         };
-        self.take(Some(result))
+        self.pop(Some(result))
     }
 
     /// The next item in order, waiting for it; `None` when nothing was pushed that has not been
@@ -120,24 +120,28 @@ impl<'a> Feed<'a> {
         self.pump();
         let result = match self.slots.front_mut()? {
             Slot::Submitted { rx, .. } => rx.await.unwrap_or(Err(Error::ShuttingDown)),
-            _ => return self.take(None),
+            _ => return self.pop(None),
         };
-        self.take(Some(result))
+        self.pop(Some(result))
     }
 
     /// [`Feed::next`] for a plain thread (a camera's reader); must not be called on the async
     /// runtime.
     pub fn next_blocking(&mut self) -> Option<FeedItem> {
         self.pump();
-        if !matches!(self.slots.front()?, Slot::Submitted { .. }) {
-            return self.take(None);
+        // A blocking wait cannot be interrupted: the slot may leave the queue first.
+        match self.slots.pop_front()? {
+            Slot::Submitted { seq, rx } => {
+                self.submitted -= 1;
+                let result = rx.blocking_recv().unwrap_or(Err(Error::ShuttingDown));
+                self.pump();
+                Some(FeedItem::Frame { seq, result })
+            }
+            other => {
+                self.slots.push_front(other);
+                self.pop(None)
+            }
         }
-        // A blocking wait cannot be interrupted: the slot can leave the queue first.
-        let Some(Slot::Submitted { seq, rx }) = self.slots.pop_front() else { unreachable!() };
-        self.submitted -= 1;
-        let result = rx.blocking_recv().unwrap_or(Err(Error::ShuttingDown));
-        self.pump();
-        Some(FeedItem::Frame { seq, result })
     }
 
     /// Frames pushed and not yet handed back (analysed, in the engine, or waiting).
@@ -156,19 +160,18 @@ impl<'a> Feed<'a> {
         self.dropped
     }
 
-    /// Pops the front slot; `result` is the front submitted frame's answer.
-    fn take(&mut self, result: Option<Result<Analysis>>) -> Option<FeedItem> {
-        let item = match (self.slots.pop_front()?, result) {
-            (Slot::Submitted { seq, .. }, Some(result)) => {
-                self.submitted -= 1;
-                FeedItem::Frame { seq, result }
-            }
-            (Slot::Dropped { first, count }, _) => FeedItem::Dropped { first, count },
-            // `pump` submits a waiting frame before anything can be taken after it.
-            (Slot::Waiting { seq, .. }, _) | (Slot::Submitted { seq, .. }, None) => {
-                unreachable!("feed slot {seq} taken out of turn")
-            }
+    /// Hands back the front slot: a drop, or the submitted frame whose answer is `result`.
+    fn pop(&mut self, result: Option<Result<Analysis>>) -> Option<FeedItem> {
+        let item = match (self.slots.front()?, result) {
+            (Slot::Submitted { seq, .. }, Some(result)) => FeedItem::Frame { seq: *seq, result },
+            (Slot::Dropped { first, count }, _) => FeedItem::Dropped { first: *first, count: *count },
+            // `pump` sends a waiting frame before anything behind it can be taken, so a waiting
+            // frame is never in front here; a submitted one is popped only with its answer.
+            _ => return None,
         };
+        if matches!(self.slots.pop_front(), Some(Slot::Submitted { .. })) {
+            self.submitted -= 1;
+        }
         self.pump();
         Some(item)
     }
@@ -177,20 +180,16 @@ impl<'a> Feed<'a> {
     fn pump(&mut self) {
         while self.submitted < self.opts.in_flight {
             let Some(i) = self.slots.iter().position(|s| matches!(s, Slot::Waiting { .. })) else { return };
-            let Slot::Waiting { seq, image, span } =
-                std::mem::replace(&mut self.slots[i], Slot::Dropped { first: 0, count: 0 })
-            else {
-                unreachable!()
-            };
+            let Some(Slot::Waiting { seq, image, span }) = self.slots.remove(i) else { return };
             self.waiting -= 1;
             match span.in_scope(|| self.engine.submit_image(image, self.mode.clone())) {
                 Ok(rx) => {
-                    self.slots[i] = Slot::Submitted { seq, rx };
+                    self.slots.insert(i, Slot::Submitted { seq, rx });
                     self.submitted += 1;
                 }
                 Err(e) => {
                     span.in_scope(|| tracing::debug!(error = %e, "frame refused by the engine: dropped"));
-                    self.slots[i] = Slot::Dropped { first: seq, count: 1 };
+                    self.slots.insert(i, Slot::Dropped { first: seq, count: 1 });
                     self.dropped += 1;
                     self.merge_drop(i);
                 }
