@@ -334,4 +334,34 @@ mod tests {
                 .is_empty()
         );
     }
+
+    #[test]
+    fn an_enrolled_fake_face_matches_on_the_watch_list_and_no_other_does() {
+        use crate::audit::Actor;
+        use crate::watchlist::Watchlist;
+        use crate::watchlist::policy::Policy;
+        use crate::watchlist::store::NewTemplate;
+        let dir = tempfile::tempdir().unwrap();
+        let spec = FakeBackend::default().models().embedder.clone();
+        let mut wl = Watchlist::open(dir.path(), "auto", &spec.name, spec.embedding_size as u32).unwrap();
+        wl.create_list("wanted", &Policy::with_threshold(spec.default_threshold), &Actor::local()).unwrap();
+        let photo = frame(300, 300, &[FakeFace { identity: 11, x: 80, y: 70, size: 120 }]);
+        let enrolled = faces_of(&photo, &QualityGate::enrollment());
+        let template = NewTemplate {
+            embedding: enrolled[0].embedding.clone().unwrap(),
+            quality: "{}".into(),
+            source: "fake".into(),
+        };
+        wl.enroll("wanted", "s-11", None, vec![template], &Actor::local()).unwrap();
+        // The same identity smaller and elsewhere in a live frame, beside a stranger.
+        let faces =
+            [FakeFace { identity: 11, x: 300, y: 100, size: 48 }, FakeFace { identity: 12, x: 10, y: 10, size: 90 }];
+        let live = faces_of(&frame(400, 200, &faces), &QualityGate::default());
+        let best = |i: usize| wl.candidates(live[i].embedding.as_ref().unwrap(), 1).unwrap().remove(0);
+        let (stranger, same) = (best(0), best(1));
+        assert_eq!((same.subject.as_str(), same.is_match()), ("s-11", true), "{same:?}");
+        assert!(same.score > 0.999, "{same:?}");
+        assert!(!stranger.is_match() && stranger.score < 0.5, "{stranger:?}");
+        assert!(wl.matches(live[0].embedding.as_ref().unwrap(), 5).unwrap().is_empty());
+    }
 }
