@@ -79,20 +79,17 @@ fn a_decoded_frame_that_does_not_fit_the_budget_is_refused() {
 
 #[test]
 fn a_full_ingest_queue_refuses_at_once() {
-    let slow = FakeBackend::default().with_detect_delay(|_| Duration::from_millis(60));
+    let slow = FakeBackend::default().with_detect_delay(|_| Duration::from_millis(200));
     let e = engine(slow, InferenceOptions { queue_capacity: 1, ..Default::default() });
     // One frame in the detector, one waiting for it, one in the decode thread, one queued:
     // the next is refused without waiting.
     let mut accepted = Vec::new();
     let refused = loop {
-        let t = std::time::Instant::now();
         match e.submit_image(one_face(accepted.len() as u32, 160), live()) {
             Ok(rx) => accepted.push(rx),
-            Err(err) => {
-                assert!(t.elapsed() < Duration::from_millis(20));
-                break err;
-            }
+            Err(err) => break err,
         }
+        // A submission that waited for room would never be refused.
         assert!(accepted.len() <= 4, "the ingest queue never filled");
     };
     assert!(matches!(refused, Error::Overloaded { queue: "ingest", retry_after_s: 1 }), "{refused:?}");
@@ -102,9 +99,9 @@ fn a_full_ingest_queue_refuses_at_once() {
     assert_eq!(e.memory_reserved().0, 0);
 }
 
-/// Frames 200 px wide take 80 ms to detect, the rest no time: a later frame overtakes.
+/// Frames 200 px wide take 200 ms to detect, the rest no time: a later frame overtakes.
 fn overtaking() -> FakeBackend {
-    FakeBackend::default().with_detect_delay(|img| Duration::from_millis(if img.width() == 200 { 80 } else { 0 }))
+    FakeBackend::default().with_detect_delay(|img| Duration::from_millis(if img.width() == 200 { 200 } else { 0 }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
