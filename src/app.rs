@@ -15,9 +15,11 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 use crate::access::Access;
-use crate::alerts::{Alerts, ModelId, ModelIds};
+use crate::alerts::{Alerts, ModelIds};
 use crate::api::{self, AppState};
 use crate::audit::AuditLog;
+use crate::backend::Backend;
+use crate::backend::onnx::OnnxBackend;
 use crate::config::ServiceConfig;
 use crate::decide::FrameRule;
 use crate::error::{Error, Result};
@@ -57,8 +59,14 @@ pub struct App {
 impl App {
     /// Loads the models, the store and the indexes; fails early with a clear error (blocking).
     pub fn open(config: ServiceConfig) -> Result<Self> {
+        let backend = OnnxBackend::open(&config.models_dir(), &config.inference_options().pipeline)?;
+        Self::with_backend(config, &backend)
+    }
+
+    /// [`App::open`] on the given models (the fake ones in tests).
+    pub fn with_backend(config: ServiceConfig, backend: &dyn Backend) -> Result<Self> {
         let metrics = Arc::new(Metrics::default());
-        let inference = Inference::start(&config.models_dir(), &config.inference_options(), metrics.clone())?;
+        let inference = Inference::with_backend(backend, &config.inference_options(), metrics.clone())?;
         let db_path = config.service.data_dir.join("facewatch.db");
         let outbox_notify = Arc::new(Notify::new());
         let media = Arc::new(Media::open(&config.service.data_dir)?);
@@ -84,11 +92,7 @@ impl App {
             metrics.clone(),
             outbox_notify.clone(),
         )?);
-        let m = &inference.manifest;
-        let models = ModelIds {
-            detector: ModelId { name: m.detector.name.clone(), sha256: m.detector.sha256.clone() },
-            embedder: ModelId { name: m.embedder.name.clone(), sha256: m.embedder.sha256.clone() },
-        };
+        let models = ModelIds::from(inference.models());
         let frames = Frames::new(
             Matching::new(watchlists.live()),
             Box::new(FrameRule),

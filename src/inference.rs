@@ -11,6 +11,17 @@
 //! reserves what it will allocate (body, decoded pixels, chips; see [`FrameCost`]) from its
 //! header when it is queued and gives it back when its [`Analysis`] is dropped, so the frames
 //! held at once are bounded by bytes, not only by count. Faces per frame are capped too.
+//!
+//! The models are whatever [`Backend`] the engine is built from (the ONNX models for the
+//! service, [`crate::backend::fake`] in tests). Frames come in encoded ([`Inference::submit`])
+//! or already decoded ([`Inference::submit_image`], no JPEG round trip), under the same bounds.
+//! Each job carries the tracing span it was submitted in, and the model threads enter it while
+//! they work on that job, so their logs land under the request (or camera frame) they serve.
+//! A camera's frames come back in order through a [`Feed`].
+
+pub mod feed;
+
+pub use feed::{Feed, FeedItem, FeedOptions};
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -24,17 +35,17 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use image::RgbImage;
 use tokio::sync::oneshot;
+use tracing::Span;
 
+use crate::backend::onnx::OnnxBackend;
+use crate::backend::{Backend, Detect, Embed, Models};
 use crate::error::{Error, Result};
-use crate::manifest::{self, EmbedderSpec, Manifest};
+use crate::manifest::EmbedderSpec;
 use crate::memory::{FrameCost, MemoryBudget, Reservation};
 use crate::metrics::{Metrics, Stage};
 use crate::pipeline::{Face, PipelineOptions, largest_detections, prepare_faces};
 use crate::vision::decode::decode_with;
-use crate::vision::detect::Detector;
-use crate::vision::embed::Embedder;
 use crate::vision::quality::{QualityGate, Rejection};
-use crate::vision::runtime;
 use crate::watchlist::enroll;
 
 #[derive(Debug, Clone)]
@@ -96,11 +107,19 @@ pub struct Analysis {
 
 type Reply = oneshot::Sender<Result<Analysis>>;
 
+/// What a caller hands in: an encoded image for the decode thread, or one decoded already.
+enum Input {
+    Encoded(Bytes),
+    Decoded(RgbImage),
+}
+
 struct DetectJob {
-    bytes: Bytes,
+    input: Input,
     mode: Mode,
     reply: Reply,
     memory: Reservation,
+    /// The submitter's span, entered by each model thread while it works on this job.
+    span: Span,
 }
 
 struct DecodedJob {
@@ -109,12 +128,14 @@ struct DecodedJob {
     reply: Reply,
     in_flight: InFlight,
     memory: Reservation,
+    span: Span,
 }
 
 struct EmbedJob {
     analysis: Analysis,
     reply: Reply,
     in_flight: InFlight,
+    span: Span,
 }
 
 /// Counts a frame from the moment it is decoded until it is answered (dropped first, so a
@@ -149,30 +170,27 @@ pub struct Inference {
     retry_after_s: u64,
     budget: MemoryBudget,
     cost: FrameCost,
-    pub manifest: Manifest,
+    models: Models,
+    /// The execution provider the model sessions run on ("CPU", "CUDA", "fake", ...).
     pub provider: &'static str,
 }
 
 impl Inference {
-    /// Loads every session now (so a missing or corrupt model fails the start) and starts the threads.
+    /// The ONNX models of `models_dir` (see [`Inference::with_backend`]).
     pub fn start(models_dir: &Path, opts: &InferenceOptions, metrics: Arc<Metrics>) -> Result<Self> {
-        let manifest = Manifest::load(models_dir)?;
-        if opts.pipeline.verify_models {
-            manifest::verify_file(&manifest.detector_path(), &manifest.detector.sha256)?;
-            manifest::verify_file(&manifest.embedder_path(), &manifest.embedder.sha256)?;
-        }
-        let rt = &opts.pipeline.runtime;
-        let embedder = Embedder::new(
-            runtime::session(&manifest.embedder_path(), rt)?,
-            manifest.embedder.clone(),
-            opts.pipeline.max_batch,
-        );
+        Self::with_backend(&OnnxBackend::open(models_dir, &opts.pipeline)?, opts, metrics)
+    }
+
+    /// Makes every model session now (so a missing or corrupt model fails the start: one
+    /// detector per detect worker, one embedder) and starts the threads.
+    pub fn with_backend(backend: &dyn Backend, opts: &InferenceOptions, metrics: Arc<Metrics>) -> Result<Self> {
+        let models = backend.models().clone();
+        let embedder = backend.embedder()?;
         let mut detectors = Vec::new();
         for _ in 0..opts.detect_workers.max(1) {
-            let s = runtime::session(&manifest.detector_path(), rt)?;
-            detectors.push(Detector::new(s, manifest.detector.clone(), opts.pipeline.detector.clone()));
+            detectors.push(backend.detector()?);
         }
-        let spec = &manifest.embedder;
+        let spec = &models.embedder;
         let cost = FrameCost {
             max_pixels: opts.max_pixels,
             detect_max_side: opts.pipeline.detector.max_side,
@@ -192,7 +210,7 @@ impl Inference {
         threads.push(spawn("decode", move || decode_loop(c, retry_after_s, rx, decoded_tx, count, m))?);
         for (i, det) in detectors.into_iter().enumerate() {
             let (rx, tx, m) = (decoded_rx.clone(), embed_tx.clone(), metrics.clone());
-            let (spec, max_faces) = (manifest.embedder.clone(), cost.max_faces);
+            let (spec, max_faces) = (models.embedder.clone(), cost.max_faces);
             threads.push(spawn(&format!("detect-{i}"), move || detect_loop(det, spec, max_faces, rx, tx, m))?);
         }
         drop(embed_tx);
@@ -207,8 +225,8 @@ impl Inference {
             retry_after_s: opts.retry_after_s,
             budget,
             cost,
-            provider: runtime::provider_name(rt),
-            manifest,
+            provider: backend.provider(),
+            models,
         })
     }
 
@@ -217,6 +235,27 @@ impl Inference {
     /// enrollment reports it per photo).
     pub fn submit(&self, bytes: Bytes, mode: Mode) -> Result<oneshot::Receiver<Result<Analysis>>> {
         let need = self.cost.admit(&bytes);
+        self.enqueue(Input::Encoded(bytes), need, mode)
+    }
+
+    /// Queues a decoded image (a camera's frame from a video decoder): no encoding round trip,
+    /// the same bounds as [`Inference::submit`]. It reserves what it holds from its real size;
+    /// one over `max_pixels` is refused as an encoded one would be.
+    pub fn submit_image(&self, image: RgbImage, mode: Mode) -> Result<oneshot::Receiver<Result<Analysis>>> {
+        let (width, height) = image.dimensions();
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels == 0 {
+            return Err(Error::Invalid(format!("image is {width}x{height}: no pixels")));
+        }
+        let max_pixels = self.cost.max_pixels;
+        if pixels > max_pixels {
+            return Err(Error::ImageTooLarge { width, height, pixels, max_pixels });
+        }
+        let need = self.cost.held(width, height);
+        self.enqueue(Input::Decoded(image), need, mode)
+    }
+
+    fn enqueue(&self, input: Input, need: u64, mode: Mode) -> Result<oneshot::Receiver<Result<Analysis>>> {
         let memory = self
             .budget
             .try_reserve(need)
@@ -224,7 +263,7 @@ impl Inference {
         let (reply, rx) = oneshot::channel();
         let guard = self.ingest.lock().map_err(|_| Error::ShuttingDown)?;
         let tx = guard.as_ref().ok_or(Error::ShuttingDown)?;
-        match tx.try_send(DetectJob { bytes, mode, reply, memory }) {
+        match tx.try_send(DetectJob { input, mode, reply, memory, span: Span::current() }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(Error::Overloaded { queue: "ingest", retry_after_s: self.retry_after_s }),
             Err(TrySendError::Disconnected(_)) => Err(Error::ShuttingDown),
@@ -234,6 +273,17 @@ impl Inference {
     /// Analyses one image and waits for the result.
     pub async fn analyse(&self, bytes: Bytes, mode: Mode) -> Result<Analysis> {
         self.submit(bytes, mode)?.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Analyses one decoded image and waits for the result.
+    pub async fn analyse_image(&self, image: RgbImage, mode: Mode) -> Result<Analysis> {
+        self.submit_image(image, mode)?.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// A camera's stream of decoded frames, analysed in `mode` and handed back in the order
+    /// they were pushed (see [`Feed`]).
+    pub fn feed(&self, camera: &str, mode: Mode, opts: FeedOptions) -> Feed<'_> {
+        Feed::new(self, camera, mode, opts)
     }
 
     pub fn queue_depths(&self) -> (usize, usize) {
@@ -267,7 +317,12 @@ impl Inference {
     }
 
     pub fn embedder_spec(&self) -> &EmbedderSpec {
-        &self.manifest.embedder
+        &self.models.embedder
+    }
+
+    /// The models' names and hashes (for alerts) and the embedder's spec, from the backend.
+    pub fn models(&self) -> &Models {
+        &self.models
     }
 }
 
@@ -287,28 +342,38 @@ fn decode_loop(
     m: Arc<Metrics>,
 ) {
     let spare_core = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-    while let Ok(DetectJob { bytes, mode, reply, mut memory }) = rx.recv() {
-        let t = Instant::now();
-        let idle = spare_core && rx.is_empty() && in_flight.load(Ordering::SeqCst) == 0;
-        let threads = if idle { 2 } else { 1 };
-        // A decoder panic must cost one frame, not the thread.
-        let res = std::panic::catch_unwind(AssertUnwindSafe(|| decode_with(&bytes, cost.max_pixels, threads)))
-            .unwrap_or_else(|_| Err(Error::Runtime("internal error while decoding the image".into())));
-        drop(bytes);
-        m.stage(Stage::Decode).observe(t.elapsed());
-        // The body is gone and the decoder's peak is over: keep what the frame holds from now on.
-        // A frame larger than its header said (a header that only libjpeg-turbo reads) must
-        // still fit, or it is refused; only this one decode can be over its reservation.
-        let res = res.and_then(|image| {
-            if memory.resize(cost.held(image.width(), image.height())) {
-                Ok(image)
-            } else {
-                Err(Error::Overloaded { queue: "frame memory", retry_after_s })
+    while let Ok(DetectJob { input, mode, reply, mut memory, span }) = rx.recv() {
+        let entered = span.enter();
+        let res = match input {
+            // Already decoded: its reservation was made from its real size.
+            Input::Decoded(image) => Ok(image),
+            Input::Encoded(bytes) => {
+                let t = Instant::now();
+                let idle = spare_core && rx.is_empty() && in_flight.load(Ordering::SeqCst) == 0;
+                let threads = if idle { 2 } else { 1 };
+                // A decoder panic must cost one frame, not the thread.
+                let res = std::panic::catch_unwind(AssertUnwindSafe(|| decode_with(&bytes, cost.max_pixels, threads)))
+                    .unwrap_or_else(|_| Err(Error::Runtime("internal error while decoding the image".into())));
+                drop(bytes);
+                m.stage(Stage::Decode).observe(t.elapsed());
+                tracing::trace!(ok = res.is_ok(), threads, "decoded");
+                // The body is gone and the decoder's peak is over: keep what the frame holds from
+                // now on. A frame larger than its header said (a header that only libjpeg-turbo
+                // reads) must still fit, or it is refused; only this one decode can be over its
+                // reservation.
+                res.and_then(|image| {
+                    if memory.resize(cost.held(image.width(), image.height())) {
+                        Ok(image)
+                    } else {
+                        Err(Error::Overloaded { queue: "frame memory", retry_after_s })
+                    }
+                })
             }
-        });
+        };
+        drop(entered);
         match res {
             Ok(image) => {
-                let job = DecodedJob { image, mode, reply, in_flight: InFlight::enter(&in_flight), memory };
+                let job = DecodedJob { image, mode, reply, in_flight: InFlight::enter(&in_flight), memory, span };
                 if let Err(e) = tx.send(job) {
                     let DecodedJob { reply, in_flight, .. } = e.0;
                     in_flight.answer(reply, Err(Error::ShuttingDown));
@@ -324,21 +389,28 @@ fn decode_loop(
 }
 
 fn detect_loop(
-    mut det: Detector,
+    mut det: Box<dyn Detect>,
     spec: EmbedderSpec,
     max_faces: usize,
     rx: Receiver<DecodedJob>,
     tx: Sender<EmbedJob>,
     m: Arc<Metrics>,
 ) {
-    while let Ok(DecodedJob { image, mode, reply, in_flight, memory }) = rx.recv() {
+    while let Ok(DecodedJob { image, mode, reply, in_flight, memory, span }) = rx.recv() {
+        let entered = span.enter();
         // A model panic must cost one frame, not the worker.
-        let res = std::panic::catch_unwind(AssertUnwindSafe(|| analyse(&mut det, &spec, max_faces, image, &mode, &m)))
-            .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())))
-            .map(|parts| parts.with(memory));
+        let res =
+            std::panic::catch_unwind(AssertUnwindSafe(|| analyse(det.as_mut(), &spec, max_faces, image, &mode, &m)))
+                .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())))
+                .map(|parts| parts.with(memory));
+        match &res {
+            Ok(a) => tracing::trace!(faces = a.faces.len(), skipped = a.faces_skipped, "detected"),
+            Err(e) => tracing::debug!(error = %e, "detection failed"),
+        }
+        drop(entered);
         match res {
             Ok(a) if a.faces.iter().any(Face::accepted) => {
-                if let Err(e) = tx.send(EmbedJob { analysis: a, reply, in_flight }) {
+                if let Err(e) = tx.send(EmbedJob { analysis: a, reply, in_flight, span }) {
                     let EmbedJob { reply, in_flight, .. } = e.0;
                     in_flight.answer(reply, Err(Error::ShuttingDown));
                 }
@@ -364,7 +436,7 @@ impl Parts {
 }
 
 fn analyse(
-    det: &mut Detector,
+    det: &mut dyn Detect,
     spec: &EmbedderSpec,
     max_faces: usize,
     image: RgbImage,
@@ -393,7 +465,7 @@ fn analyse(
     Ok(Parts { image, faces, faces_skipped, refused })
 }
 
-fn embed_loop(mut emb: Embedder, max_batch: usize, rx: Receiver<EmbedJob>, m: Arc<Metrics>) {
+fn embed_loop(mut emb: Box<dyn Embed>, max_batch: usize, rx: Receiver<EmbedJob>, m: Arc<Metrics>) {
     let accepted = |j: &EmbedJob| j.analysis.faces.iter().filter(|f| f.accepted()).count();
     while let Ok(first) = rx.recv() {
         // Batch the faces of every frame already waiting, up to the model's batch size.
@@ -415,26 +487,36 @@ fn embed_loop(mut emb: Embedder, max_batch: usize, rx: Receiver<EmbedJob>, m: Ar
             std::panic::catch_unwind(AssertUnwindSafe(|| emb.embed(&chips)))
                 .unwrap_or_else(|_| Err(Error::Runtime("internal error in the embedder".into())))
         };
-        m.stage(Stage::Embed).observe(t.elapsed());
+        let took = t.elapsed();
+        m.stage(Stage::Embed).observe(took);
         m.embed_calls.fetch_add(1, Ordering::Relaxed);
         m.embed_faces.fetch_add(n as u64, Ordering::Relaxed);
+        // One model call served several frames: each frame's span gets its own record of it.
+        let (frames, ms) = (jobs.len(), took.as_secs_f64() * 1e3);
         match res {
             Ok(embs) => {
                 let mut it = embs.into_iter();
                 for mut j in jobs {
+                    let mut faces = 0;
                     for f in j.analysis.faces.iter_mut().filter(|f| f.accepted()) {
                         f.embedding = it.next();
+                        faces += 1;
                     }
+                    j.span.in_scope(|| tracing::trace!(faces, batch = n, frames, ms, "embedded"));
                     j.in_flight.answer(j.reply, Ok(j.analysis));
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
-                for EmbedJob { analysis, reply, in_flight } in jobs {
+                for EmbedJob { analysis, reply, in_flight, span } in jobs {
                     drop(analysis);
+                    span.in_scope(|| tracing::debug!(error = %msg, batch = n, frames, "embedding failed"));
                     in_flight.answer(reply, Err(Error::Runtime(msg.clone())));
                 }
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,7 @@
 //!
 //! One frame's way through the library: [`vision::decode`] -> [`vision::detect`] ->
 //! [`vision::align`] -> [`vision::quality`] -> [`vision::embed`] (composed by [`pipeline`], run
-//! off the async runtime by [`inference`]) -> [`frames`] (the use case: [`matching`] against
+//! off the async runtime by [`inference`], the models behind a [`backend`]) -> [`frames`] (the use case: [`matching`] against
 //! the [`watchlist`] indexes with each list's policy, [`decide`], then [`alerts`]: stored with
 //! its crop and its outbox event, reviewed by officers) -> [`events`] (to the central system).
 //! [`app`] builds the services and runs them; [`api`] is the HTTP front end over them.
@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod data_lock;

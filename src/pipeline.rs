@@ -6,13 +6,14 @@ use std::path::Path;
 use image::RgbImage;
 use serde::Serialize;
 
+use crate::backend::onnx::OnnxBackend;
 use crate::error::Result;
-use crate::manifest::{self, EmbedderSpec, Manifest};
+use crate::manifest::{EmbedderSpec, Manifest};
 use crate::vision::align::{self, Affine};
 use crate::vision::detect::{Detection, Detector, DetectorOptions};
 use crate::vision::embed::Embedder;
 use crate::vision::quality::{self, Quality, QualityGate, Rejection};
-use crate::vision::runtime::{self, RuntimeOptions};
+use crate::vision::runtime::RuntimeOptions;
 
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -58,18 +59,8 @@ pub struct Pipeline {
 impl Pipeline {
     /// Loads both models described by `models_dir/manifest.toml`.
     pub fn open(models_dir: &Path, opts: PipelineOptions) -> Result<Self> {
-        let manifest = Manifest::load(models_dir)?;
-        if opts.verify_models {
-            manifest::verify_file(&manifest.detector_path(), &manifest.detector.sha256)?;
-            manifest::verify_file(&manifest.embedder_path(), &manifest.embedder.sha256)?;
-        }
-        let det = runtime::session(&manifest.detector_path(), &opts.runtime)?;
-        let emb = runtime::session(&manifest.embedder_path(), &opts.runtime)?;
-        Ok(Self {
-            detector: Detector::new(det, manifest.detector.clone(), opts.detector),
-            embedder: Embedder::new(emb, manifest.embedder.clone(), opts.max_batch),
-            manifest,
-        })
+        let backend = OnnxBackend::open(models_dir, &opts)?;
+        Ok(Self { detector: backend.onnx_detector()?, embedder: backend.onnx_embedder()?, manifest: backend.manifest })
     }
 
     /// Name of the embedding model, stored with every template.

@@ -131,18 +131,22 @@ pub struct Alert {
     pub reviews: Vec<Review>,
 }
 
-/// One model by name and file digest, as every alert records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelId {
-    pub name: String,
-    pub sha256: String,
-}
+pub use crate::backend::ModelId;
 
 /// The models that produced an alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelIds {
     pub detector: ModelId,
     pub embedder: ModelId,
+}
+
+impl From<&crate::backend::Models> for ModelIds {
+    fn from(m: &crate::backend::Models) -> Self {
+        Self {
+            detector: m.detector.clone(),
+            embedder: ModelId { name: m.embedder.name.clone(), sha256: m.embedder.sha256.clone() },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -167,7 +167,17 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// Every request runs in a `request` span (method, route): the model threads enter it for the
+/// jobs the request submits, so a frame's logs from decode to embedding carry its request.
+async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument as _;
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", method = %req.method(), route = route.as_deref().unwrap_or("-"));
+    next.run(req).instrument(span).await
 }
 
 async fn not_found() -> Response {
