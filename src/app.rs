@@ -22,6 +22,7 @@ use crate::backend::Backend;
 use crate::backend::onnx::OnnxBackend;
 use crate::config::ServiceConfig;
 use crate::decide::FrameRule;
+use crate::decide::track::TrackRuleOptions;
 use crate::error::{Error, Result};
 use crate::events::gauges::{OutboxGaugeReader, OutboxGauges};
 use crate::events::local::LocalOutbox;
@@ -31,9 +32,11 @@ use crate::inference::Inference;
 use crate::matching::Matching;
 use crate::media::Media;
 use crate::metrics::{Gauges, Metrics};
+use crate::passes::Passes;
 use crate::readiness::{Readiness, StoreProbe};
 use crate::retention::Retention;
 use crate::shutdown::{self, Shutdown};
+use crate::track::TrackerOptions;
 use crate::watchlist::{EmbedderInfo, Watchlists};
 
 /// Every service of a running checkpoint. Front ends (the API; the command line builds only
@@ -132,6 +135,27 @@ impl App {
         }
         app.store_probe.run();
         Ok(app)
+    }
+
+    /// A tracked camera's decisions (see [`Passes`]): the track rule over this camera's frames.
+    pub fn passes(&self, camera: &str) -> Result<Passes> {
+        crate::frames::validate_camera(camera)?;
+        Passes::new(
+            camera,
+            TrackerOptions::default(),
+            TrackRuleOptions::default(),
+            Matching::new(self.watchlists.live()),
+            self.alerts.clone(),
+            self.metrics.clone(),
+            &self.config.service.site,
+            ModelIds::from(self.inference.models()),
+        )
+    }
+
+    /// Embeds faces chosen by a tracked camera, waiting for the embedder (blocking).
+    pub fn embed_blocking(&self, faces: Vec<crate::pipeline::Face>) -> Result<Vec<crate::pipeline::Face>> {
+        let rx = self.inference.embed_faces(faces)?;
+        Ok(rx.blocking_recv().map_err(|_| Error::ShuttingDown)??.faces)
     }
 
     /// From state only (no store access, no lock wait): cheap enough for the async runtime.

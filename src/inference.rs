@@ -92,6 +92,16 @@ pub enum Mode {
     Live(QualityGate),
     /// A watch-list photo: only the one clear face is embedded (see [`enroll::choose`]).
     Enroll(QualityGate),
+    /// A tracked camera's frame: faces are found, aligned and measured as in `Live`, but not
+    /// embedded: the caller embeds only the faces that can change a decision
+    /// ([`Inference::embed_faces`]).
+    Track(QualityGate),
+}
+
+impl Mode {
+    fn embeds(&self) -> bool {
+        !matches!(self, Mode::Track(_))
+    }
 }
 
 /// One analysed image. Its bytes stay reserved in the memory budget until it is dropped.
@@ -163,6 +173,8 @@ impl Drop for InFlight {
 
 pub struct Inference {
     ingest: Mutex<Option<Sender<DetectJob>>>,
+    /// Faces chosen after detection ([`Inference::embed_faces`]) go straight to the embedder.
+    embed: Mutex<Option<Sender<EmbedJob>>>,
     ingest_rx: Receiver<DetectJob>,
     embed_rx: Receiver<EmbedJob>,
     in_flight: Arc<AtomicUsize>,
@@ -213,11 +225,11 @@ impl Inference {
             let (spec, max_faces) = (models.embedder.clone(), cost.max_faces);
             threads.push(spawn(&format!("detect-{i}"), move || detect_loop(det, spec, max_faces, rx, tx, m))?);
         }
-        drop(embed_tx);
         let (rx, m, max_batch) = (embed_rx.clone(), metrics.clone(), opts.pipeline.max_batch);
         threads.push(spawn("embed", move || embed_loop(embedder, max_batch, rx, m))?);
         Ok(Self {
             ingest: Mutex::new(Some(ingest_tx)),
+            embed: Mutex::new(Some(embed_tx)),
             ingest_rx,
             embed_rx,
             in_flight,
@@ -270,6 +282,38 @@ impl Inference {
         }
     }
 
+    /// Embeds the given faces (chosen from `Mode::Track` analyses) in the embedder's next
+    /// batch, beside other frames' faces; faces refused by their gate are not embedded. The
+    /// answer is an [`Analysis`] without an image holding the faces, each with its embedding.
+    /// `Overloaded` at once when the embedder's queue is full or the chips do not fit the
+    /// memory budget.
+    pub fn embed_faces(&self, faces: Vec<Face>) -> Result<oneshot::Receiver<Result<Analysis>>> {
+        let (reply, rx) = oneshot::channel();
+        if !faces.iter().any(Face::accepted) {
+            let memory = self
+                .budget
+                .try_reserve(0)
+                .ok_or(Error::Overloaded { queue: "frame memory", retry_after_s: self.retry_after_s })?;
+            let _ = reply
+                .send(Ok(Parts { image: RgbImage::new(0, 0), faces, faces_skipped: 0, refused: None }.with(memory)));
+            return Ok(rx);
+        }
+        let need = self.cost.face_bytes.saturating_mul(faces.len() as u64);
+        let memory = self
+            .budget
+            .try_reserve(need)
+            .ok_or(Error::Overloaded { queue: "frame memory", retry_after_s: self.retry_after_s })?;
+        let analysis = Parts { image: RgbImage::new(0, 0), faces, faces_skipped: 0, refused: None }.with(memory);
+        let guard = self.embed.lock().map_err(|_| Error::ShuttingDown)?;
+        let tx = guard.as_ref().ok_or(Error::ShuttingDown)?;
+        let job = EmbedJob { analysis, reply, in_flight: InFlight::enter(&self.in_flight), span: Span::current() };
+        match tx.try_send(job) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(Error::Overloaded { queue: "embed", retry_after_s: self.retry_after_s }),
+            Err(TrySendError::Disconnected(_)) => Err(Error::ShuttingDown),
+        }
+    }
+
     /// Analyses one image and waits for the result.
     pub async fn analyse(&self, bytes: Bytes, mode: Mode) -> Result<Analysis> {
         self.submit(bytes, mode)?.await.map_err(|_| Error::ShuttingDown)?
@@ -308,6 +352,9 @@ impl Inference {
     /// Refuses new work, lets the workers finish what is queued, and joins them (blocking).
     pub fn shutdown(&self) {
         if let Ok(mut g) = self.ingest.lock() {
+            g.take();
+        }
+        if let Ok(mut g) = self.embed.lock() {
             g.take();
         }
         let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
@@ -409,7 +456,7 @@ fn detect_loop(
         }
         drop(entered);
         match res {
-            Ok(a) if a.faces.iter().any(Face::accepted) => {
+            Ok(a) if mode.embeds() && a.faces.iter().any(Face::accepted) => {
                 if let Err(e) = tx.send(EmbedJob { analysis: a, reply, in_flight, span }) {
                     let EmbedJob { reply, in_flight, .. } = e.0;
                     in_flight.answer(reply, Err(Error::ShuttingDown));
@@ -450,7 +497,7 @@ fn analyse(
     let (faces, faces_skipped, refused) = match mode {
         // A crowd (or a crafted frame) must not cost a chip per detection: the largest faces
         // are the ones an officer can use.
-        Mode::Live(gate) => {
+        Mode::Live(gate) | Mode::Track(gate) => {
             let (dets, skipped) = largest_detections(dets, max_faces);
             (prepare_faces(spec, &image, dets, Some(gate)), skipped, None)
         }

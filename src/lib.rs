@@ -30,11 +30,13 @@ pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod models_dir;
+pub mod passes;
 pub mod pipeline;
 pub mod readiness;
 pub mod retention;
 pub mod secret;
 pub mod shutdown;
+pub mod track;
 pub mod vision;
 pub mod watchlist;
 

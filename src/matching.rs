@@ -34,12 +34,20 @@ impl Matching {
 
     pub fn face(&self, face: &Face) -> Result<Vec<PolicyMatch>> {
         let Some(e) = &face.embedding else { return Ok(Vec::new()) };
-        Ok(self
-            .live
-            .matches(e, 1)?
+        Ok(self.with_policy(self.live.matches(e, 1)?))
+    }
+
+    /// The best subject of every list for `embedding`, whatever its score: for a rule with a
+    /// threshold of its own (the track rule compares a fused embedding with `track_threshold`).
+    pub fn best(&self, embedding: &[f32]) -> Result<Vec<PolicyMatch>> {
+        Ok(self.with_policy(self.live.candidates(embedding, 1)?))
+    }
+
+    fn with_policy(&self, found: Vec<crate::watchlist::Candidate>) -> Vec<PolicyMatch> {
+        found
             .into_iter()
             // A list deleted between the search and here has no policy: its match is dropped.
             .filter_map(|c| self.live.list(&c.list).ok().map(|row| PolicyMatch { candidate: c, policy: row.policy }))
-            .collect())
+            .collect()
     }
 }

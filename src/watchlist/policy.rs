@@ -29,11 +29,19 @@ impl Severity {
     }
 }
 
+/// A new list's track threshold above its frame threshold, until `facewatch eval` measures one.
+pub const TRACK_MARGIN: f32 = 0.01;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Cosine score at or above which a face matches a subject of this list.
+    /// Cosine score at or above which a face matches a subject of this list (the frame rule:
+    /// one frame's embedding).
     pub threshold: f32,
+    /// The same for the track rule: a tracked pass's fused embedding (the quality-weighted mean
+    /// of its faces' unit vectors, renormalised). A mean scores higher against everyone than a
+    /// single frame does, so it has a threshold of its own (`facewatch eval` recommends both).
+    pub track_threshold: f32,
     /// Faces smaller than this (shorter box side, frame pixels) never alert on this list.
     pub min_face_px: f32,
     /// Faces whose overall quality (0..1) is below this never alert on this list.
@@ -51,6 +59,7 @@ impl Policy {
     pub fn with_threshold(threshold: f32) -> Self {
         Self {
             threshold,
+            track_threshold: (threshold + TRACK_MARGIN).min(1.0),
             min_face_px: 40.0,
             min_quality: 0.0,
             severity: Severity::High,
@@ -64,6 +73,9 @@ impl Policy {
         let mut bad = Vec::new();
         if !(-1.0..=1.0).contains(&self.threshold) {
             bad.push(format!("threshold {} outside the cosine range -1..1", self.threshold));
+        }
+        if !(-1.0..=1.0).contains(&self.track_threshold) {
+            bad.push(format!("track_threshold {} outside the cosine range -1..1", self.track_threshold));
         }
         if !(0.0..=10_000.0).contains(&self.min_face_px) {
             bad.push(format!("min_face_px {} outside 0..10000", self.min_face_px));
@@ -84,6 +96,7 @@ impl Policy {
     pub fn patched(&self, patch: &PolicyPatch) -> Result<Self> {
         let p = Policy {
             threshold: patch.threshold.unwrap_or(self.threshold),
+            track_threshold: patch.track_threshold.unwrap_or(self.track_threshold),
             min_face_px: patch.min_face_px.unwrap_or(self.min_face_px),
             min_quality: patch.min_quality.unwrap_or(self.min_quality),
             severity: patch.severity.unwrap_or(self.severity),
@@ -102,6 +115,7 @@ impl Policy {
 #[serde(deny_unknown_fields)]
 pub struct PolicyPatch {
     pub threshold: Option<f32>,
+    pub track_threshold: Option<f32>,
     pub min_face_px: Option<f32>,
     pub min_quality: Option<f32>,
     pub severity: Option<Severity>,

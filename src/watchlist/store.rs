@@ -51,17 +51,23 @@ const INDEXES: &str = "CREATE INDEX IF NOT EXISTS templates_subject ON templates
 const NEVER_REUSED: [&str; 3] = ["lists", "subjects", "templates"];
 
 /// Policy columns added to `lists` after the first release (added in place on older stores).
-const POLICY_COLUMNS: [(&str, &str); 6] = [
+const POLICY_COLUMNS: [(&str, &str); 7] = [
     ("min_face_px", "REAL NOT NULL DEFAULT 40"),
     ("min_quality", "REAL NOT NULL DEFAULT 0"),
     ("severity", "TEXT NOT NULL DEFAULT 'high'"),
     ("cooldown_secs", "INTEGER NOT NULL DEFAULT 60"),
     ("retention_days", "INTEGER NOT NULL DEFAULT 30"),
     ("share_crops", "INTEGER NOT NULL DEFAULT 0"),
+    // The track rule's threshold (NULL until backfilled from the frame threshold).
+    ("track_threshold", "REAL"),
 ];
 
-const LIST_COLUMNS: &str =
-    "id, name, threshold, min_face_px, min_quality, severity, cooldown_secs, retention_days, share_crops";
+/// Lists from before the track rule get its threshold from their frame threshold.
+const TRACK_THRESHOLD_BACKFILL: &str =
+    "UPDATE lists SET track_threshold = MIN(threshold + 0.01, 1.0) WHERE track_threshold IS NULL";
+
+const LIST_COLUMNS: &str = "id, name, threshold, min_face_px, min_quality, severity, cooldown_secs, retention_days,
+     share_crops, track_threshold";
 
 fn list_row(r: &Row) -> rusqlite::Result<ListRow> {
     let severity: String = r.get(5)?;
@@ -76,6 +82,7 @@ fn list_row(r: &Row) -> rusqlite::Result<ListRow> {
             cooldown_secs: r.get(6)?,
             retention_days: r.get(7)?,
             share_crops: r.get(8)?,
+            track_threshold: r.get(9)?,
         },
     })
 }
@@ -162,7 +169,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
         conn.execute_batch(outbox::SCHEMA)?;
-        crate::db::add_columns(&conn, "lists", &POLICY_COLUMNS, None)?;
+        crate::db::add_columns(&conn, "lists", &POLICY_COLUMNS, Some(TRACK_THRESHOLD_BACKFILL))?;
         if migrate::never_reuse_ids(&mut conn, &NEVER_REUSED, floors)? {
             tracing::info!(db = %path.display(), "store migrated: watch-list ids are never reused");
         }
@@ -415,7 +422,7 @@ pub fn template_owner(conn: &Connection, template_id: i64) -> Result<Option<(Str
 fn write_policy(conn: &Connection, list: &str, policy: &Policy) -> Result<()> {
     conn.execute(
         "UPDATE lists SET threshold = ?1, min_face_px = ?2, min_quality = ?3, severity = ?4, cooldown_secs = ?5,
-                          retention_days = ?6, share_crops = ?7 WHERE name = ?8",
+                          retention_days = ?6, share_crops = ?7, track_threshold = ?9 WHERE name = ?8",
         params![
             policy.threshold,
             policy.min_face_px,
@@ -424,7 +431,8 @@ fn write_policy(conn: &Connection, list: &str, policy: &Policy) -> Result<()> {
             policy.cooldown_secs,
             policy.retention_days,
             policy.share_crops,
-            list
+            list,
+            policy.track_threshold
         ],
     )?;
     Ok(())

@@ -34,3 +34,5 @@ impl Rule for FrameRule {
         }
     }
 }
+
+pub mod track;

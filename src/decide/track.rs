@@ -1,0 +1,161 @@
+//! The track rule: decide on a person's pass, not on a frame. A pass collects the embeddings of
+//! its best faces (only those that can change the decision are embedded, as DeepStream runs its
+//! secondary models: when the track is confirmed and passes the quality gate, again only when the
+//! face grew clearly or its quality beat the best so far, with a cap per track, and not at all
+//! once the decision is made). The faces are fused into one embedding (the quality-weighted mean
+//! of their unit vectors, renormalised) and each list is searched with it. A match becomes an
+//! alert when the fused score reaches the list's `track_threshold` and the frames agree: at
+//! least `min_agreeing` embedded faces of the pass have that subject as their own best, or one
+//! face alone scores `strong_margin` above the list's frame threshold.
+//!
+//! One stranger crossing a hall yields ~25 frames; under the frame rule any one of them above
+//! threshold is an alert. Here a stranger must look like the same listed person in several
+//! independent faces and in their mean, and costs at most `max_embeddings` model calls.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::decide::Verdict;
+use crate::matching::PolicyMatch;
+use crate::pipeline::Face;
+use crate::vision::embed::normalized;
+
+/// `[tracking]` in the configuration.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackRuleOptions {
+    /// Embedded faces of a pass that must have the subject as their own best match.
+    pub min_agreeing: u32,
+    /// One face scoring this much above the list's frame threshold decides alone.
+    pub strong_margin: f32,
+    /// Embeddings per track at most (a stranger costs no more than this).
+    pub max_embeddings: u32,
+    /// Embed again when the face's side grew by this factor over the best embedded so far.
+    pub grow: f32,
+    /// ... or its overall quality beat the best so far by this much.
+    pub quality_gain: f32,
+}
+
+impl Default for TrackRuleOptions {
+    fn default() -> Self {
+        Self { min_agreeing: 2, strong_margin: 0.02, max_embeddings: 6, grow: 1.25, quality_gain: 0.1 }
+    }
+}
+
+impl TrackRuleOptions {
+    pub fn validate(&self) -> crate::Result<()> {
+        let mut bad = Vec::new();
+        if self.min_agreeing == 0 || self.min_agreeing > self.max_embeddings {
+            bad.push(format!("min_agreeing {} must be 1..max_embeddings", self.min_agreeing));
+        }
+        if !(1..=64).contains(&self.max_embeddings) {
+            bad.push(format!("max_embeddings {} outside 1..64", self.max_embeddings));
+        }
+        if !(0.0..=1.0).contains(&self.strong_margin) {
+            bad.push(format!("strong_margin {} outside 0..1", self.strong_margin));
+        }
+        if !(self.grow >= 1.0 && self.grow <= 10.0) {
+            bad.push(format!("grow {} outside 1..10", self.grow));
+        }
+        if !(0.0..=1.0).contains(&self.quality_gain) {
+            bad.push(format!("quality_gain {} outside 0..1", self.quality_gain));
+        }
+        if bad.is_empty() { Ok(()) } else { Err(crate::Error::Config(format!("[tracking] {}", bad.join("; ")))) }
+    }
+}
+
+/// One embedded face of a pass.
+#[derive(Debug, Clone)]
+struct Sample {
+    embedding: Vec<f32>,
+    weight: f32,
+    /// Its own best subject per list, and the score: `(list, subject) -> score`.
+    best: HashMap<String, (String, f32)>,
+}
+
+/// What a pass (one track) has shown so far.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    samples: Vec<Sample>,
+    best_px: f32,
+    best_quality: f32,
+    /// Subjects already alerted for this pass, by list: one alert per (track, subject).
+    alerted: HashMap<(String, String), String>,
+}
+
+impl Evidence {
+    /// Whether embedding `face` can change this pass's decision.
+    pub fn wants(&self, face: &Face, o: &TrackRuleOptions) -> bool {
+        if !face.accepted() || !self.alerted.is_empty() || self.samples.len() >= o.max_embeddings as usize {
+            return false;
+        }
+        if self.samples.is_empty() {
+            return true;
+        }
+        let q = &face.quality;
+        q.face_px >= self.best_px * o.grow || q.overall() >= self.best_quality + o.quality_gain
+    }
+
+    /// Adds an embedded face with its own best match per list.
+    pub fn add(&mut self, face: &Face, embedding: Vec<f32>, own_best: &[PolicyMatch]) {
+        let q = &face.quality;
+        self.best_px = self.best_px.max(q.face_px);
+        self.best_quality = self.best_quality.max(q.overall());
+        let best = own_best
+            .iter()
+            .map(|m| (m.candidate.list.clone(), (m.candidate.subject.clone(), m.candidate.score)))
+            .collect();
+        // A face of quality 0 still counts a little: weights only rank the faces.
+        self.samples.push(Sample { embedding, weight: q.overall().max(0.05), best });
+    }
+
+    pub fn embeddings(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// The quality-weighted mean of the samples' unit vectors, renormalised.
+    pub fn fused(&self) -> Option<Vec<f32>> {
+        let first = self.samples.first()?;
+        let mut sum = vec![0f32; first.embedding.len()];
+        for s in &self.samples {
+            for (a, b) in sum.iter_mut().zip(&s.embedding) {
+                *a += s.weight * b;
+            }
+        }
+        let n = normalized(&sum);
+        n.iter().all(|v| v.is_finite()).then_some(n)
+    }
+
+    /// The rule, for the fused embedding's best match `m` on one list.
+    pub fn judge(&self, m: &PolicyMatch, o: &TrackRuleOptions) -> Verdict {
+        let (c, p) = (&m.candidate, &m.policy);
+        if c.score < p.track_threshold {
+            return Verdict::BelowPolicy;
+        }
+        let own: Vec<f32> = self
+            .samples
+            .iter()
+            .filter_map(|s| s.best.get(&c.list).filter(|(subject, _)| *subject == c.subject).map(|(_, score)| *score))
+            .collect();
+        let agreeing = own.len() as u32 >= o.min_agreeing;
+        let strong = own.iter().any(|s| *s >= p.threshold + o.strong_margin);
+        if (agreeing || strong) && self.best_px >= p.min_face_px && self.best_quality >= p.min_quality {
+            Verdict::Raise
+        } else {
+            Verdict::BelowPolicy
+        }
+    }
+
+    pub fn alerted(&self, list: &str, subject: &str) -> Option<&str> {
+        self.alerted.get(&(list.to_string(), subject.to_string())).map(String::as_str)
+    }
+
+    pub fn record_alert(&mut self, list: &str, subject: &str, alert_id: String) {
+        self.alerted.insert((list.to_string(), subject.to_string()), alert_id);
+    }
+
+    pub fn decided(&self) -> bool {
+        !self.alerted.is_empty()
+    }
+}
