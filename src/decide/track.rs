@@ -12,13 +12,15 @@
 //! threshold is an alert. Here a stranger must look like the same listed person in several
 //! independent faces and in their mean, and costs at most `max_embeddings` model calls.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
 use crate::decide::Verdict;
+use crate::error::Result;
 use crate::matching::PolicyMatch;
 use crate::pipeline::Face;
+use crate::track::{Observed, TrackId, Tracker, TrackerOptions};
 use crate::vision::embed::normalized;
 
 /// `[tracking]` in the configuration.
@@ -157,5 +159,116 @@ impl Evidence {
 
     pub fn decided(&self) -> bool {
         !self.alerted.is_empty()
+    }
+}
+
+/// A match the rule passed: raise an alert for it (once per track and subject).
+#[derive(Debug, Clone)]
+pub struct PassDecision {
+    pub track: TrackId,
+    /// The face (index in the frame) the decision was made on: its crop goes with the alert.
+    pub face: usize,
+    pub m: PolicyMatch,
+    /// Embeddings the pass took to decide.
+    pub embeddings: usize,
+}
+
+/// What one frame did.
+#[derive(Debug, Clone, Default)]
+pub struct PassStep {
+    /// For each face of the frame, in order, its track (if any).
+    pub tracks: Vec<Option<TrackId>>,
+    /// Faces embedded for this frame.
+    pub embedded: usize,
+    pub decisions: Vec<PassDecision>,
+}
+
+/// The track rule over one camera's frames, without side effects: tracking, which faces to
+/// embed, fusion and judgement. The service raises its decisions (`crate::passes`); the video
+/// evaluation counts them (`crate::eval`).
+pub struct PassDecider {
+    tracker: Tracker,
+    evidence: HashMap<TrackId, Evidence>,
+    rule: TrackRuleOptions,
+}
+
+impl PassDecider {
+    pub fn new(tracker: TrackerOptions, rule: TrackRuleOptions) -> Result<Self> {
+        rule.validate()?;
+        Ok(Self { tracker: Tracker::new(tracker)?, evidence: HashMap::new(), rule })
+    }
+
+    /// One frame captured at `at_ms`, in capture order. `embed` embeds the faces it is given
+    /// (or returns them as they are when they carry an embedding already); `search` is the best
+    /// subject of every list for an embedding, threshold not applied.
+    pub fn step(
+        &mut self,
+        at_ms: i64,
+        faces: &[Face],
+        embed: &mut dyn FnMut(Vec<Face>) -> Result<Vec<Face>>,
+        search: &mut dyn FnMut(&[f32]) -> Result<Vec<PolicyMatch>>,
+    ) -> Result<PassStep> {
+        let dets: Vec<_> = faces.iter().map(|f| f.detection).collect();
+        let updates = self.tracker.update(at_ms, &dets);
+        let mut step = PassStep { tracks: updates.iter().map(|u| u.track).collect(), ..PassStep::default() };
+        // The faces worth an embedding: confirmed tracks whose decision they can change.
+        let mut chosen: Vec<(usize, TrackId)> = Vec::new();
+        for (i, (f, u)) in faces.iter().zip(&updates).enumerate() {
+            let Some(track) = u.track.filter(|_| u.confirmed) else { continue };
+            if self.evidence.entry(track).or_default().wants(f, &self.rule) {
+                chosen.push((i, track));
+            }
+        }
+        if !chosen.is_empty() {
+            let embedded = embed(chosen.iter().map(|(i, _)| faces[*i].clone()).collect())?;
+            step.embedded = embedded.iter().filter(|f| f.embedding.is_some()).count();
+            for ((i, track), f) in chosen.into_iter().zip(embedded) {
+                let Some(e) = f.embedding.clone() else { continue };
+                // Another person in this track's box starts a track of their own.
+                let track = match self.tracker.observe_embedding(track, &e) {
+                    Observed::Split { track: new, .. } => {
+                        step.tracks[i] = Some(new);
+                        new
+                    }
+                    Observed::Kept { .. } | Observed::Ignored => track,
+                };
+                let own = search(&e)?;
+                self.evidence.entry(track).or_default().add(&f, e, &own);
+                self.decide(track, i, search, &mut step)?;
+            }
+        }
+        for ended in self.tracker.drain_ended() {
+            self.evidence.remove(&ended.id);
+        }
+        // Tentative tracks that ended unreported leave no evidence behind either.
+        let live: HashSet<TrackId> = self.tracker.tracks().map(|t| t.id).collect();
+        self.evidence.retain(|id, _| live.contains(id));
+        Ok(step)
+    }
+
+    fn decide(
+        &mut self,
+        track: TrackId,
+        face: usize,
+        search: &mut dyn FnMut(&[f32]) -> Result<Vec<PolicyMatch>>,
+        step: &mut PassStep,
+    ) -> Result<()> {
+        let Some(fused) = self.evidence.get(&track).and_then(Evidence::fused) else { return Ok(()) };
+        for m in search(&fused)? {
+            let ev = self.evidence.entry(track).or_default();
+            if ev.alerted(&m.candidate.list, &m.candidate.subject).is_some()
+                || ev.judge(&m, &self.rule) != Verdict::Raise
+            {
+                continue;
+            }
+            ev.record_alert(&m.candidate.list, &m.candidate.subject, String::new());
+            step.decisions.push(PassDecision { track, face, embeddings: ev.embeddings(), m });
+        }
+        Ok(())
+    }
+
+    /// Live tracks now, with the box each had at the last frame.
+    pub fn tracks(&self) -> impl Iterator<Item = crate::track::TrackInfo> + '_ {
+        self.tracker.tracks()
     }
 }
