@@ -22,7 +22,6 @@ use crate::backend::Backend;
 use crate::backend::onnx::OnnxBackend;
 use crate::config::ServiceConfig;
 use crate::decide::FrameRule;
-use crate::decide::track::TrackRuleOptions;
 use crate::error::{Error, Result};
 use crate::events::gauges::{OutboxGaugeReader, OutboxGauges};
 use crate::events::local::LocalOutbox;
@@ -36,7 +35,6 @@ use crate::passes::Passes;
 use crate::readiness::{Readiness, StoreProbe};
 use crate::retention::Retention;
 use crate::shutdown::{self, Shutdown};
-use crate::track::TrackerOptions;
 use crate::watchlist::{EmbedderInfo, Watchlists};
 
 /// Every service of a running checkpoint. Front ends (the API; the command line builds only
@@ -142,8 +140,8 @@ impl App {
         crate::frames::validate_camera(camera)?;
         Passes::new(
             camera,
-            TrackerOptions::default(),
-            TrackRuleOptions::default(),
+            self.config.tracking.tracker(),
+            self.config.tracking.rule(),
             Matching::new(self.watchlists.live()),
             self.alerts.clone(),
             self.metrics.clone(),

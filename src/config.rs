@@ -98,6 +98,7 @@ pub struct ServiceConfig {
     pub events: EventsSection,
     pub api: ApiSection,
     pub retention: RetentionSection,
+    pub tracking: TrackingSection,
 }
 
 /// `[service]`: who and where this checkpoint is.
@@ -202,6 +203,84 @@ pub struct ApiSection {
     pub sse_max_streams_per_token: usize,
     /// Alert events buffered for live streams; a stream further behind is sent `resync`.
     pub sse_buffer: usize,
+}
+
+/// `[tracking]`: how tracked cameras follow faces (`crate::track`) and decide per pass (the
+/// track rule, `crate::decide::track`). Each list's `track_threshold` is in its policy.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingSection {
+    /// Detections at least this confident are matched first and may start tracks.
+    pub high: f32,
+    /// Weaker ones (from `low`) only continue tracks.
+    pub low: f32,
+    /// Detections before a track counts (a lone false detection never does).
+    pub min_hits: u32,
+    /// Missed frames, and milliseconds, a track survives (short occlusions).
+    pub max_age: u32,
+    pub max_lost_ms: u64,
+    /// Gate on the distance between a track's prediction and a detection, in face sides.
+    pub max_distance: f32,
+    /// Live tracks per camera at most.
+    pub max_tracks: u32,
+    /// An embedding whose cosine with its track's mean is below this is another person's.
+    pub split_below: f32,
+    /// Embedded faces of a pass that must agree on the subject ...
+    pub min_agreeing: u32,
+    /// ... unless one face scores this much above the list's frame threshold.
+    pub strong_margin: f32,
+    /// Embeddings per track at most.
+    pub max_embeddings: u32,
+    /// Embed again only when the face grew by this factor, or its quality by `quality_gain`.
+    pub grow: f32,
+    pub quality_gain: f32,
+}
+
+impl Default for TrackingSection {
+    fn default() -> Self {
+        let (t, r) = (crate::track::TrackerOptions::default(), crate::decide::track::TrackRuleOptions::default());
+        Self {
+            high: t.high,
+            low: t.low,
+            min_hits: t.min_hits,
+            max_age: t.max_age,
+            max_lost_ms: t.max_lost_ms.max(0) as u64,
+            max_distance: t.max_distance,
+            max_tracks: t.max_tracks as u32,
+            split_below: t.split_below,
+            min_agreeing: r.min_agreeing,
+            strong_margin: r.strong_margin,
+            max_embeddings: r.max_embeddings,
+            grow: r.grow,
+            quality_gain: r.quality_gain,
+        }
+    }
+}
+
+impl TrackingSection {
+    pub fn tracker(&self) -> crate::track::TrackerOptions {
+        crate::track::TrackerOptions {
+            high: self.high,
+            low: self.low,
+            min_hits: self.min_hits,
+            max_age: self.max_age,
+            max_lost_ms: self.max_lost_ms.min(i64::MAX as u64) as i64,
+            max_distance: self.max_distance,
+            max_tracks: self.max_tracks as usize,
+            split_below: self.split_below,
+            ..crate::track::TrackerOptions::default()
+        }
+    }
+
+    pub fn rule(&self) -> crate::decide::track::TrackRuleOptions {
+        crate::decide::track::TrackRuleOptions {
+            min_agreeing: self.min_agreeing,
+            strong_margin: self.strong_margin,
+            max_embeddings: self.max_embeddings,
+            grow: self.grow,
+            quality_gain: self.quality_gain,
+        }
+    }
 }
 
 /// `[retention]`: the sweep that deletes expired crops, reference images and events.
@@ -432,6 +511,9 @@ impl ServiceConfig {
             if v == 0 || v > 1024 {
                 bad.push(format!("{k} {v}: expected 1..1024"));
             }
+        }
+        if let Err(e) = self.tracking.tracker().validate().and_then(|()| self.tracking.rule().validate()) {
+            bad.push(format!("[tracking] {e}"));
         }
         if !(0.0..=1.0).contains(&inf.detect_threshold) {
             bad.push(format!("[inference] detect_threshold {}: expected 0..1", inf.detect_threshold));
