@@ -43,6 +43,8 @@ pub struct Step {
 
 pub struct Passes {
     camera: String,
+    /// The alerts each live track raised (their crops follow the track's best face).
+    raised: std::collections::HashMap<TrackId, Vec<String>>,
     decider: PassDecider,
     matching: Matching,
     alerts: Arc<Alerts>,
@@ -65,6 +67,7 @@ impl Passes {
     ) -> Result<Self> {
         Ok(Self {
             camera: camera.to_string(),
+            raised: std::collections::HashMap::new(),
             decider: PassDecider::new(tracker, rule)?,
             matching,
             alerts,
@@ -114,6 +117,9 @@ impl Passes {
             };
             tracing::info!(camera = %self.camera, track = d.track, list = %c.list, subject = %c.subject,
                 score = c.score, embeddings = d.embeddings, created, "pass decided");
+            if created {
+                self.raised.entry(d.track).or_default().push(alert_id.clone());
+            }
             step.alerts.push(PassAlert {
                 track: d.track,
                 list: c.list.clone(),
@@ -123,6 +129,16 @@ impl Passes {
                 score: c.score,
             });
         }
+        // A decided pass seen better later: its new alerts show the better face.
+        for (track, i) in s.better_crops {
+            for id in self.raised.get(&track).into_iter().flatten() {
+                if let Err(e) = self.alerts.improve_crop(id, &a.image, a.faces[i].detection.bbox) {
+                    tracing::warn!(alert = %id, error = %e, "better crop not saved");
+                }
+            }
+        }
+        let live: std::collections::HashSet<TrackId> = self.decider.tracks().map(|t| t.id).collect();
+        self.raised.retain(|t, _| live.contains(t));
         Ok(step)
     }
 

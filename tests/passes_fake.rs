@@ -86,6 +86,11 @@ fn one_alert_per_enrolled_pass_none_for_a_stranger_and_few_embeddings() {
     assert_eq!(tracks.len(), 1, "one track for one walker");
     let decided_at = enrolled.iter().position(|s| !s.alerts.is_empty()).unwrap();
     assert!(decided_at <= 6, "decided at frame {decided_at}");
+    // The alert shows the pass's best face: the crop (1.5 x the face) grew with the walker.
+    let decided_side = at(3, decided_at as u32, N, 100).size;
+    let crop = app.alerts.crop(&Caller::Local, &alerts[0].alert_id).unwrap();
+    let (w, _) = image::image_dimensions(&crop).unwrap();
+    assert!(w as f32 > decided_side as f32 * 2.0, "crop {w} px wide, the face was {decided_side} px when decided");
 
     // A stranger: no alert, and the embeddings stop at the cap.
     let gap = T0 + 60_000;

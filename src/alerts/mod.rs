@@ -186,6 +186,19 @@ impl Alerts {
         Ok(path.exists().then_some(path))
     }
 
+    /// Replaces an alert's crop with a better view of the same pass (a tracked camera's later,
+    /// larger or sharper face), while the alert is under review and retention keeps its crop.
+    /// The alert's row and events are unchanged: the crop is what officers look at.
+    pub fn improve_crop(&self, id: &str, frame: &RgbImage, bbox: [f32; 4]) -> Result<bool> {
+        let a = lock(&self.reads).get(id)?;
+        if !a.has_crop || !matches!(a.status, Status::Open | Status::Confirmed) {
+            return Ok(false);
+        }
+        let jpeg = media::face_jpeg(frame, bbox)?;
+        self.media.save_crop(id, &jpeg)?;
+        Ok(true)
+    }
+
     /// Deletes the crops older than their list's retention (`days` by list); their ids.
     pub fn expire_crops(&self, days: &[(String, u32)], now_ms: i64) -> Result<Vec<String>> {
         let expired = lock(&self.writer).expire_crops(days, now_ms)?;

@@ -84,6 +84,8 @@ pub struct Evidence {
     best_quality: f32,
     /// Subjects already alerted for this pass, by list: one alert per (track, subject).
     alerted: HashMap<(String, String), String>,
+    /// The face the pass's alerts show now: its side and quality.
+    shown: Option<(f32, f32)>,
 }
 
 impl Evidence {
@@ -160,6 +162,20 @@ impl Evidence {
     pub fn decided(&self) -> bool {
         !self.alerted.is_empty()
     }
+
+    /// Whether `face` shows a decided pass better than the crop its alerts carry (clearly
+    /// larger or clearly better quality): then it replaces that crop.
+    fn better_crop(&mut self, face: &Face, o: &TrackRuleOptions) -> bool {
+        if !self.decided() || !face.accepted() {
+            return false;
+        }
+        let (px, q) = (face.quality.face_px, face.quality.overall());
+        let better = self.shown.is_none_or(|(spx, sq)| px >= spx * o.grow || q >= sq + o.quality_gain);
+        if better {
+            self.shown = Some((px, q));
+        }
+        better
+    }
 }
 
 /// A match the rule passed: raise an alert for it (once per track and subject).
@@ -181,6 +197,9 @@ pub struct PassStep {
     /// Faces embedded for this frame.
     pub embedded: usize,
     pub decisions: Vec<PassDecision>,
+    /// Decided tracks seen better in this frame: `(track, face index)`; their alerts' crops
+    /// can be replaced with this face.
+    pub better_crops: Vec<(TrackId, usize)>,
 }
 
 /// The track rule over one camera's frames, without side effects: tracking, which faces to
@@ -219,6 +238,13 @@ impl PassDecider {
                 chosen.push((i, track));
             }
         }
+        for (i, (f, u)) in faces.iter().zip(&updates).enumerate() {
+            if let Some(ev) = u.track.and_then(|t| self.evidence.get_mut(&t))
+                && ev.better_crop(f, &self.rule)
+            {
+                step.better_crops.push((u.track.unwrap_or_default(), i));
+            }
+        }
         if !chosen.is_empty() {
             let embedded = embed(chosen.iter().map(|(i, _)| faces[*i].clone()).collect())?;
             step.embedded = embedded.iter().filter(|f| f.embedding.is_some()).count();
@@ -235,6 +261,13 @@ impl PassDecider {
                 let own = search(&e)?;
                 self.evidence.entry(track).or_default().add(&f, e, &own);
                 self.decide(track, i, search, &mut step)?;
+                // The alerts raised now show this face.
+                if let Some(ev) = self.evidence.get_mut(&track)
+                    && ev.decided()
+                    && ev.shown.is_none()
+                {
+                    ev.shown = Some((f.quality.face_px, f.quality.overall()));
+                }
             }
         }
         for ended in self.tracker.drain_ended() {
