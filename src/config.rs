@@ -629,8 +629,12 @@ impl ServiceConfig {
     }
 
     pub fn inference_options(&self) -> InferenceOptions {
+        let mut pipeline = self.pipeline_options();
+        // Tracked cameras keep detections down to [tracking] low (see InferenceOptions).
+        pipeline.detector.score_threshold = self.inference.detect_threshold.min(self.tracking.low);
         InferenceOptions {
-            pipeline: self.pipeline_options(),
+            pipeline,
+            live_threshold: self.inference.detect_threshold,
             detect_workers: self.inference.detect_workers,
             queue_capacity: self.inference.queue_capacity,
             max_pixels: self.limits.max_pixels,

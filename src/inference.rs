@@ -45,6 +45,7 @@ use crate::memory::{FrameCost, MemoryBudget, Reservation};
 use crate::metrics::{Metrics, Stage};
 use crate::pipeline::{Face, PipelineOptions, largest_detections, prepare_faces};
 use crate::vision::decode::decode_with;
+use crate::vision::detect::DetectorOptions;
 use crate::vision::quality::{QualityGate, Rejection};
 use crate::watchlist::enroll;
 
@@ -62,6 +63,11 @@ pub struct InferenceOptions {
     pub memory_budget_bytes: u64,
     /// Live frames keep their largest faces up to this many; the rest are counted as skipped.
     pub max_faces: usize,
+    /// Posted frames and enrollment photos keep detections scoring at least this. The detector
+    /// itself runs at `pipeline.detector.score_threshold`, which may be lower: a tracked camera
+    /// (`Mode::Track`) keeps weaker detections, because its tracker continues a track with a
+    /// face half turned away instead of losing it.
+    pub live_threshold: f32,
 }
 
 impl Default for InferenceOptions {
@@ -74,6 +80,7 @@ impl Default for InferenceOptions {
             retry_after_s: 1,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_MB << 20,
             max_faces: DEFAULT_MAX_FACES,
+            live_threshold: DetectorOptions::default().score_threshold,
         }
     }
 }
@@ -222,8 +229,8 @@ impl Inference {
         threads.push(spawn("decode", move || decode_loop(c, retry_after_s, rx, decoded_tx, count, m))?);
         for (i, det) in detectors.into_iter().enumerate() {
             let (rx, tx, m) = (decoded_rx.clone(), embed_tx.clone(), metrics.clone());
-            let (spec, max_faces) = (models.embedder.clone(), cost.max_faces);
-            threads.push(spawn(&format!("detect-{i}"), move || detect_loop(det, spec, max_faces, rx, tx, m))?);
+            let (spec, max_faces, live) = (models.embedder.clone(), cost.max_faces, opts.live_threshold);
+            threads.push(spawn(&format!("detect-{i}"), move || detect_loop(det, spec, max_faces, live, rx, tx, m))?);
         }
         let (rx, m, max_batch) = (embed_rx.clone(), metrics.clone(), opts.pipeline.max_batch);
         threads.push(spawn("embed", move || embed_loop(embedder, max_batch, rx, m))?);
@@ -439,6 +446,7 @@ fn detect_loop(
     mut det: Box<dyn Detect>,
     spec: EmbedderSpec,
     max_faces: usize,
+    live_threshold: f32,
     rx: Receiver<DecodedJob>,
     tx: Sender<EmbedJob>,
     m: Arc<Metrics>,
@@ -446,10 +454,11 @@ fn detect_loop(
     while let Ok(DecodedJob { image, mode, reply, in_flight, memory, span }) = rx.recv() {
         let entered = span.enter();
         // A model panic must cost one frame, not the worker.
-        let res =
-            std::panic::catch_unwind(AssertUnwindSafe(|| analyse(det.as_mut(), &spec, max_faces, image, &mode, &m)))
-                .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())))
-                .map(|parts| parts.with(memory));
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            analyse(det.as_mut(), &spec, max_faces, live_threshold, image, &mode, &m)
+        }))
+        .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())))
+        .map(|parts| parts.with(memory));
         match &res {
             Ok(a) => tracing::trace!(faces = a.faces.len(), skipped = a.faces_skipped, "detected"),
             Err(e) => tracing::debug!(error = %e, "detection failed"),
@@ -486,13 +495,17 @@ fn analyse(
     det: &mut dyn Detect,
     spec: &EmbedderSpec,
     max_faces: usize,
+    live_threshold: f32,
     image: RgbImage,
     mode: &Mode,
     m: &Metrics,
 ) -> Result<Parts> {
     let t = Instant::now();
-    let dets = det.detect(&image)?;
+    let mut dets = det.detect(&image)?;
     m.stage(Stage::Detect).observe(t.elapsed());
+    if !matches!(mode, Mode::Track(_)) {
+        dets.retain(|d| d.score >= live_threshold);
+    }
     let t = Instant::now();
     let (faces, faces_skipped, refused) = match mode {
         // A crowd (or a crafted frame) must not cost a chip per detection: the largest faces
