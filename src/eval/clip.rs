@@ -29,11 +29,13 @@ const PHOTO: f32 = 250.0;
 const PHOTO_FACE: f32 = 110.0;
 /// The head's ellipse in photo pixels (centre, semi-axes): hair and chin, not the shoulders
 /// or the neighbours LFW photos often show.
-const HEAD: [f32; 4] = [125.0, 120.0, 68.0, 90.0];
+const HEAD: [f32; 4] = [125.0, 122.0, 84.0, 108.0];
 /// Share of the ellipse's radius over which the mask fades out.
 const FEATHER: f32 = 0.18;
 /// Share of a pass spent approaching; the rest is leaving through the bottom of the frame.
 const APPROACH: f64 = 0.8;
+/// Shutter time: how long a moving face smears.
+const EXPOSURE_S: f64 = 1.0 / 30.0;
 /// A person is in the truth while at least this share of their face box is inside the frame.
 const MIN_INSIDE: f32 = 0.4;
 /// Bounds on what one clip may ask for (a typo must not fill the disk).
@@ -509,8 +511,9 @@ impl Clip {
         for (walker, c, s) in self.in_view(f) {
             let (c2, _) = walker.at(f as f64 + 1.0);
             let (c0, _) = walker.at(f as f64 - 1.0);
-            // Half the frame interval's motion, sampled along the path.
-            let motion = [((c2[0] - c0[0]) * 0.25) as f32, ((c2[1] - c0[1]) * 0.25) as f32];
+            // The smear of a 1/30 s exposure (half of it each way), sampled along the path.
+            let k = 0.25 * self.manifest.fps as f64 * EXPOSURE_S;
+            let motion = [((c2[0] - c0[0]) * k) as f32, ((c2[1] - c0[1]) * k) as f32];
             let photo = &self.photos[walker.photo_at(f)];
             composite(&mut img, photo, [c[0] as f32, c[1] as f32], s as f32, motion);
         }
