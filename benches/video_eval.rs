@@ -135,6 +135,50 @@ fn main() {
         index = r.into_index();
     }
 
+    // Why enrolled passes were missed at the default threshold: the best score of the pass's
+    // own subject over its embedded faces, and whether that subject alerted (falsely) before.
+    if full {
+        let mut r = FrameLevel::new(index, Policy::with_threshold(0.94));
+        let emitted = rule::run(&mut r, &frames).expect("run the rule");
+        index = r.into_index();
+        for p in m.passes.iter().filter(|p| p.subject.is_some()) {
+            let subject = p.subject.as_deref().unwrap_or_default();
+            let true_alert = emitted.alerts.iter().any(|a| {
+                a.subject == subject
+                    && a.bbox.is_some_and(|b| associate(&b, &truth[a.frame as usize]).is_some_and(|q| q.pass == p.id))
+            });
+            if true_alert {
+                continue;
+            }
+            let (mut best, mut faces) = (f32::MIN, 0);
+            for f in &frames[p.first_frame as usize..=p.last_frame as usize] {
+                for face in &f.faces {
+                    let (Some(e), Some(q)) =
+                        (&face.embedding, associate(&face.detection.bbox, &truth[f.frame as usize]))
+                    else {
+                        continue;
+                    };
+                    if q.pass != p.id {
+                        continue;
+                    }
+                    faces += 1;
+                    let hits = index.search(e, list.subjects.max(1) * 4).expect("search");
+                    for &(id, score) in hits.first().into_iter().flatten() {
+                        if index.owner(id).is_some_and(|o| o.subject == subject) {
+                            best = best.max(score);
+                        }
+                    }
+                }
+            }
+            let before = emitted.alerts.iter().filter(|a| a.subject == subject && a.frame < p.first_frame).count();
+            println!(
+                "missed at 0.94: pass {} ({subject}): {faces} embedded faces, best own score {best:.3}, {before} earlier alerts for the subject",
+                p.id
+            );
+        }
+    }
+    let _ = &index;
+
     if !full {
         // The smoke run: the clip is seen (most faces detected), enrolled people are found,
         // and every accepted face was embedded once by the frame rule.
