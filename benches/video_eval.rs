@@ -171,8 +171,9 @@ fn main() {
                 }
             }
             let before = emitted.alerts.iter().filter(|a| a.subject == subject && a.frame < p.first_frame).count();
+            let own = if best == f32::MIN { "none (no template enrolled)".to_string() } else { format!("{best:.3}") };
             println!(
-                "missed at 0.94: pass {} ({subject}): {faces} embedded faces, best own score {best:.3}, {before} earlier alerts for the subject",
+                "missed at 0.94: pass {} ({subject}): {faces} embedded faces, best own score {own}, {before} earlier alerts for the subject",
                 p.id
             );
         }

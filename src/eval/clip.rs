@@ -311,15 +311,16 @@ impl Clip {
         let mut rng = Rng::derive(opts.seed, 0);
         let (w, h) = (opts.width as f64, opts.height as f64);
 
-        // Enrolled people need photos to enroll and at least two to show; strangers two to show.
+        // Enrolled people need two photos to enroll (the gate refuses some) and at least two to
+        // show; strangers two to show.
         let mut ids = identities(&opts.faces_dir)?;
         ids.retain(|(_, p)| p.len() >= 2);
         rng.shuffle(&mut ids);
-        let (mut enrollable, mut others): (Vec<_>, Vec<_>) = ids.into_iter().partition(|(_, p)| p.len() >= 3);
+        let (mut enrollable, mut others): (Vec<_>, Vec<_>) = ids.into_iter().partition(|(_, p)| p.len() >= 4);
         let strangers_needed = opts.passes - opts.enrolled;
         if enrollable.len() < opts.enrolled {
             return Err(Error::Invalid(format!(
-                "{} has {} identities with 3+ photos, {} enrolled passes asked",
+                "{} has {} identities with 4+ photos, {} enrolled passes asked",
                 opts.faces_dir.display(),
                 enrollable.len(),
                 opts.enrolled
@@ -341,7 +342,7 @@ impl Clip {
         let mut people: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
         for (identity, mut photos) in enrolled {
             rng.shuffle(&mut photos);
-            let n_enroll = (photos.len() - 2).min(2);
+            let n_enroll = 2;
             let shown: Vec<String> = photos[n_enroll..].iter().take(4).cloned().collect();
             enroll.push(Enrollment {
                 subject: identity.clone(),

@@ -143,7 +143,8 @@ impl<'a> InOrder<'a> {
 
 /// Every frame of the clip in `dir` through the engine in live mode with `gate`.
 pub fn analyse_clip(engine: &Inference, dir: &Path, m: &ClipManifest, gate: QualityGate) -> Result<Vec<AnalysedFrame>> {
-    let mut frames = Vec::with_capacity(m.frames as usize);
+    // The manifest's count is a claim: grow as frames really arrive.
+    let mut frames = Vec::with_capacity(m.frames.min(1 << 16) as usize);
     let fps = m.fps.max(1) as f64;
     let keep = |a: Analysis, frames: &mut Vec<AnalysedFrame>| {
         let frame = frames.len() as u64;
