@@ -171,7 +171,11 @@ fn main() {
                 }
             }
             let before = emitted.alerts.iter().filter(|a| a.subject == subject && a.frame < p.first_frame).count();
-            let own = if best == f32::MIN { "none (no template enrolled)".to_string() } else { format!("{best:.3}") };
+            let own = match (faces, best == f32::MIN) {
+                (0, _) => "-".to_string(),
+                (_, true) => "none (no template enrolled)".to_string(),
+                _ => format!("{best:.3}"),
+            };
             println!(
                 "missed at 0.94: pass {} ({subject}): {faces} embedded faces, best own score {own}, {before} earlier alerts for the subject",
                 p.id
