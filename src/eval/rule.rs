@@ -62,7 +62,7 @@ impl FrameLevel {
 
 impl VideoRule for FrameLevel {
     fn name(&self) -> String {
-        format!("frame {:.2}", self.policy.threshold)
+        format!("frame {:.3}", self.policy.threshold)
     }
 
     fn frame(&mut self, frame: &AnalysedFrame) -> Result<Vec<EmittedAlert>> {
