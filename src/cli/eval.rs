@@ -1,5 +1,5 @@
 //! `facewatch eval`: accuracy on an LFW-style folder (verification pairs and open-set
-//! identification).
+//! identification); `facewatch eval clip`: a seeded arrival-hall clip with its ground truth.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,8 +7,67 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
+use clap::Subcommand;
+
 use facewatch::config::ServiceConfig;
 use facewatch::eval;
+use facewatch::eval::clip::{ClipOptions, Codec};
+
+#[derive(Subcommand)]
+pub enum EvalAction {
+    /// Generate a clip of people walking toward the camera (video, manifest.json with the
+    /// photos to enroll, truth.jsonl with every face of every frame). Same seed, same clip.
+    Clip {
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Development data: faces/<Identity>/*.jpg and nonface/ backgrounds.
+        #[arg(long, env = "FACEWATCH_TEST_DATA", default_value = "../shared/data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 72)]
+        passes: usize,
+        /// How many passes are enrolled people (the rest are strangers).
+        #[arg(long, default_value_t = 24)]
+        enrolled: usize,
+        #[arg(long, default_value_t = 960)]
+        width: u32,
+        #[arg(long, default_value_t = 540)]
+        height: u32,
+        #[arg(long, default_value_t = 10)]
+        fps: u32,
+        /// h264, h265 or mjpeg.
+        #[arg(long, default_value = "h264")]
+        codec: String,
+    },
+}
+
+pub fn action(a: EvalAction) -> anyhow::Result<ExitCode> {
+    match a {
+        EvalAction::Clip { seed, out, data, passes, enrolled, width, height, fps, codec } => {
+            let opts = ClipOptions {
+                passes,
+                enrolled,
+                width,
+                height,
+                fps,
+                codec: Codec::parse(&codec)?,
+                ..ClipOptions::new(seed, &data)
+            };
+            let m = eval::clip::generate(&opts, &out)?;
+            println!(
+                "{}",
+                serde_json::to_string(&json!({
+                    "video": out.join(&m.video),
+                    "frames": m.frames,
+                    "passes": m.passes.len(),
+                    "enrolled": m.enroll.len(),
+                }))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
 
 pub fn run(s: &ServiceConfig, threads_given: bool, faces: &Path, workers: usize) -> anyhow::Result<ExitCode> {
     let mut opts = s.pipeline_options();

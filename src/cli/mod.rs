@@ -108,10 +108,14 @@ pub enum Command {
         list: String,
         value: f32,
     },
-    /// Measure accuracy on an LFW-style folder (pairs + open-set identification).
+    /// Measure accuracy on an LFW-style folder (pairs + open-set identification), or make an
+    /// evaluation clip (`eval clip`).
+    #[command(args_conflicts_with_subcommands = true)]
     Eval {
+        #[command(subcommand)]
+        action: Option<eval::EvalAction>,
         /// Folder with <Identity>/*.jpg and pairs_lfw_view2.tsv.
-        faces: PathBuf,
+        faces: Option<PathBuf>,
         /// Parallel pipelines (each with --threads intra-op threads).
         #[arg(long, default_value_t = 2)]
         workers: usize,

@@ -1,6 +1,15 @@
 //! Accuracy on labelled photos: LFW pair verification and open-set identification, through
 //! the same pipeline and index the service uses. LFW photos often show several people; the
 //! labelled one is the face nearest the centre.
+//!
+//! On video: [`clip`] generates arrival-hall clips with ground truth, [`replay`] runs one
+//! through the engine, [`rule`] decides on the frames, [`video`] scores the decisions per pass.
+
+pub mod clip;
+pub mod replay;
+mod rng;
+pub mod rule;
+pub mod video;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

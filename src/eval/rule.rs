@@ -1,0 +1,108 @@
+//! Deciding on a clip's frames: a [`VideoRule`] is fed the analysed frames in order and says
+//! which alerts it raises and how many embeddings it needed. [`FrameLevel`] is today's rule
+//! (any one frame above the threshold alerts, cooldown per subject at the camera); the track
+//! rule plugs in beside it and is measured on the same analyses.
+
+use std::collections::BTreeMap;
+
+use super::replay::AnalysedFrame;
+use super::video::{Emitted, EmittedAlert, TrackedBox};
+use crate::decide::{FrameRule, Rule, Verdict};
+use crate::error::Result;
+use crate::matching::PolicyMatch;
+use crate::watchlist::Candidate;
+use crate::watchlist::index::ListIndex;
+use crate::watchlist::policy::Policy;
+
+pub trait VideoRule {
+    /// A short name for the report's table.
+    fn name(&self) -> String;
+    /// The next frame (frames come in order): the alerts raised on it.
+    fn frame(&mut self, frame: &AnalysedFrame) -> Result<Vec<EmittedAlert>>;
+    /// Embeddings the rule needed so far. The harness's engine embeds every accepted face; a
+    /// rule that embeds selectively counts only the faces it would have embedded.
+    fn embeddings(&self) -> u64;
+    /// Track ids per detection, for rules that track (ID switches are measured on them).
+    fn tracks(&self) -> Option<Vec<TrackedBox>> {
+        None
+    }
+}
+
+/// Runs `rule` over `frames` in order.
+pub fn run(rule: &mut dyn VideoRule, frames: &[AnalysedFrame]) -> Result<Emitted> {
+    let mut alerts = Vec::new();
+    for f in frames {
+        alerts.extend(rule.frame(f)?);
+    }
+    Ok(Emitted { alerts, embeddings: rule.embeddings(), tracks: rule.tracks() })
+}
+
+/// Today's frame rule on one camera: the best subject of the list for each embedded face; a
+/// match at or above the threshold that meets the policy's size and quality minimums alerts,
+/// unless the same subject alerted within `cooldown_secs` of this capture time (the service
+/// then adds the sighting to that open alert).
+pub struct FrameLevel {
+    index: ListIndex,
+    policy: Policy,
+    /// Capture time (s) of each subject's last new alert.
+    last: BTreeMap<String, f64>,
+    embeddings: u64,
+}
+
+impl FrameLevel {
+    pub fn new(index: ListIndex, policy: Policy) -> Self {
+        Self { index, policy, last: BTreeMap::new(), embeddings: 0 }
+    }
+
+    /// The list back, for the next rule or threshold.
+    pub fn into_index(self) -> ListIndex {
+        self.index
+    }
+}
+
+impl VideoRule for FrameLevel {
+    fn name(&self) -> String {
+        format!("frame {:.3}", self.policy.threshold)
+    }
+
+    fn frame(&mut self, frame: &AnalysedFrame) -> Result<Vec<EmittedAlert>> {
+        let mut out = Vec::new();
+        for face in &frame.faces {
+            let Some(e) = &face.embedding else { continue };
+            self.embeddings += 1;
+            let Some(&(id, score)) = self.index.search(e, 1)?.first().and_then(|h| h.first()) else { continue };
+            let Some(owner) = self.index.owner(id) else { continue };
+            let m = PolicyMatch {
+                candidate: Candidate {
+                    list: "eval".into(),
+                    subject: owner.subject.clone(),
+                    name: None,
+                    score,
+                    threshold: self.policy.threshold,
+                    template_id: id,
+                },
+                policy: self.policy.clone(),
+            };
+            if !m.candidate.is_match() || FrameRule.judge(face, &m) != Verdict::Raise {
+                continue;
+            }
+            let cooldown = f64::from(self.policy.cooldown_secs);
+            if self.last.get(&owner.subject).is_some_and(|&t| (frame.time - t).abs() < cooldown) {
+                continue;
+            }
+            self.last.insert(owner.subject.clone(), frame.time);
+            out.push(EmittedAlert {
+                frame: frame.frame,
+                subject: owner.subject.clone(),
+                bbox: Some(face.detection.bbox),
+                track: None,
+                score,
+            });
+        }
+        Ok(out)
+    }
+
+    fn embeddings(&self) -> u64 {
+        self.embeddings
+    }
+}
