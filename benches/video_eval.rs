@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use facewatch::eval::clip::{Clip, ClipOptions};
 use facewatch::eval::replay::{AnalysedFrame, analyse_clip, build_list};
-use facewatch::eval::rule::{self, FrameLevel, VideoRule};
-use facewatch::eval::video::{self, associate};
+use facewatch::eval::rule::{self, FrameLevel, TrackLevel, VideoRule};
+use facewatch::eval::video::{self, VideoMetrics, associate};
 use facewatch::inference::{Inference, InferenceOptions};
 use facewatch::metrics::Metrics;
 use facewatch::vision::quality::QualityGate;
@@ -46,10 +46,15 @@ fn main() {
     let seed = args.windows(2).find(|w| w[0] == "--seed").and_then(|w| w[1].parse().ok()).unwrap_or(17);
     let data = support::data();
     let base = ClipOptions::new(seed, &data);
-    let (opts, list_size, thresholds) = if full {
-        (base, 600, vec![0.90, 0.92, 0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96])
+    let (opts, list_size, thresholds, track_thresholds) = if full {
+        (
+            base,
+            600,
+            vec![0.90, 0.92, 0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96],
+            vec![0.92, 0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96],
+        )
     } else {
-        (ClipOptions { passes: 8, enrolled: 4, width: 480, height: 270, fps: 5, ..base }, 100, vec![0.94])
+        (ClipOptions { passes: 8, enrolled: 4, width: 480, height: 270, fps: 5, ..base }, 100, vec![0.94], vec![0.95])
     };
     let dir = tempfile::tempdir().expect("temp dir");
 
@@ -111,6 +116,15 @@ fn main() {
     for &t in &thresholds {
         rules.push(Box::new(move |index| Box::new(FrameLevel::new(index, Policy::with_threshold(t)))));
     }
+    // The track rule (the service's defaults: [tracking]) at its own thresholds; the frame
+    // threshold it uses for a "strong" single face stays 0.94.
+    for &t in &track_thresholds {
+        rules.push(Box::new(move |index| {
+            let policy = Policy { track_threshold: t, ..Policy::with_threshold(0.94) };
+            let tracking = facewatch::config::TrackingSection::default();
+            Box::new(TrackLevel::new(index, policy, tracking.tracker(), tracking.rule()).expect("track rule"))
+        }));
+    }
     let mut index = list.index;
     let mut results = Vec::new();
     for make in &rules {
@@ -135,18 +149,35 @@ fn main() {
         index = r.into_index();
     }
 
-    // The frame rule's threshold: the fewest false alerts at pass TPIR >= 0.95, else the best TPIR.
-    let best = thresholds
-        .iter()
-        .zip(&results)
-        .filter(|(_, v)| v.pass_tpir >= 0.95)
-        .min_by(|a, b| a.1.false_alerts.cmp(&b.1.false_alerts).then(b.0.total_cmp(a.0)));
-    match best {
-        Some((t, v)) => println!(
-            "recommended frame-rule threshold: {t} (pass TPIR {:.3}, {:.0} false alerts per 1,000 passes)",
-            v.pass_tpir, v.false_alerts_per_1000_passes
-        ),
-        None => println!("no frame-rule threshold reaches pass TPIR 0.95 on this clip"),
+    // Each rule's threshold: the fewest false alerts at pass TPIR >= 0.95.
+    let (frame_results, track_results) = results.split_at(thresholds.len());
+    let recommend = |what: &str, ts: &[f32], rs: &[VideoMetrics]| {
+        let best = ts
+            .iter()
+            .zip(rs)
+            .filter(|(_, v)| v.pass_tpir >= 0.95)
+            .min_by(|a, b| a.1.false_alerts.cmp(&b.1.false_alerts).then(b.0.total_cmp(a.0)))
+            .map(|(t, v)| (*t, v.clone()));
+        match &best {
+            Some((t, v)) => println!(
+                "recommended {what} threshold: {t} (pass TPIR {:.3}, {:.0} false alerts per 1,000 passes, {:.1} embeddings per pass)",
+                v.pass_tpir, v.false_alerts_per_1000_passes, v.embeddings_per_pass
+            ),
+            None => println!("no {what} threshold reaches pass TPIR 0.95 on this clip"),
+        }
+        best
+    };
+    let frame_best = recommend("frame-rule", &thresholds, frame_results);
+    let track_best = recommend("track-rule", &track_thresholds, track_results);
+    if let (Some((_, f)), Some((_, t))) = (&frame_best, &track_best) {
+        println!(
+            "track rule against frame rule, each at its recommended threshold: false alerts {} against {}, embeddings per pass {:.1} against {:.1} ({:.1}x fewer)",
+            t.false_alerts,
+            f.false_alerts,
+            t.embeddings_per_pass,
+            f.embeddings_per_pass,
+            f.embeddings_per_pass / t.embeddings_per_pass.max(1e-9)
+        );
     }
 
     // Why enrolled passes were missed at the default threshold: the best score of the pass's
@@ -206,6 +237,10 @@ fn main() {
         assert!(v.alerted_passes >= 1, "{v:?}");
         let accepted: usize = frames.iter().map(|f| f.faces.iter().filter(|x| x.embedding.is_some()).count()).sum();
         assert_eq!(v.embeddings, accepted as u64);
+        // The track rule sees the same faces and embeds fewer of them.
+        let t = &results[thresholds.len()];
+        assert!(t.embeddings < v.embeddings, "track rule embedded {} of {}", t.embeddings, v.embeddings);
+        assert!(t.id_switches.is_some(), "the track rule reports its tracks");
     }
 }
 
@@ -213,6 +248,15 @@ fn main() {
 trait RuleWithList {
     fn as_rule(&mut self) -> &mut dyn VideoRule;
     fn into_index(self: Box<Self>) -> ListIndex;
+}
+
+impl RuleWithList for TrackLevel {
+    fn as_rule(&mut self) -> &mut dyn VideoRule {
+        self
+    }
+    fn into_index(self: Box<Self>) -> ListIndex {
+        TrackLevel::into_index(*self)
+    }
 }
 
 impl RuleWithList for FrameLevel {

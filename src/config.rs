@@ -234,6 +234,9 @@ pub struct TrackingSection {
     /// Embed again only when the face grew by this factor, or its quality by `quality_gain`.
     pub grow: f32,
     pub quality_gain: f32,
+    /// A pass scoring this far below every list's track threshold after `min_agreeing + 1`
+    /// embeddings is settled: no more embeddings for it.
+    pub settle_margin: f32,
 }
 
 impl Default for TrackingSection {
@@ -253,6 +256,7 @@ impl Default for TrackingSection {
             max_embeddings: r.max_embeddings,
             grow: r.grow,
             quality_gain: r.quality_gain,
+            settle_margin: r.settle_margin,
         }
     }
 }
@@ -279,6 +283,7 @@ impl TrackingSection {
             max_embeddings: self.max_embeddings,
             grow: self.grow,
             quality_gain: self.quality_gain,
+            settle_margin: self.settle_margin,
         }
     }
 }

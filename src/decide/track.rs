@@ -37,11 +37,21 @@ pub struct TrackRuleOptions {
     pub grow: f32,
     /// ... or its overall quality beat the best so far by this much.
     pub quality_gain: f32,
+    /// A pass of at least `min_agreeing + 1` embedded faces whose fused embedding scores this
+    /// far below every list's track threshold is settled (a stranger): no more embeddings.
+    pub settle_margin: f32,
 }
 
 impl Default for TrackRuleOptions {
     fn default() -> Self {
-        Self { min_agreeing: 2, strong_margin: 0.02, max_embeddings: 6, grow: 1.25, quality_gain: 0.1 }
+        Self {
+            min_agreeing: 2,
+            strong_margin: 0.02,
+            max_embeddings: 6,
+            grow: 1.25,
+            quality_gain: 0.1,
+            settle_margin: 0.05,
+        }
     }
 }
 
@@ -59,6 +69,9 @@ impl TrackRuleOptions {
         }
         if !(self.grow >= 1.0 && self.grow <= 10.0) {
             bad.push(format!("grow {} outside 1..10", self.grow));
+        }
+        if !(0.0..=2.0).contains(&self.settle_margin) {
+            bad.push(format!("settle_margin {} outside 0..2", self.settle_margin));
         }
         if !(0.0..=1.0).contains(&self.quality_gain) {
             bad.push(format!("quality_gain {} outside 0..1", self.quality_gain));
@@ -86,6 +99,9 @@ pub struct Evidence {
     alerted: HashMap<(String, String), String>,
     /// The face the pass's alerts show now: its side and quality.
     shown: Option<(f32, f32)>,
+    /// How far the fused embedding's best match is above its list's track threshold (the
+    /// largest over the lists; negative below), as of the last sample.
+    headroom: Option<f32>,
 }
 
 impl Evidence {
@@ -96,6 +112,11 @@ impl Evidence {
         }
         if self.samples.is_empty() {
             return true;
+        }
+        let settled =
+            self.samples.len() > o.min_agreeing as usize && self.headroom.is_none_or(|h| h < -o.settle_margin);
+        if settled {
+            return false;
         }
         let q = &face.quality;
         q.face_px >= self.best_px * o.grow || q.overall() >= self.best_quality + o.quality_gain
@@ -287,7 +308,10 @@ impl PassDecider {
         step: &mut PassStep,
     ) -> Result<()> {
         let Some(fused) = self.evidence.get(&track).and_then(Evidence::fused) else { return Ok(()) };
-        for m in search(&fused)? {
+        let found = search(&fused)?;
+        let headroom = found.iter().map(|m| m.candidate.score - m.policy.track_threshold).reduce(f32::max);
+        self.evidence.entry(track).or_default().headroom = headroom;
+        for m in found {
             let ev = self.evidence.entry(track).or_default();
             if ev.alerted(&m.candidate.list, &m.candidate.subject).is_some()
                 || ev.judge(&m, &self.rule) != Verdict::Raise

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use super::replay::AnalysedFrame;
 use super::video::{Emitted, EmittedAlert, TrackedBox};
+use crate::decide::track::{PassDecider, TrackRuleOptions};
 use crate::decide::{FrameRule, Rule, Verdict};
+use crate::pipeline::Face;
+use crate::track::TrackerOptions;
 use crate::error::Result;
 use crate::matching::PolicyMatch;
 use crate::watchlist::Candidate;
@@ -104,5 +107,97 @@ impl VideoRule for FrameLevel {
 
     fn embeddings(&self) -> u64 {
         self.embeddings
+    }
+}
+
+/// The track rule on one camera ([`crate::decide::track::PassDecider`]): faces are tracked, a
+/// pass embeds only the faces that can change its decision (the harness's engine embedded every
+/// face; only those the rule asks for are counted), and a pass alerts once per subject when its
+/// fused embedding reaches `track_threshold` and its frames agree. Cooldown per subject on
+/// capture time, as the service's alerts have it.
+pub struct TrackLevel {
+    index: ListIndex,
+    policy: Policy,
+    decider: PassDecider,
+    last: BTreeMap<String, f64>,
+    embeddings: u64,
+    tracked: Vec<TrackedBox>,
+}
+
+impl TrackLevel {
+    pub fn new(index: ListIndex, policy: Policy, tracker: TrackerOptions, rule: TrackRuleOptions) -> Result<Self> {
+        Ok(Self {
+            index,
+            policy,
+            decider: PassDecider::new(tracker, rule)?,
+            last: BTreeMap::new(),
+            embeddings: 0,
+            tracked: Vec::new(),
+        })
+    }
+
+    /// The list back, for the next rule or threshold.
+    pub fn into_index(self) -> ListIndex {
+        self.index
+    }
+}
+
+impl VideoRule for TrackLevel {
+    fn name(&self) -> String {
+        format!("track {:.3}", self.policy.track_threshold)
+    }
+
+    fn frame(&mut self, frame: &AnalysedFrame) -> Result<Vec<EmittedAlert>> {
+        let Self { index, policy, decider, last, embeddings, tracked } = self;
+        let at_ms = (frame.time * 1000.0).round() as i64;
+        // The engine embedded every accepted face already: the rule's choice is what counts.
+        let mut embed = |chosen: Vec<Face>| -> Result<Vec<Face>> {
+            *embeddings += chosen.iter().filter(|f| f.embedding.is_some()).count() as u64;
+            Ok(chosen)
+        };
+        let mut search = |e: &[f32]| -> Result<Vec<PolicyMatch>> {
+            let Some(&(id, score)) = index.search(e, 1)?.first().and_then(|h| h.first()) else { return Ok(Vec::new()) };
+            let Some(owner) = index.owner(id) else { return Ok(Vec::new()) };
+            let candidate = Candidate {
+                list: "eval".into(),
+                subject: owner.subject.clone(),
+                name: None,
+                score,
+                threshold: policy.threshold,
+                template_id: id,
+            };
+            Ok(vec![PolicyMatch { candidate, policy: policy.clone() }])
+        };
+        let step = decider.step(at_ms, &frame.faces, &mut embed, &mut search)?;
+        for (face, track) in frame.faces.iter().zip(&step.tracks) {
+            if let Some(track) = track {
+                tracked.push(TrackedBox { frame: frame.frame, bbox: face.detection.bbox, track: *track });
+            }
+        }
+        let mut out = Vec::new();
+        for d in step.decisions {
+            let subject = d.m.candidate.subject.clone();
+            let cooldown = f64::from(policy.cooldown_secs);
+            if last.get(&subject).is_some_and(|&t| (frame.time - t).abs() < cooldown) {
+                continue;
+            }
+            last.insert(subject.clone(), frame.time);
+            out.push(EmittedAlert {
+                frame: frame.frame,
+                subject,
+                bbox: Some(frame.faces[d.face].detection.bbox),
+                track: Some(d.track),
+                score: d.m.candidate.score,
+            });
+        }
+        Ok(out)
+    }
+
+    fn embeddings(&self) -> u64 {
+        self.embeddings
+    }
+
+    fn tracks(&self) -> Option<Vec<TrackedBox>> {
+        Some(self.tracked.clone())
     }
 }
