@@ -67,7 +67,15 @@ fn main() {
     let generated = t.elapsed();
 
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-    let engine = Inference::start(&models, &InferenceOptions::default(), Arc::new(Metrics::default()))
+    // Analysed as a tracked camera is: detections down to [tracking] low, every accepted face
+    // embedded (each rule counts what it would have embedded). The frame rule sees only the
+    // faces a posted frame keeps ([inference] detect_threshold).
+    let cfg = facewatch::config::ServiceConfig::default();
+    let mut engine_opts = InferenceOptions::default();
+    engine_opts.pipeline.detector.score_threshold = cfg.tracking.low;
+    engine_opts.live_threshold = cfg.tracking.low;
+    let frame_detection = cfg.inference.detect_threshold;
+    let engine = Inference::start(&models, &engine_opts, Arc::new(Metrics::default()))
         .expect("models installed by scripts/setup.sh");
     let t = Instant::now();
     let list = build_list(&engine, &m, list_size, seed, "auto").expect("enroll the list");
@@ -114,14 +122,26 @@ fn main() {
     type MakeRule = Box<dyn Fn(ListIndex) -> Box<dyn RuleWithList>>;
     let mut rules: Vec<MakeRule> = Vec::new();
     for &t in &thresholds {
-        rules.push(Box::new(move |index| Box::new(FrameLevel::new(index, Policy::with_threshold(t)))));
+        rules.push(Box::new(move |index| {
+            Box::new(FrameLevel::new(index, Policy::with_threshold(t)).with_detection_threshold(frame_detection))
+        }));
+    }
+    // `--min-agreeing N`, `--strong-margin M`: the track rule's agreement, for calibration.
+    let mut tracking = facewatch::config::TrackingSection::default();
+    let arg = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    if let Some(n) = arg("--min-agreeing").and_then(|v| v.parse().ok()) {
+        tracking.min_agreeing = n;
+    }
+    if let Some(m) = arg("--strong-margin").and_then(|v| v.parse().ok()) {
+        tracking.strong_margin = m;
     }
     // The track rule (the service's defaults: [tracking]) at its own thresholds; the frame
     // threshold it uses for a "strong" single face stays 0.94.
     for &t in &track_thresholds {
+        let tracking = tracking.clone();
         rules.push(Box::new(move |index| {
             let policy = Policy { track_threshold: t, ..Policy::with_threshold(0.94) };
-            let tracking = facewatch::config::TrackingSection::default();
+            let tracking = tracking.clone();
             Box::new(TrackLevel::new(index, policy, tracking.tracker(), tracking.rule()).expect("track rule"))
         }));
     }
@@ -183,7 +203,7 @@ fn main() {
     // Why enrolled passes were missed at the default threshold: the best score of the pass's
     // own subject over its embedded faces, and whether that subject alerted (falsely) before.
     if full {
-        let mut r = FrameLevel::new(index, Policy::with_threshold(0.94));
+        let mut r = FrameLevel::new(index, Policy::with_threshold(0.94)).with_detection_threshold(frame_detection);
         let emitted = rule::run(&mut r, &frames).expect("run the rule");
         index = r.into_index();
         for p in m.passes.iter().filter(|p| p.subject.is_some()) {
@@ -235,7 +255,10 @@ fn main() {
         assert!(found * 2 > total, "detection recall {found}/{total}");
         let v = &results[0];
         assert!(v.alerted_passes >= 1, "{v:?}");
-        let accepted: usize = frames.iter().map(|f| f.faces.iter().filter(|x| x.embedding.is_some()).count()).sum();
+        let accepted: usize = frames
+            .iter()
+            .map(|f| f.faces.iter().filter(|x| x.embedding.is_some() && x.detection.score >= frame_detection).count())
+            .sum();
         assert_eq!(v.embeddings, accepted as u64);
         // The track rule sees the same faces and embeds fewer of them.
         let t = &results[thresholds.len()];

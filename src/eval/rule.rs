@@ -50,11 +50,20 @@ pub struct FrameLevel {
     /// Capture time (s) of each subject's last new alert.
     last: BTreeMap<String, f64>,
     embeddings: u64,
+    /// Faces detected below this are not the frame rule's (posted frames keep
+    /// `[inference] detect_threshold`; the clip may be analysed lower for the track rule).
+    min_detection: f32,
 }
 
 impl FrameLevel {
     pub fn new(index: ListIndex, policy: Policy) -> Self {
-        Self { index, policy, last: BTreeMap::new(), embeddings: 0 }
+        Self { index, policy, last: BTreeMap::new(), embeddings: 0, min_detection: 0.0 }
+    }
+
+    /// Only faces detected at `score` or above count, as a posted frame's would.
+    pub fn with_detection_threshold(mut self, score: f32) -> Self {
+        self.min_detection = score;
+        self
     }
 
     /// The list back, for the next rule or threshold.
@@ -70,7 +79,7 @@ impl VideoRule for FrameLevel {
 
     fn frame(&mut self, frame: &AnalysedFrame) -> Result<Vec<EmittedAlert>> {
         let mut out = Vec::new();
-        for face in &frame.faces {
+        for face in frame.faces.iter().filter(|f| f.detection.score >= self.min_detection) {
             let Some(e) = &face.embedding else { continue };
             self.embeddings += 1;
             let Some(&(id, score)) = self.index.search(e, 1)?.first().and_then(|h| h.first()) else { continue };
