@@ -23,6 +23,7 @@ pub mod eval;
 pub mod events;
 pub mod frames;
 pub mod inference;
+pub mod ingest;
 pub mod logging;
 pub mod manifest;
 pub mod matching;
