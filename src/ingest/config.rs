@@ -195,3 +195,66 @@ pub fn problems(ingest: &IngestSection, cameras: &[CameraConfig], bad: &mut Vec<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ServiceConfig;
+
+    fn load(text: &str) -> crate::Result<ServiceConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fw.toml");
+        std::fs::write(&f, text).unwrap();
+        ServiceConfig::load(Some(&f), Vec::new())
+    }
+
+    #[test]
+    fn cameras_from_the_file_over_defaults_checked_and_redacted() {
+        let c = load(
+            "[ingest]\nffmpeg = \"/usr/bin/ffmpeg\"\n\
+             [[cameras]]\nid = \"gate-1\"\nurl = \"rtsp://op:s3cr3t@10.0.0.5/stream1\"\nfps = 4\n\
+             [[cameras]]\nid = \"demo\"\nurl = \"file:///srv/demo.mp4\"\nloop = true\nmax_width = 1280\n\
+             [[cameras]]\nid = \"hall.2\"\nurl = \"http://10.0.0.6/mjpg\"\nenabled = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.ingest.ffmpeg, "/usr/bin/ffmpeg");
+        let ids: Vec<&str> = c.cameras.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["gate-1", "demo", "hall.2"]);
+        assert_eq!((c.cameras[0].fps, c.cameras[0].max_width, c.cameras[0].queue), (4.0, 1920, 4));
+        assert!(c.cameras[1].repeat && c.cameras[1].realtime && !c.cameras[2].enabled);
+        assert_eq!(c.cameras[1].source().unwrap(), super::Source::File("/srv/demo.mp4".into()));
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("s3cr3t") && printed.contains("rtsp://op:***@10.0.0.5/stream1"), "{printed}");
+        assert!(load("").unwrap().cameras.is_empty());
+    }
+
+    #[test]
+    fn bad_cameras_stop_the_start_with_their_place() {
+        let cam = |extra: &str| format!("[[cameras]]\nid = \"c1\"\nurl = \"rtsp://h/s\"\n{extra}");
+        for (text, says) in [
+            (cam("fsp = 5\n"), "unknown key \"fsp\" in [[cameras]] #1"),
+            (cam("fps = 0\n"), "fps 0: expected more than 0"),
+            (cam("fps = \"fast\"\n"), "[[cameras]] #1 fps: expected a number"),
+            (cam("queue = 0\n"), "queue 0: expected 1..256"),
+            (cam("loop = true\n"), "loop is for file replay only"),
+            (cam("no_frame_timeout_ms = 5\n"), "no_frame_timeout_ms 5"),
+            (cam("backoff_initial_ms = 900\nbackoff_max_ms = 100\n"), "backoff_max_ms 100"),
+            (format!("{}{}", cam(""), cam("")), "\"c1\": duplicate id"),
+            ("[[cameras]]\nid = \"c 1\"\nurl = \"x.mp4\"\n".into(), "id: "),
+            (
+                "[[cameras]]\nid = \"c1\"\nurl = \"ftp://u:pw0rd@h/x\"\n".into(),
+                "url \"ftp://u:***@h/x\": expected rtsp://",
+            ),
+            ("[[cameras]]\nid = \"c1\"\n".into(), "url is required"),
+            ("[[cameras]]\nid = \"c1\"\nurl = \"a.mp4\"\nepoch = \"yesterday\"\n".into(), "epoch \"yesterday\""),
+            ("cameras = 1\n".into(), "cameras must be an array of tables"),
+            ("[cameras]\nid = \"c1\"\n".into(), "cameras must be an array of tables"),
+        ] {
+            let e = load(&text).unwrap_err().to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+            assert!(!e.contains("pw0rd"), "{e}");
+        }
+        let env = vec![("FACEWATCH_CAMERAS__URL".to_string(), "rtsp://h/s".to_string())];
+        let e = ServiceConfig::load(None, env).unwrap_err().to_string();
+        assert!(e.contains("cameras are set in the file only"), "{e}");
+    }
+}

@@ -60,7 +60,7 @@ impl Restart {
     }
 }
 
-/// Frames per second over the last ~2 s (0 when nothing came for two windows).
+/// Frames per second over the last complete ~2 s window (0 when nothing came for two windows).
 struct Rate {
     window_start: Instant,
     count: u64,
@@ -85,6 +85,11 @@ impl Rate {
 
     fn tick(&mut self, now: Instant) {
         self.roll(now);
+        // A window starts at its first frame, so the wait before a stream starts (or after it
+        // stalled) does not count as a slow rate.
+        if self.count == 0 {
+            self.window_start = now;
+        }
         self.count += 1;
     }
 
