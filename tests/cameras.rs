@@ -261,6 +261,7 @@ async fn a_consumer_ten_times_slower_keeps_the_queue_bounded_and_gets_the_newest
     assert_eq!(v.frames_read, v.frames_out + v.frames_dropped + v.queue as u64, "{v:?}");
     let q = rig.cameras.get("fast").unwrap();
     assert!(q.queue.high_water() <= 3, "{}", q.queue.high_water());
+    assert_eq!(v.queue_max_bytes, 3 * 3 * 2 * 1920 * 1920, "bounded by bytes: 3 frames of at most 1920x3840");
     assert!(v.frames_dropped >= v.frames_read / 2, "{v:?}");
     // The oldest were dropped: the consumer skipped ahead (~10 frames a step), never backwards.
     assert!(seen.windows(2).all(|w| w[1].seq > w[0].seq));

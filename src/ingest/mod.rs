@@ -40,6 +40,15 @@ pub struct Camera {
     pub queue: FrameQueue,
 }
 
+impl Camera {
+    /// The largest frame accepted from its ffmpeg, in pixels: width up to `max_width` (ffmpeg
+    /// scales), height up to twice that (a portrait corridor camera), both within `max_pixels`.
+    /// Bounds the queue's bytes, not only its count.
+    pub fn max_frame_pixels(&self, max_pixels: u64) -> u64 {
+        max_pixels.min(2 * u64::from(self.config.max_width).pow(2))
+    }
+}
+
 /// A camera as `GET /v1/cameras` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CameraView {
@@ -61,6 +70,8 @@ pub struct CameraView {
     pub frames_dropped: u64,
     pub queue: usize,
     pub queue_capacity: usize,
+    /// The most the queue can hold: capacity x the largest frame accepted (rgb24).
+    pub queue_max_bytes: u64,
     pub restarts: u64,
     pub restarts_by_reason: std::collections::BTreeMap<&'static str, u64>,
     pub width: Option<u32>,
@@ -114,7 +125,7 @@ impl Cameras {
     }
 
     pub fn views(&self) -> Vec<CameraView> {
-        self.cameras.iter().map(|c| view(c)).collect()
+        self.cameras.iter().map(|c| view(c, self.env.max_pixels)).collect()
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Camera>> {
@@ -131,7 +142,7 @@ impl Cameras {
     }
 }
 
-fn view(c: &Camera) -> CameraView {
+fn view(c: &Camera, max_pixels: u64) -> CameraView {
     let st = c.status.state();
     let size = c.status.size();
     CameraView {
@@ -152,6 +163,7 @@ fn view(c: &Camera) -> CameraView {
         frames_dropped: c.queue.dropped(),
         queue: c.queue.len(),
         queue_capacity: c.queue.capacity(),
+        queue_max_bytes: c.queue.capacity() as u64 * 3 * c.max_frame_pixels(max_pixels),
         restarts: c.status.restarts_total(),
         restarts_by_reason: Restart::ALL.iter().map(|r| (r.name(), c.status.restarts(*r))).collect(),
         width: size.map(|s| s.0),

@@ -239,6 +239,7 @@ fn read_frames(
     let cfg = &cam.config;
     let live_clock = cam.source.is_live();
     let lossless = !cam.source.is_live() && !cfg.realtime;
+    let max_pixels = cam.max_frame_pixels(max_pixels);
     let mut r = PpmReader::new(BufReader::with_capacity(1 << 16, stdout), cfg.max_width, max_pixels);
     let mut spare = Vec::new();
     loop {
