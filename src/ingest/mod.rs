@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 pub use config::{CameraConfig, IngestSection, Source};
 pub use frame::CameraFrame;
@@ -113,8 +114,11 @@ impl Cameras {
     pub fn start(&self, tracker: &TaskTracker, sink: Arc<dyn FrameSink>, shutdown: &Shutdown) {
         for cam in self.cameras.iter().filter(|c| c.config.enabled) {
             tracing::info!(camera = %cam.config.id, url = %cam.config.url, source = cam.source.kind(), "camera starting");
-            tracker.spawn(supervisor::supervise(cam.clone(), self.env.clone(), shutdown.clone()));
-            tracker.spawn(consume(cam.clone(), sink.clone(), shutdown.clone()));
+            // Every log line of the camera's tasks and threads names it.
+            let span = tracing::info_span!("camera", camera = %cam.config.id);
+            tracker
+                .spawn(supervisor::supervise(cam.clone(), self.env.clone(), shutdown.clone()).instrument(span.clone()));
+            tracker.spawn(consume(cam.clone(), sink.clone(), shutdown.clone()).instrument(span));
         }
     }
 

@@ -140,7 +140,9 @@ impl Run {
         let (tx, done) = oneshot::channel();
         let reader = {
             let (cam, progress, cancel, max_pixels) = (cam.clone(), progress.clone(), cancel.clone(), env.max_pixels);
+            let span = tracing::Span::current();
             std::thread::Builder::new().name(format!("camera-{}", cam.config.id)).spawn(move || {
+                let _span = span.entered();
                 let end = read_frames(stdout, &cam, max_pixels, epoch_ms, &seq, &progress, &cancel);
                 let _ = tx.send(end);
             })
