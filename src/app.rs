@@ -28,6 +28,7 @@ use crate::events::local::LocalOutbox;
 use crate::events::publisher::Publisher;
 use crate::frames::Frames;
 use crate::inference::Inference;
+use crate::ingest::Cameras;
 use crate::matching::Matching;
 use crate::media::Media;
 use crate::metrics::{Gauges, Metrics};
@@ -50,6 +51,8 @@ pub struct App {
     pub audit: AuditLog,
     pub outbox: LocalOutbox,
     pub retention: Retention,
+    /// Cameras pulled by the service (`[[cameras]]`); started by [`run`].
+    pub cameras: Arc<Cameras>,
     pub store_probe: StoreProbe,
     outbox_gauges: OutboxGaugeReader,
     /// Woken whenever an event is written, so the publisher sends it at once.
@@ -111,7 +114,9 @@ impl App {
             config.events.retention_days,
             config.sink().is_some(),
         )?;
+        let cameras = Arc::new(Cameras::new(&config.ingest, &config.cameras, config.limits.max_pixels));
         let app = Self {
+            cameras,
             audit: AuditLog::new(db_path.clone()),
             outbox: LocalOutbox::open(&db_path, &config.service.site)?,
             store_probe: StoreProbe::new(db_path.clone()),
@@ -178,14 +183,16 @@ impl App {
     /// The Prometheus text from counters and the given outbox gauges (no store access).
     pub fn render_metrics(&self, outbox: OutboxGauges) -> String {
         let (ingest_queue, embed_queue) = self.inference.queue_depths();
-        self.metrics.render(&Gauges {
+        let mut text = self.metrics.render(&Gauges {
             ingest_queue,
             embed_queue,
             sse_clients: self.alerts.subscribers(),
             outbox_depth: outbox.depth,
             outbox_oldest_s: outbox.oldest_ms as f64 / 1000.0,
             outbox_parked: outbox.parked,
-        })
+        });
+        self.cameras.render_metrics(&mut text);
+        text
     }
 
     /// Stops the model workers after the queued frames and persists the indexes (blocking).
@@ -221,6 +228,8 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     let loops = TaskTracker::new();
     loops.spawn(retention_loop(app.clone(), sweep_every, shutdown.clone()));
     loops.spawn(state_loop(app.clone(), shutdown.clone()));
+    // Each camera's supervisor and consumer; every ffmpeg is killed and reaped at shutdown.
+    app.cameras.start(&loops, Arc::new(crate::camera_feed::EngineSink::new(app.clone())), &shutdown);
     loops.close();
     // The publisher has its own signal: it stops only after the model workers, so the events
     // of in-flight frames still go out.

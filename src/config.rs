@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::error::Error;
 use crate::inference::{DEFAULT_MAX_FACES, DEFAULT_MEMORY_BUDGET_MB, InferenceOptions};
+use crate::ingest::{CameraConfig, IngestSection};
 use crate::memory::FrameCost;
 use crate::pipeline::PipelineOptions;
 use crate::secret::{Secret, SecretUrl};
@@ -99,6 +100,10 @@ pub struct ServiceConfig {
     pub api: ApiSection,
     pub retention: RetentionSection,
     pub tracking: TrackingSection,
+    /// `[ingest]`: what every camera shares (the ffmpeg binary, stderr logging).
+    pub ingest: IngestSection,
+    /// `[[cameras]]`: video pulled by the service (file only: a variable cannot hold a list).
+    pub cameras: Vec<CameraConfig>,
 }
 
 /// `[service]`: who and where this checkpoint is.
@@ -485,6 +490,9 @@ impl ServiceConfig {
                 continue;
             };
             let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            if section == "cameras" {
+                return Err(Error::Config(format!("{name}: cameras are set in the file only ([[cameras]])")));
+            }
             let Some(default) = defaults.get(&section).and_then(|t| t.as_table()).and_then(|t| t.get(&key)) else {
                 return Err(Error::Config(format!("{name}: no setting [{section}] {key}")));
             };
@@ -593,6 +601,7 @@ impl ServiceConfig {
         if self.retention.sweep_secs == 0 {
             bad.push("[retention] sweep_secs must be at least 1".into());
         }
+        crate::ingest::config::problems(&self.ingest, &self.cameras, &mut bad);
         if bad.is_empty() { Ok(()) } else { Err(Error::Config(bad.join("; "))) }
     }
 
@@ -685,6 +694,10 @@ impl ServiceConfig {
 /// is refused with its new place) and of its key's type.
 fn merge_file(defaults: &toml::Table, table: &mut toml::Table, file: toml::Table) -> std::result::Result<(), String> {
     for (name, value) in file {
+        if name == "cameras" {
+            table.insert(name, merge_cameras(value)?);
+            continue;
+        }
         let Some(toml::Value::Table(known)) = defaults.get(&name) else {
             return Err(match moved_hint(&name) {
                 Some(hint) => hint,
@@ -704,6 +717,29 @@ fn merge_file(defaults: &toml::Table, table: &mut toml::Table, file: toml::Table
         }
     }
     Ok(())
+}
+
+/// `[[cameras]]`: an array of tables, each laid over a default camera with the same checks.
+fn merge_cameras(value: toml::Value) -> std::result::Result<toml::Value, String> {
+    let toml::Value::Array(given) = value else {
+        return Err("cameras must be an array of tables ([[cameras]])".into());
+    };
+    let known = toml::Table::try_from(CameraConfig::default()).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(given.len());
+    for (i, cam) in given.into_iter().enumerate() {
+        let toml::Value::Table(cam) = cam else {
+            return Err(format!("cameras[{i}] must be a table ([[cameras]])"));
+        };
+        let mut into = known.clone();
+        for (key, v) in cam {
+            let Some(default) = known.get(&key) else {
+                return Err(format!("unknown key {key:?} in [[cameras]] #{}", i + 1));
+            };
+            into.insert(key.clone(), typed(default, v).map_err(|why| format!("[[cameras]] #{} {key}: {why}", i + 1))?);
+        }
+        out.push(toml::Value::Table(into));
+    }
+    Ok(toml::Value::Array(out))
 }
 
 fn section_names(defaults: &toml::Table) -> String {

@@ -26,6 +26,7 @@ pub enum Action {
     ReadAudit,
     VerifyAudit,
     ReadEvents,
+    ReadCameras,
 }
 
 impl Action {
@@ -35,7 +36,7 @@ impl Action {
         match self {
             PostFrames => Role::Camera,
             ReadWatchlists | CreateLists | DeleteLists | ReadPolicies | ChangePolicies | ReadSubjects
-            | EnrollSubjects | DeleteSubjects => Role::Ops,
+            | EnrollSubjects | DeleteSubjects | ReadCameras => Role::Ops,
             ReadAlerts | ReviewAlerts | WatchAlerts => Role::Officer,
             CreateTokens | ListTokens | RevokeTokens | ReadAudit | VerifyAudit => Role::Admin,
             ReadEvents => Role::Relay,
@@ -64,6 +65,7 @@ impl Action {
             ReadAudit => "read the audit log",
             VerifyAudit => "verify the audit log",
             ReadEvents => "read events",
+            ReadCameras => "read cameras",
         }
     }
 }
@@ -141,6 +143,7 @@ mod tests {
             ReadAudit,
             VerifyAudit,
             ReadEvents,
+            ReadCameras,
         ];
         for a in all {
             assert!(Caller::Local.may(a).is_ok());

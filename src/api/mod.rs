@@ -4,6 +4,7 @@
 
 mod admin;
 mod alerts;
+mod cameras;
 mod error;
 mod events;
 mod frames;
@@ -146,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(health::openapi))
+        .route("/v1/cameras", get(cameras::list))
         .route("/v1/cameras/{camera}/frames", post(frames::post_frame.layer(upload_gate.clone())))
         .route("/v1/lists", get(watchlists::lists).post(watchlists::create_list))
         .route("/v1/lists/{list}", get(watchlists::get_list).delete(watchlists::delete_list))
