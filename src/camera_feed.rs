@@ -13,8 +13,8 @@ use futures_util::future::BoxFuture;
 use crate::app::App;
 use crate::db::lock;
 use crate::error::Error;
-use crate::ingest::{CameraFrame, FrameSink};
 use crate::inference::Mode;
+use crate::ingest::{CameraFrame, FrameSink};
 use crate::passes::Passes;
 use crate::vision::quality::QualityGate;
 

@@ -87,7 +87,7 @@ impl Passes {
     ) -> Result<Step> {
         let matching = &self.matching;
         let s = self.decider.step(at_ms, &a.faces, embed, &mut |e| matching.best(e))?;
-        self.metrics.faces.fetch_add(s.embedded as u64, Ordering::Relaxed);
+        self.metrics.faces.fetch_add(a.faces.len() as u64, Ordering::Relaxed);
         let mut step = Step { tracks: s.tracks, embedded: s.embedded, alerts: Vec::new() };
         for d in s.decisions {
             self.metrics.matches.fetch_add(1, Ordering::Relaxed);
