@@ -126,7 +126,8 @@ fn main() {
             Box::new(FrameLevel::new(index, Policy::with_threshold(t)).with_detection_threshold(frame_detection))
         }));
     }
-    // `--min-agreeing N`, `--strong-margin M`: the track rule's agreement, for calibration.
+    // `--min-agreeing N`, `--strong-margin M`, `--max-age F`, `--split-below C`, `--max-distance D`:
+    // the track rule's and the tracker's settings, for calibration.
     let mut tracking = facewatch::config::TrackingSection::default();
     let arg = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
     if let Some(n) = arg("--min-agreeing").and_then(|v| v.parse().ok()) {
@@ -134,6 +135,16 @@ fn main() {
     }
     if let Some(m) = arg("--strong-margin").and_then(|v| v.parse().ok()) {
         tracking.strong_margin = m;
+    }
+    if let Some(v) = arg("--max-age").and_then(|v| v.parse().ok()) {
+        tracking.max_age = v;
+        tracking.max_lost_ms = tracking.max_lost_ms.max(u64::from(v) * 1000 / u64::from(m.fps.max(1)));
+    }
+    if let Some(v) = arg("--split-below").and_then(|v| v.parse().ok()) {
+        tracking.split_below = v;
+    }
+    if let Some(v) = arg("--max-distance").and_then(|v| v.parse().ok()) {
+        tracking.max_distance = v;
     }
     // The track rule (the service's defaults: [tracking]) at its own thresholds; the frame
     // threshold it uses for a "strong" single face stays 0.94.

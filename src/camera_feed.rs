@@ -41,6 +41,7 @@ impl EngineSink {
 
     async fn handle(&self, camera: &str, frame: CameraFrame) -> crate::Result<()> {
         let passes = self.passes(camera)?;
+        let read_at = frame.read_at;
         self.app.metrics.frames.inc(camera);
         let analysis = self.app.inference.analyse_image(frame.image, Mode::Track(QualityGate::default())).await?;
         let app = self.app.clone();
@@ -51,6 +52,7 @@ impl EngineSink {
         })
         .await
         .map_err(|e| Error::Runtime(format!("camera frame task failed: {e}")))??;
+        self.app.metrics.stage(crate::metrics::Stage::Camera).observe(read_at.elapsed());
         if !step.alerts.is_empty() {
             tracing::debug!(camera, alerts = step.alerts.len(), "camera frame decided passes");
         }

@@ -90,10 +90,14 @@ pub enum Stage {
     Match,
     /// Frame received -> answer ready.
     Frame,
+    /// A pulled camera's frame: read from its ffmpeg -> its faces tracked and decided (queue
+    /// wait included).
+    Camera,
 }
 
 impl Stage {
-    const ALL: [Stage; 6] = [Stage::Decode, Stage::Detect, Stage::Align, Stage::Embed, Stage::Match, Stage::Frame];
+    const ALL: [Stage; 7] =
+        [Stage::Decode, Stage::Detect, Stage::Align, Stage::Embed, Stage::Match, Stage::Frame, Stage::Camera];
     fn name(self) -> &'static str {
         match self {
             Stage::Decode => "decode",
@@ -102,6 +106,7 @@ impl Stage {
             Stage::Embed => "embed",
             Stage::Match => "match",
             Stage::Frame => "frame",
+            Stage::Camera => "camera",
         }
     }
 }
@@ -126,7 +131,7 @@ pub struct Metrics {
     /// Broker round trip of one event (publish -> ack).
     pub publish: Histogram,
     pub embed_faces: AtomicU64,
-    stages: [Histogram; 6],
+    stages: [Histogram; 7],
 }
 
 /// Values read at scrape time.

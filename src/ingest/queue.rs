@@ -138,7 +138,7 @@ mod tests {
     use super::*;
 
     fn frame(seq: u64) -> CameraFrame {
-        CameraFrame { seq, captured_at_ms: 0, image: image::RgbImage::new(2, 2) }
+        CameraFrame { seq, captured_at_ms: 0, image: image::RgbImage::new(2, 2), read_at: std::time::Instant::now() }
     }
 
     #[tokio::test]

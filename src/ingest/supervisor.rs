@@ -263,7 +263,7 @@ fn read_frames(
             *t = Instant::now();
         }
         cam.status.frame_read(w, h);
-        let frame = CameraFrame { seq: n, captured_at_ms, image };
+        let frame = CameraFrame { seq: n, captured_at_ms, image, read_at: std::time::Instant::now() };
         if lossless {
             progress.waiting.store(true, Ordering::Relaxed);
             let pushed = cam.queue.push_wait(frame, cancel);
