@@ -35,6 +35,7 @@ pub mod readiness;
 pub mod retention;
 pub mod secret;
 pub mod shutdown;
+pub mod track;
 pub mod vision;
 pub mod watchlist;
 
