@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::access::{Access, Action, Caller};
-use crate::alerts::{Alerts, ModelIds, NewAlert, Raised};
+use crate::alerts::{Alerts, ModelIds, Raised};
 use crate::clock;
 use crate::decide::{Rule, Verdict};
 use crate::error::{Error, Result};
@@ -141,24 +141,7 @@ impl Frames {
                     alert_id: None,
                 };
                 if self.rule.judge(f, &m) == Verdict::Raise {
-                    let new = NewAlert {
-                        site: self.site.clone(),
-                        camera: camera.to_string(),
-                        captured_ms,
-                        list: c.list.clone(),
-                        subject: c.subject.clone(),
-                        subject_name: c.name.clone(),
-                        template_id: c.template_id,
-                        score: c.score,
-                        threshold: c.threshold,
-                        severity: m.policy.severity,
-                        bbox: f.detection.bbox,
-                        quality: f.quality.into(),
-                        models: self.models.clone(),
-                        retention_days: m.policy.retention_days,
-                        has_crop: false,
-                        shared_crop: None,
-                    };
+                    let new = m.sighting(&self.site, camera, captured_ms, f, &self.models, c.threshold);
                     // Cooldown on capture times, not arrival: a camera may send its buffer late.
                     let cooldown_ms = m.policy.cooldown_secs as i64 * 1000;
                     match self.alerts.raise(new, cooldown_ms, &a.image, m.policy.share_crops)? {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::alerts::{ModelIds, NewAlert};
 use crate::error::Result;
 use crate::pipeline::Face;
 use crate::watchlist::Candidate;
@@ -15,6 +16,40 @@ use crate::watchlist::policy::Policy;
 pub struct PolicyMatch {
     pub candidate: Candidate,
     pub policy: Policy,
+}
+
+impl PolicyMatch {
+    /// The alert this match raises for `face`, seen by `camera` at `captured_ms`, under the
+    /// rule's `threshold` (the frame rule's or the track rule's), as every rule raises it.
+    pub fn sighting(
+        &self,
+        site: &str,
+        camera: &str,
+        captured_ms: i64,
+        face: &Face,
+        models: &ModelIds,
+        threshold: f32,
+    ) -> NewAlert {
+        let (c, p) = (&self.candidate, &self.policy);
+        NewAlert {
+            site: site.to_string(),
+            camera: camera.to_string(),
+            captured_ms,
+            list: c.list.clone(),
+            subject: c.subject.clone(),
+            subject_name: c.name.clone(),
+            template_id: c.template_id,
+            score: c.score,
+            threshold,
+            severity: p.severity,
+            bbox: face.detection.bbox,
+            quality: face.quality.into(),
+            models: models.clone(),
+            retention_days: p.retention_days,
+            has_crop: false,
+            shared_crop: None,
+        }
+    }
 }
 
 pub struct Matching {

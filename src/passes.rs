@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::alerts::{Alerts, ModelIds, NewAlert, Raised};
+use crate::alerts::{Alerts, ModelIds, Raised};
 use crate::decide::track::{PassDecider, TrackRuleOptions};
 use crate::error::Result;
 use crate::inference::Analysis;
@@ -92,24 +92,7 @@ impl Passes {
         for d in s.decisions {
             self.metrics.matches.fetch_add(1, Ordering::Relaxed);
             let (c, p, face) = (&d.m.candidate, &d.m.policy, &a.faces[d.face]);
-            let new = NewAlert {
-                site: self.site.clone(),
-                camera: self.camera.clone(),
-                captured_ms: at_ms,
-                list: c.list.clone(),
-                subject: c.subject.clone(),
-                subject_name: c.name.clone(),
-                template_id: c.template_id,
-                score: c.score,
-                threshold: p.track_threshold,
-                severity: p.severity,
-                bbox: face.detection.bbox,
-                quality: face.quality.into(),
-                models: self.models.clone(),
-                retention_days: p.retention_days,
-                has_crop: false,
-                shared_crop: None,
-            };
+            let new = d.m.sighting(&self.site, &self.camera, at_ms, face, &self.models, p.track_threshold);
             let raised = self.alerts.raise(new, p.cooldown_secs as i64 * 1000, &a.image, p.share_crops)?;
             let (alert_id, created) = match raised {
                 Raised::Created(a) => (a.id, true),
@@ -137,8 +120,9 @@ impl Passes {
                 }
             }
         }
-        let live: std::collections::HashSet<TrackId> = self.decider.tracks().map(|t| t.id).collect();
-        self.raised.retain(|t, _| live.contains(t));
+        for t in &s.ended {
+            self.raised.remove(t);
+        }
         Ok(step)
     }
 

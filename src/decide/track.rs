@@ -14,8 +14,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Deserialize;
-
 use crate::decide::Verdict;
 use crate::error::Result;
 use crate::matching::PolicyMatch;
@@ -23,9 +21,8 @@ use crate::pipeline::Face;
 use crate::track::{Observed, TrackId, Tracker, TrackerOptions};
 use crate::vision::embed::normalized;
 
-/// `[tracking]` in the configuration.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// The rule's settings (configured in `[tracking]`, see `config::TrackingSection::rule`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrackRuleOptions {
     /// Embedded faces of a pass that must have the subject as their own best match.
     pub min_agreeing: u32,
@@ -95,8 +92,8 @@ pub struct Evidence {
     samples: Vec<Sample>,
     best_px: f32,
     best_quality: f32,
-    /// Subjects already alerted for this pass, by list: one alert per (track, subject).
-    alerted: HashMap<(String, String), String>,
+    /// `(list, subject)` already alerted for this pass: one alert per (track, subject).
+    alerted: HashSet<(String, String)>,
     /// The face the pass's alerts show now: its side and quality.
     shown: Option<(f32, f32)>,
     /// How far the fused embedding's best match is above its list's track threshold (the
@@ -172,12 +169,12 @@ impl Evidence {
         }
     }
 
-    pub fn alerted(&self, list: &str, subject: &str) -> Option<&str> {
-        self.alerted.get(&(list.to_string(), subject.to_string())).map(String::as_str)
+    pub fn alerted(&self, list: &str, subject: &str) -> bool {
+        self.alerted.contains(&(list.to_string(), subject.to_string()))
     }
 
-    pub fn record_alert(&mut self, list: &str, subject: &str, alert_id: String) {
-        self.alerted.insert((list.to_string(), subject.to_string()), alert_id);
+    pub fn record_alert(&mut self, list: &str, subject: &str) {
+        self.alerted.insert((list.to_string(), subject.to_string()));
     }
 
     pub fn decided(&self) -> bool {
@@ -221,6 +218,8 @@ pub struct PassStep {
     /// Decided tracks seen better in this frame: `(track, face index)`; their alerts' crops
     /// can be replaced with this face.
     pub better_crops: Vec<(TrackId, usize)>,
+    /// Tracks that ended with this frame (every track the rule kept evidence for).
+    pub ended: Vec<TrackId>,
 }
 
 /// The track rule over one camera's frames, without side effects: tracking, which faces to
@@ -291,12 +290,17 @@ impl PassDecider {
                 }
             }
         }
-        for ended in self.tracker.drain_ended() {
-            self.evidence.remove(&ended.id);
-        }
-        // Tentative tracks that ended unreported leave no evidence behind either.
+        // Ended tracks (confirmed ones are also reported by `drain_ended`, tentative ones are
+        // not) are gone from the live tracks: their evidence goes, and the caller is told.
+        self.tracker.drain_ended();
         let live: HashSet<TrackId> = self.tracker.tracks().map(|t| t.id).collect();
-        self.evidence.retain(|id, _| live.contains(id));
+        self.evidence.retain(|id, _| {
+            let keep = live.contains(id);
+            if !keep {
+                step.ended.push(*id);
+            }
+            keep
+        });
         Ok(step)
     }
 
@@ -313,12 +317,10 @@ impl PassDecider {
         self.evidence.entry(track).or_default().headroom = headroom;
         for m in found {
             let ev = self.evidence.entry(track).or_default();
-            if ev.alerted(&m.candidate.list, &m.candidate.subject).is_some()
-                || ev.judge(&m, &self.rule) != Verdict::Raise
-            {
+            if ev.alerted(&m.candidate.list, &m.candidate.subject) || ev.judge(&m, &self.rule) != Verdict::Raise {
                 continue;
             }
-            ev.record_alert(&m.candidate.list, &m.candidate.subject, String::new());
+            ev.record_alert(&m.candidate.list, &m.candidate.subject);
             step.decisions.push(PassDecision { track, face, embeddings: ev.embeddings(), m });
         }
         Ok(())
