@@ -7,7 +7,7 @@
 
 pub mod clip;
 pub mod replay;
-mod rng;
+pub(crate) mod rng;
 pub mod rule;
 pub mod video;
 

@@ -43,6 +43,26 @@ impl Rng {
     }
 }
 
+/// What the tracker's scripted scenes draw (`track::tests`, `track::sim`).
+#[cfg(test)]
+impl Rng {
+    /// The stream of `seed` itself (scripted test scenes; a generator derives its streams).
+    pub fn seeded(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u = self.unit().max(1e-12);
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.unit()).cos()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

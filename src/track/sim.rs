@@ -121,10 +121,10 @@ fn identity(rng: &mut Rng) -> Vec<f32> {
 fn simulate(seed: u64, walkers: usize, frames: usize, frame_ms: f64, embeddings: bool) -> Outcome {
     let options = TrackerOptions::default();
     let mut tracker = Tracker::new(options.clone()).unwrap();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded(seed);
     let people = crowd(&mut rng, walkers, frames as f64 * frame_ms);
     // Embeddings draw from their own generator: the scene is the same with them or without.
-    let mut faces = Rng(seed.wrapping_mul(31));
+    let mut faces = Rng::seeded(seed.wrapping_mul(31));
     let identities: Vec<Vec<f32>> = (0..walkers).map(|_| identity(&mut faces)).collect();
 
     let mut out = Outcome { frames, walkers, ..Outcome::default() };

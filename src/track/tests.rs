@@ -8,33 +8,8 @@ pub(super) fn face(cx: f32, cy: f32, side: f32, score: f32) -> Detection {
     Detection { bbox: [cx - side / 2.0, cy - side / 2.0, side, side], landmarks: [[0.0; 2]; 5], score }
 }
 
-/// SplitMix64: seeded, so every run sees the same scene.
-pub(super) struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [lo, hi).
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.range(0.0, 1.0) < p
-    }
-
-    /// Standard normal (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u = self.range(0.0, 1.0).max(1e-12);
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.range(0.0, 1.0)).cos()
-    }
-}
+/// SplitMix64, the clip generator's: seeded, so every run sees the same scene.
+pub(super) use crate::eval::rng::Rng;
 
 fn tracker() -> Tracker {
     Tracker::new(TrackerOptions::default()).unwrap()
@@ -166,7 +141,7 @@ fn merging_then_separating_faces_keep_their_ids() {
 fn lone_false_detections_never_confirm() {
     // A real face, and one false detection a frame somewhere else, each confident.
     let mut t = tracker();
-    let mut rng = Rng(7);
+    let mut rng = Rng::seeded(7);
     let mut real = Vec::new();
     for f in 0..60 {
         let fake =
@@ -268,7 +243,7 @@ fn disagreeing_embeddings_split_the_track() {
 #[test]
 fn track_cap_holds_under_a_flood_of_random_detections() {
     let mut t = Tracker::new(TrackerOptions { max_tracks: 64, ..Default::default() }).unwrap();
-    let mut rng = Rng(17);
+    let mut rng = Rng::seeded(17);
     let mut peak = 0;
     for f in 0..40 {
         // 250 boxes a frame, 10,000 in all: anywhere, any size (zero and negative too), any score.
