@@ -17,10 +17,12 @@ log() { printf '[setup] %s\n' "$*"; }
 #     OpenCV does (the reference); python3 runs the model installer; nats-server
 #     (JetStream) is the broker the event tests start on a loopback port; ffmpeg decodes
 #     every camera (one child process per camera); the camera tests' RTSP server is
-#     gst-rtsp-server through the system python's gi (/usr/bin/python3) ---
+#     gst-rtsp-server through the system python's gi (/usr/bin/python3); dpkg-dev,
+#     systemd and adduser build, verify and install the Debian package (scripts/package.sh) ---
 PKGS=(cmake nasm libopenblas-dev pkg-config python3 unzip nats-server
   ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  dpkg-dev systemd adduser)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -51,5 +53,12 @@ log "ONNX Runtime: $ORT_LIB"
 # --- 3. Models: mirror folder or upstream, verified against models/manifest.toml ---
 python3 "$ROOT/scripts/install_models.py" --manifest "$ROOT/models/manifest.toml" \
   --dest "$ROOT/models" ${FACEWATCH_MODEL_MIRROR:+--mirror "$FACEWATCH_MODEL_MIRROR"}
+
+# --- 4. cargo-deb, which builds the Debian package (scripts/package.sh), from crates.io ---
+CARGO_DEB_VERSION="3.8.0"
+if [ "$(cargo deb --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DEB_VERSION" ]; then
+  log "installing cargo-deb $CARGO_DEB_VERSION"
+  cargo install --quiet --locked --version "$CARGO_DEB_VERSION" cargo-deb
+fi
 
 log "done"

@@ -10,6 +10,9 @@ if [ ! -d "$FACEWATCH_TEST_DATA/faces" ]; then
 fi
 cd "$ROOT"
 cargo test --release --all-targets "$@"
+# The Debian package from the binary just built: systemd-analyze accepts its unit, and (as root on
+# a machine without it) it installs, passes `config check` as the service user, and purges.
+"$ROOT/scripts/package.sh" --check --no-build
 # Arithmetic on attacker data must not overflow in a debug build either: the unit tests and both
 # fuzzers once more with overflow checks on (only this crate is rebuilt for it).
 cargo test --release --config 'profile.release.package.facewatch.overflow-checks=true' \

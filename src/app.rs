@@ -220,6 +220,8 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
         .await
         .map_err(|e| Error::Runtime(format!("start-up task failed: {e}")))??;
     let app = Arc::new(app);
+    // Read before binding: a bad certificate or key stops the start with its file named.
+    let certs = if app.config.tls.enabled() { Some(crate::tls::Certificates::load(&app.config.tls)?) } else { None };
     let listener = TcpListener::bind(&bind).await.map_err(|e| Error::Config(format!("bind {bind}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::io(&bind, e))?;
 
@@ -230,6 +232,9 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     loops.spawn(state_loop(app.clone(), shutdown.clone()));
     // Each camera's supervisor and consumer; every ffmpeg is killed and reaped at shutdown.
     app.cameras.start(&loops, Arc::new(crate::camera_feed::EngineSink::new(app.clone())), &shutdown);
+    if let Some(certs) = &certs {
+        loops.spawn(crate::tls::reload_on_sighup(certs.clone(), shutdown.clone()));
+    }
     loops.close();
     // The publisher has its own signal: it stops only after the model workers, so the events
     // of in-flight frames still go out.
@@ -252,15 +257,26 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
     publisher.close();
     tracing::info!(%addr, site = %app.config.service.site, provider = app.inference.provider, "facewatch serving");
     // Scripts and tests wait for this line (the port may have been chosen by the OS).
-    println!("facewatch listening on http://{addr}");
+    println!("facewatch listening on {}://{addr}", if certs.is_some() { "https" } else { "http" });
 
     let state = AppState::new(app.clone(), shutdown.clone());
-    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
+    let router = api::router(state);
+    let stop = async move {
         signal().await;
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         trigger.fire();
-    });
-    let server = tokio::spawn(async move { server.await });
+    };
+    let server = match certs {
+        Some(certs) => {
+            let tls = crate::tls::TlsListener::new(listener, certs, &app.config.tls, shutdown.clone())?;
+            let server = axum::serve(tls, router).with_graceful_shutdown(stop);
+            tokio::spawn(async move { server.await })
+        }
+        None => {
+            let server = axum::serve(listener, router).with_graceful_shutdown(stop);
+            tokio::spawn(async move { server.await })
+        }
+    };
     // After the signal, in-flight requests get `grace` to finish.
     shutdown.clone().recv().await;
     match tokio::time::timeout(grace, server).await {

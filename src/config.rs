@@ -102,6 +102,8 @@ pub struct ServiceConfig {
     pub tracking: TrackingSection,
     /// `[ingest]`: what every camera shares (the ffmpeg binary, stderr logging).
     pub ingest: IngestSection,
+    /// `[tls]`: HTTPS for the API and the console (plain HTTP only on loopback).
+    pub tls: crate::tls::TlsSection,
     /// `[[cameras]]`: video pulled by the service (file only: a variable cannot hold a list).
     pub cameras: Vec<CameraConfig>,
 }
@@ -602,6 +604,7 @@ impl ServiceConfig {
             bad.push("[retention] sweep_secs must be at least 1".into());
         }
         crate::ingest::config::problems(&self.ingest, &self.cameras, &mut bad);
+        self.tls.problems(&svc.bind, &mut bad);
         if bad.is_empty() { Ok(()) } else { Err(Error::Config(bad.join("; "))) }
     }
 
@@ -777,7 +780,7 @@ mod tests {
         let f = dir.path().join("fw.toml");
         std::fs::write(
             &f,
-            "[service]\nbind = \"0.0.0.0:9000\"\ndata_dir = \"/srv/fw\"\n\
+            "[service]\nbind = \"127.0.0.2:9000\"\ndata_dir = \"/srv/fw\"\n\
              [models]\nthreads = 3\nverify = false\n\
              [inference]\ndetect_threshold = 1\n\
              [events]\nnats_url = \"nats://leaf:4222\"\nretention_days = 7\n\

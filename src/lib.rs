@@ -38,6 +38,7 @@ pub mod readiness;
 pub mod retention;
 pub mod secret;
 pub mod shutdown;
+pub mod tls;
 pub mod track;
 pub mod vision;
 pub mod watchlist;

@@ -1,8 +1,12 @@
 //! Log output: `tracing` events to stderr, filtered by `FACEWATCH_LOG` (an `EnvFilter`
-//! directive such as `info` or `facewatch=debug`; default `warn`).
+//! directive such as `info` or `facewatch=debug`; default `warn`). Started by systemd with
+//! stderr connected to the journal, the events go to the journal natively instead (levels as
+//! `PRIORITY`, span and event fields as journal fields), as systemd.exec(5) recommends.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Clients whose debug lines quote the server URL whole, credentials included (`ureq`'s
 /// "sending request POST <url>", `async_nats`'s `server = <addr>`): held at `info` when the
@@ -12,7 +16,37 @@ const QUOTE_URLS: [&str; 2] = ["ureq", "async_nats"];
 /// Installs the subscriber; a second call (or one after another subscriber) does nothing.
 pub fn init() {
     let given = std::env::var("FACEWATCH_LOG").ok();
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter(given.as_deref())).try_init();
+    let filter = filter(given.as_deref());
+    let journal = stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref(), stderr_id())
+        .then(|| tracing_journald::layer().ok())
+        .flatten();
+    match journal {
+        Some(journal) => {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(journal.with_syslog_identifier("facewatch".into()))
+                .try_init();
+        }
+        None => {
+            let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+        }
+    }
+}
+
+/// The device and inode of our stderr, which systemd names in `JOURNAL_STREAM` when it is
+/// the journal's stream socket.
+fn stderr_id() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/fd/2").ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// `JOURNAL_STREAM` is `<device>:<inode>`; it is inherited by children whose stderr may be
+/// anything else, so it counts only when it names our stderr.
+fn stderr_is_journal(journal_stream: Option<&str>, stderr: Option<(u64, u64)>) -> bool {
+    let parsed = journal_stream
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(d, i)| Some((d.trim().parse::<u64>().ok()?, i.trim().parse::<u64>().ok()?)));
+    parsed.is_some() && parsed == stderr
 }
 
 fn filter(given: Option<&str>) -> EnvFilter {
@@ -30,6 +64,17 @@ fn filter(given: Option<&str>) -> EnvFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_journal_is_used_only_when_it_is_our_stderr() {
+        assert!(stderr_is_journal(Some("8:1234"), Some((8, 1234))));
+        assert!(!stderr_is_journal(Some("8:1234"), Some((8, 99))), "inherited from a parent with another stderr");
+        assert!(!stderr_is_journal(None, Some((8, 1234))));
+        assert!(!stderr_is_journal(Some("garbage"), Some((8, 1234))));
+        assert!(!stderr_is_journal(Some("8:1234"), None));
+        // This test's own stderr is not the journal, whatever the variable says.
+        assert!(!stderr_is_journal(Some("0:0"), stderr_id()));
+    }
 
     #[test]
     fn clients_that_quote_urls_stay_at_info_unless_named() {

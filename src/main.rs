@@ -27,6 +27,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => cli::serve::run(s.clone()),
         Command::Token { action } => cli::token::run(s, action),
+        Command::Config { action } => cli::config::run(s, action),
         Command::Audit { action } => cli::audit::run(s, action),
         Command::Events { action } => cli::events::run(action),
         Command::Enroll { list, subject, name, threshold, images } => {

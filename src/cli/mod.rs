@@ -2,6 +2,7 @@
 //! one configuration. One file per family; `main.rs` parses and dispatches.
 
 pub mod audit;
+pub mod config;
 pub mod eval;
 pub mod events;
 pub mod probe;
@@ -40,6 +41,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         action: token::TokenAction,
+    },
+    /// Check the settings and what they point at (models, ONNX Runtime, data folder, ffmpeg).
+    Config {
+        #[command(subcommand)]
+        action: config::ConfigAction,
     },
     /// Inspect the audit log.
     Audit {

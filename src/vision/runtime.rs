@@ -33,14 +33,18 @@ impl Default for RuntimeOptions {
 
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
 
-/// Where the ONNX Runtime shared library is: `ORT_DYLIB_PATH`, else the copy that
-/// `scripts/setup.sh` put under `.deps/onnxruntime/` in the working directory, next to the
-/// executable or one folder up (never the build tree: an installed binary must not look there).
+/// Where the ONNX Runtime shared library is: `ORT_DYLIB_PATH`, else the Debian package's copy
+/// (`<exe dir>/../lib/facewatch/libonnxruntime.so`), else the copy that `scripts/setup.sh` put
+/// under `.deps/onnxruntime/` in the working directory, next to the executable or one folder up
+/// (never the build tree: an installed binary must not look there).
 pub fn locate_library() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return Some(PathBuf::from(p));
     }
     let bin = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from));
+    if let Some(packaged) = bin.as_ref().map(|b| b.join("../lib/facewatch/libonnxruntime.so")).filter(|p| p.is_file()) {
+        return Some(packaged);
+    }
     let roots = [std::env::current_dir().ok(), bin.as_ref().and_then(|b| b.parent().map(PathBuf::from)), bin];
     for root in roots.into_iter().flatten() {
         let dir = root.join(".deps/onnxruntime");
