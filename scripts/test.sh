@@ -9,6 +9,8 @@ if [ ! -d "$FACEWATCH_TEST_DATA/faces" ]; then
   exit 1
 fi
 cd "$ROOT"
+# The embedder's converter against the mirror's model (only when the converter changed: ~1 s).
+"$ROOT/.deps/convert-venv/bin/python" "$ROOT/scripts/check_convert.py"
 cargo test --release --all-targets "$@"
 # Arithmetic on attacker data must not overflow in a debug build either: the unit tests and both
 # fuzzers once more with overflow checks on (only this crate is rebuilt for it).
