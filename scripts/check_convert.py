@@ -6,14 +6,20 @@ dlib's .dat (from the wheel the manifest's [embedder.convert] names, cached in .
 and requires:
   - the output's sha256 equals the manifest's (what setup.sh verifies before installing it);
   - onnxruntime embeddings of the golden chips and of seeded noise chips equal the mirror
-    model's (cosine >= 0.99999), and the golden chips' equal golden.json's.
-It runs only when the converter, this check, their pinned packages or the manifest changed
-since its last pass (a stamp in target/; a clean clone has none, so CI runs it).
+    model's (cosine >= 0.99999), and the golden chips' equal golden.json's;
+  - setup's path without the embedder in the mirror: install_models.py with a mirror that holds
+    only the detector installs both models, the embedder converted; with a manifest whose
+    embedder sha256 is another, it installs no embedder and fails.
+It runs only when the converter, the installer, this check, their pinned packages or the
+manifest changed since its last pass (a stamp in target/; a clean clone has none, so CI runs it).
 """
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 
@@ -28,7 +34,13 @@ import install_models  # noqa: E402
 COSINE_BAR = 0.99999
 NOISE_CHIPS = 5
 STAMP = os.path.join(ROOT, "target", "convert-check.stamp")
-INPUTS = ["scripts/convert_dlib.py", "scripts/check_convert.py", "scripts/convert-requirements.txt", "models/manifest.toml"]
+INPUTS = [
+    "scripts/convert_dlib.py",
+    "scripts/install_models.py",
+    "scripts/check_convert.py",
+    "scripts/convert-requirements.txt",
+    "models/manifest.toml",
+]
 
 
 def stamp_key():
@@ -66,13 +78,54 @@ def cosine(a, b):
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def check_setup_path(manifest_path, manifest, mirror):
+    """install_models.py as setup.sh runs it, with a mirror that lacks the embedder."""
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        only_detector = os.path.join(tmp, "mirror")
+        os.makedirs(only_detector)
+        shutil.copy(os.path.join(mirror, manifest["detector"]["file"]), only_detector)
+
+        def install(manifest_file, dest):
+            cmd = [sys.executable, os.path.join(HERE, "install_models.py"), "--manifest", manifest_file,
+                   "--dest", dest, "--mirror", only_detector, "--cache", os.path.join(ROOT, ".deps"),
+                   "--convert-python", sys.executable]
+            return subprocess.run(cmd, capture_output=True, text=True)
+
+        t0 = time.monotonic()
+        run = install(manifest_path, os.path.join(tmp, "models"))
+        took = time.monotonic() - t0
+        for role in ("detector", "embedder"):
+            path = os.path.join(tmp, "models", manifest[role]["file"])
+            if not os.path.exists(path) or install_models.sha256(path) != manifest[role]["sha256"]:
+                failures.append(f"setup without the embedder in the mirror did not install the {role}")
+        if run.returncode != 0:
+            failures.append(f"install_models.py exited {run.returncode}: " + " | ".join(run.stderr.strip().splitlines()))
+        print(f"[convert-check] install_models.py with a detector-only mirror: exit {run.returncode} in {took:.1f} s")
+
+        # The same with a manifest that wants other bytes: nothing unverified may be installed.
+        with open(manifest_path) as f:
+            text = f.read()
+        other = os.path.join(tmp, "other.toml")
+        with open(other, "w") as f:
+            f.write(text.replace(manifest["embedder"]["sha256"], "0" * 64))
+        run = install(other, os.path.join(tmp, "refused"))
+        if run.returncode == 0 or os.path.exists(os.path.join(tmp, "refused", manifest["embedder"]["file"])):
+            failures.append("a converted file with another sha256 than the manifest's was installed")
+        elif "expected " + "0" * 64 not in run.stderr:
+            failures.append(f"the refusal does not say why: {run.stderr.strip()}")
+    return failures
+
+
 def main():
     key = stamp_key()
     if os.path.exists(STAMP) and open(STAMP).read().strip() == key:
         print("[convert-check] converter unchanged since its last pass: skipped")
         return
-    with open(os.path.join(ROOT, "models", "manifest.toml"), "rb") as f:
-        spec = tomllib.load(f)["embedder"]
+    manifest_path = os.path.join(ROOT, "models", "manifest.toml")
+    with open(manifest_path, "rb") as f:
+        manifest = tomllib.load(f)
+    spec = manifest["embedder"]
     mirror = os.environ.get("FACEWATCH_MODEL_MIRROR", os.path.join(ROOT, "..", "shared", "models"))
     mirror_model = os.path.join(mirror, spec["file"])
     golden_dir = os.path.join(mirror, "golden")
@@ -114,6 +167,7 @@ def main():
         failures.append(f"min cosine {worst_cos:.7f} against the mirror's model is under {COSINE_BAR}")
     if got != spec["sha256"]:
         failures.append(f"sha256 {got} is not the manifest's {spec['sha256']}: setup.sh would refuse it")
+    failures += check_setup_path(manifest_path, manifest, mirror)
     if failures:
         sys.exit("[convert-check] FAILED: " + "; ".join(failures))
     os.makedirs(os.path.dirname(STAMP), exist_ok=True)

@@ -15,6 +15,7 @@ Needs numpy and onnx (setup.sh makes a venv under .deps/ with pinned versions).
 """
 import argparse
 import hashlib
+import math
 import os
 import sys
 
@@ -111,9 +112,11 @@ class Reader:
         # resizable_tensor, version 2: num_samples, k, nr, nc, then raw little-endian float32.
         self.expect_int({2}, "tensor version")
         shape = tuple(self.int() for _ in range(4))
-        if any(d < 0 for d in shape) or int(np.prod(shape)) * 4 > len(self.b) - self.pos:
+        if any(d < 0 for d in shape):
             raise FormatError(f"bad tensor shape {shape} at byte {self.pos}")
-        n = int(np.prod(shape))
+        n = math.prod(shape)
+        if 4 * n > len(self.b) - self.pos:
+            raise FormatError(f"truncated: a tensor of {n} floats at byte {self.pos} runs past the end")
         return np.frombuffer(self._take(4 * n), dtype="<f4").astype(np.float32).reshape(shape)
 
     def alias_tensor(self):
@@ -141,13 +144,12 @@ def read_layer(r, spec):
         want_pad = (0 if spec[4] != 1 else spec[2] // 2, 0 if spec[5] != 1 else spec[3] // 2)
         if pad != want_pad:
             raise FormatError(f"con padding {pad}, expected {want_pad}")
+        nf, nb = math.prod(filters), math.prod(biases)
+        if not use_bias or filters[0] != spec[1] or filters[2:] != spec[2:4] or nb != spec[1] or nf + nb != params.size:
+            raise FormatError(f"con parameters {params.shape} (bias {use_bias}) are not filters {filters} and biases {biases}")
         flat = params.reshape(-1)
-        nf = int(np.prod(filters))
-        w = flat[:nf].reshape(filters)
-        b = flat[nf : nf + int(np.prod(biases))] if use_bias else np.zeros(filters[0], np.float32)
-        if w.shape[0] != spec[1] or b.size != spec[1] or (use_bias and nf + b.size != flat.size):
-            raise FormatError(f"con parameters {params.shape} do not hold filters {filters} and biases {biases}")
-        return {"kind": "con", "w": w, "b": b.reshape(-1), "kernel": spec[2:4], "stride": spec[4:6], "pad": pad}
+        w, b = flat[:nf].reshape(filters), flat[nf:]
+        return {"kind": "con", "w": w, "b": b, "kernel": spec[2:4], "stride": spec[4:6], "pad": pad}
     if kind == "affine":
         if tag not in ("affine_", "affine_2"):
             raise FormatError(f"expected affine_, found {tag!r}")
@@ -155,9 +157,9 @@ def read_layer(r, spec):
         g_shape, b_shape = r.alias_tensor(), r.alias_tensor()
         mode = r.int()
         disabled = r.bool() if tag == "affine_2" else False
-        ng = int(np.prod(g_shape))
+        ng = math.prod(g_shape)
         flat = params.reshape(-1)
-        if mode != 0 or disabled or flat.size != ng + int(np.prod(b_shape)):
+        if mode != 0 or disabled or flat.size != ng + math.prod(b_shape):
             raise FormatError(f"unsupported affine (mode {mode}, disabled {disabled}, params {params.shape})")
         return {"kind": "affine", "gamma": flat[:ng], "beta": flat[ng:]}
     if kind == "relu":
@@ -276,11 +278,15 @@ def build_onnx(mean, layers, source_sha256):
         if kind == "con":
             out = name("conv")
             (kh, kw), (sy, sx), (py, px) = layer["kernel"], layer["stride"], layer["pad"]
+            if layer["w"].shape[1] != shape[0]:
+                raise FormatError(f"con takes {layer['w'].shape[1]} channels, the network gives {shape[0]}")
             w, b = const("W", layer["w"]), const("B", layer["b"])
             x = node("Conv", [x, w, b], out, kernel_shape=[kh, kw], strides=[sy, sx], pads=[py, px, py, px])
             shape = (layer["w"].shape[0], out_size(shape[1], kh, sy, py), out_size(shape[2], kw, sx, px))
         elif kind == "affine":
             c = shape[0]
+            if layer["gamma"].size != c or layer["beta"].size != c:
+                raise FormatError(f"affine of {layer['gamma'].size} channels where the network gives {c}")
             out = name("mul")
             x = node("Mul", [x, const("gamma", layer["gamma"].reshape(1, c, 1, 1))], out)
             out = name("add")
