@@ -15,11 +15,12 @@ log() { printf '[setup] %s\n' "$*"; }
 
 # --- 1. Debian packages: cmake + OpenBLAS build FAISS; nasm builds the bundled
 #     libjpeg-turbo (SIMD), which decodes JPEG exactly as
-#     OpenCV does (the reference); python3 runs the model installer; nats-server
+#     OpenCV does (the reference); python3 runs the model installer, its pip fetches the
+#     ONNX Runtime wheel, python3-venv holds the model tools (converter); nats-server
 #     (JetStream) is the broker the event tests start on a loopback port; ffmpeg decodes
 #     every camera (one child process per camera); the camera tests' RTSP server is
 #     gst-rtsp-server through the system python's gi (/usr/bin/python3) ---
-PKGS=(cmake nasm libopenblas-dev pkg-config python3 python3-venv unzip nats-server
+PKGS=(cmake nasm libopenblas-dev pkg-config python3 python3-pip python3-venv unzip nats-server
   ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
 missing=()
