@@ -9,6 +9,8 @@ if [ ! -d "$FACEWATCH_TEST_DATA/faces" ]; then
   exit 1
 fi
 cd "$ROOT"
+# The embedder's converter against the mirror's model (only when the converter changed: ~1 s).
+"$ROOT/.deps/convert-venv/bin/python" "$ROOT/scripts/check_convert.py"
 cargo test --release --all-targets "$@"
 # The Debian package from the binary just built: systemd-analyze accepts its unit, and (as root on
 # a machine without it) it installs, passes `config check` as the service user, and purges.
