@@ -94,7 +94,15 @@ fn detection_on_a_downscaled_frame_maps_back_to_full_resolution() {
     let box_off = (0..4).map(|i| (full.bbox[i] - scaled.bbox[i]).abs()).fold(0.0, f32::max);
     let lm_off = (0..5).map(|i| off(full.landmarks[i], scaled.landmarks[i])).fold(0.0, f32::max);
     eprintln!("face {side:.0} px: box within {box_off:.2} px, landmarks within {lm_off:.2} px");
-    assert!(box_off <= 4.0 && lm_off <= 4.0, "box {box_off} px, landmarks {lm_off} px off");
+    // YuNet's landmarks move by a few pixels with where the face sits on its anchor grid
+    // (another resampler gives the same offsets within a pixel): a tenth of the face at most.
+    assert!(box_off <= 0.06 * side && lm_off <= 0.12 * side, "box {box_off} px, landmarks {lm_off} px off");
+    // The mapping itself is exact: detected on a copy made by another resampler and scaled
+    // back by hand, the landmarks land within a pixel of ours.
+    let lanczos = image::imageops::resize(&frame, 1280, 720, image::imageops::FilterType::Lanczos3);
+    let by_hand = largest(p.detector.detect_within(&lanczos, 0).unwrap()).landmarks.map(|[x, y]| [x * 1.5, y * 1.5]);
+    let mapping_off = (0..5).map(|i| off(by_hand[i], scaled.landmarks[i])).fold(0.0, f32::max);
+    assert!(mapping_off <= 1.0, "landmarks {mapping_off} px from the hand-mapped ones");
 
     let spec = &p.manifest.embedder;
     let (_, chip_full) = align::align(&frame, &full.landmarks, &spec.template, spec.input_size);
