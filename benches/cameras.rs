@@ -6,7 +6,7 @@
 //! and p99 stays under 1 s. `cargo bench --bench cameras`; under `cargo test` one camera for a
 //! few seconds.
 //!
-//! The 720p clip has about 3 people in view, the 1080p one is a busy hall (`crowd` 12: 10+ faces
+//! The 720p clip has about 3 people in view, the 1080p one is a busy hall (`crowd` 16: 10+ faces
 //! in view most of the time). Flags: `--sizes 720,1080`, `--counts 1,2,3,4`, `--secs 20`, and
 //! `--detect-max-side 0,1280` to run each level once per `[tracking] detect_max_side` (0 = the
 //! full frame), alternating, so before and after come from the same minutes.
@@ -104,6 +104,33 @@ struct Level {
     dropped: u64,
     p50: Option<f64>,
     p99: Option<f64>,
+    /// The service's own CPU time (ffmpeg not included) per frame out, in ms: what a frame
+    /// costs, and so how many frames 2 cores can take, however busy the machine is otherwise.
+    cpu_ms: f64,
+    /// Mean detector and embedder call (ms) and embeddings per frame, over the whole run.
+    detect_ms: f64,
+    embed_ms: f64,
+    embedded: f64,
+}
+
+/// The process's user + system CPU seconds (`/proc/PID/stat`, clock ticks of 10 ms).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<f64> = after.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    // After the name: state (not a number, skipped), then fields 4.. ; utime and stime are 14 and 15.
+    (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// Sum and count of a series in the metrics text.
+fn sum_count(text: &str, name: &str, series: &str) -> (f64, f64) {
+    let get = |suffix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}_{suffix}")) && l.contains(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (get("sum"), get("count"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -134,8 +161,9 @@ fn level(
     // service's counters run from its start, so the measured window is the difference.
     std::thread::sleep(Duration::from_secs(3));
     let before: serde_json::Value = serde_json::from_str(&s.get("/v1/cameras", ops)).unwrap_or_default();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds(s.child.id()));
     std::thread::sleep(Duration::from_secs(secs));
+    let cpu = cpu_seconds(s.child.id()) - cpu;
     let after: serde_json::Value = serde_json::from_str(&s.get("/v1/cameras", ops)).unwrap_or_default();
     let metrics = s.get("/metrics", ops);
     let elapsed = t.elapsed().as_secs_f64();
@@ -144,7 +172,18 @@ fn level(
     };
     let read = sum(&after, "frames_read") - sum(&before, "frames_read");
     let out = sum(&after, "frames_out") - sum(&before, "frames_out");
+    let (ds, dn) = sum_count(&metrics, "facewatch_stage_seconds", "stage=\"detect\"");
+    let (es, en) = sum_count(&metrics, "facewatch_stage_seconds", "stage=\"embed\"");
+    let faces = metrics
+        .lines()
+        .find(|l| l.starts_with("facewatch_embed_faces_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
     Level {
+        cpu_ms: cpu * 1e3 / out.max(1.0),
+        detect_ms: ds * 1e3 / dn.max(1.0),
+        embed_ms: es * 1e3 / en.max(1.0),
+        embedded: faces / dn.max(1.0),
         side,
         width,
         cameras,
@@ -194,7 +233,7 @@ fn main() {
         "frame read from ffmpeg -> faces tracked and decided (queue wait included); a level holds with no frame dropped and p99 < 1 s"
     );
     println!(
-        "| frame | faces in view | detect_max_side | cameras | fps in | fps out | dropped | p50 | p99 |\n|---|---|---|---|---|---|---|---|---|"
+        "| frame | faces in view | detect_max_side | cameras | fps in | fps out | dropped | p50 | p99 | CPU ms/frame | detect ms | embed ms/call | embedded/frame |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let fmt = |v: Option<f64>| {
         v.map(|s| if s.is_infinite() { "> 4 s".into() } else { format!("<= {:.0} ms", s * 1e3) }).unwrap_or("-".into())
@@ -205,12 +244,12 @@ fn main() {
         // 1080p is the busy hall: 10+ faces in view; the smaller sizes keep the quieter clip.
         let opts = if h >= 1080 {
             ClipOptions {
-                passes: 48,
+                passes: 72,
                 enrolled: 8,
                 width: w,
                 height: h,
                 fps: 5,
-                crowd: 12.0,
+                crowd: 16.0,
                 ..ClipOptions::new(7, &data_dir)
             }
         } else {
@@ -248,7 +287,7 @@ fn main() {
             for &side in &sides {
                 let l = level(dir.path(), &video, w, n, side, secs, &ops, &data);
                 println!(
-                    "| {}x{} | {mean:.1} | {} | {} | {:.1} | {:.1} | {} | {} | {} |",
+                    "| {}x{} | {mean:.1} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.2} |",
                     l.width,
                     h,
                     l.side.map(|s| s.to_string()).unwrap_or("default".into()),
@@ -257,7 +296,11 @@ fn main() {
                     l.fps_out,
                     l.dropped,
                     fmt(l.p50),
-                    fmt(l.p99)
+                    fmt(l.p99),
+                    l.cpu_ms,
+                    l.detect_ms,
+                    l.embed_ms,
+                    l.embedded
                 );
                 if !full {
                     assert!(l.fps_out > 0.0, "frames reached the engine");

@@ -45,23 +45,39 @@ impl Taps {
     }
 }
 
-/// `img` scaled to `width` x `height`, each at most the source's (and at least 1).
+/// `img` scaled to `width` x `height`, each at most the source's (and at least 1). Large
+/// frames are split between two threads by output rows (the detector's cores are idle meanwhile,
+/// as in its planar fill).
 pub fn shrink(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (sw, sh) = (img.width() as usize, img.height() as usize);
-    let (dw, dh) = ((width as usize).clamp(1, sw.max(1)), (height as usize).clamp(1, sh.max(1)));
     if sw == 0 || sh == 0 {
         return RgbImage::new(0, 0);
     }
+    let (dw, dh) = ((width as usize).clamp(1, sw), (height as usize).clamp(1, sh));
     let (hx, vy) = (Taps::new(sw, dw), Taps::new(sh, dh));
-    let src = img.as_raw();
-    // Horizontally scaled rows (8 fractional bits), cached by source row: consecutive output
-    // rows share a source row at their boundary, computed once.
-    let ring = vy.taps + 1;
-    let mut rows = vec![0u16; ring * dw * 3];
-    let mut row_of = vec![usize::MAX; ring];
-    let mut acc = vec![0u32; dw * 3];
     let mut out = vec![0u8; dw * dh * 3];
-    for (y, out_row) in out.chunks_exact_mut(dw * 3).enumerate() {
+    const PARALLEL_PIXELS: usize = 1 << 18;
+    if dw * dh < PARALLEL_PIXELS || dh < 2 {
+        rows(img.as_raw(), sw, &hx, &vy, 0, &mut out);
+    } else {
+        let (top, bottom) = out.split_at_mut(dh / 2 * dw * 3);
+        std::thread::scope(|s| {
+            s.spawn(|| rows(img.as_raw(), sw, &hx, &vy, 0, top));
+            rows(img.as_raw(), sw, &hx, &vy, dh / 2, bottom);
+        });
+    }
+    RgbImage::from_raw(dw as u32, dh as u32, out).unwrap_or_default()
+}
+
+/// Output rows from `first` on, into `out` (whole rows). Vertical first: each output row is
+/// the weighted sum of a few whole source rows (contiguous, so it vectorises), kept with 6
+/// fractional bits, then averaged across.
+fn rows(src: &[u8], sw: usize, hx: &Taps, vy: &Taps, first: usize, out: &mut [u8]) {
+    let dw = hx.start.len();
+    let mut acc = vec![0u32; sw * 3];
+    let mut column = vec![0u16; sw * 3];
+    for (i, out_row) in out.chunks_exact_mut(dw * 3).enumerate() {
+        let y = first + i;
         acc.iter_mut().for_each(|a| *a = 0);
         let s = vy.start[y];
         for (t, &wy) in vy.weights[y * vy.taps..(y + 1) * vy.taps].iter().enumerate() {
@@ -69,41 +85,33 @@ pub fn shrink(img: &RgbImage, width: u32, height: u32) -> RgbImage {
                 continue;
             }
             let j = s + t;
-            let slot = j % ring;
-            let row = &mut rows[slot * dw * 3..(slot + 1) * dw * 3];
-            if row_of[slot] != j {
-                horizontal(&src[j * sw * 3..(j + 1) * sw * 3], &hx, row);
-                row_of[slot] = j;
-            }
-            for (a, &v) in acc.iter_mut().zip(row.iter()) {
-                *a += wy * u32::from(v);
+            for (a, &p) in acc.iter_mut().zip(&src[j * sw * 3..(j + 1) * sw * 3]) {
+                *a += wy * u32::from(p);
             }
         }
-        // 8 + 14 fractional bits; the weights sum to one, so the mean is at most 255.
-        for (o, &a) in out_row.iter_mut().zip(&acc) {
-            *o = ((a + (1 << 21)) >> 22).min(255) as u8;
+        // 14 fractional bits of weight down to 6: at most 255 << 6.
+        for (c, &a) in column.iter_mut().zip(&acc) {
+            *c = ((a + (1 << 7)) >> 8) as u16;
         }
+        horizontal(&column, hx, out_row);
     }
-    RgbImage::from_raw(dw as u32, dh as u32, out).unwrap_or_default()
 }
 
-/// One source row (RGB) to `out` (RGB, 8 fractional bits).
-fn horizontal(src: &[u8], hx: &Taps, out: &mut [u16]) {
+/// One vertically averaged row (RGB, 6 fractional bits) across to `out` (RGB).
+fn horizontal(src: &[u16], hx: &Taps, out: &mut [u8]) {
     let taps = hx.taps;
-    for (x, o) in out.chunks_exact_mut(3).enumerate() {
-        let s = hx.start[x] * 3;
-        let w = &hx.weights[x * taps..(x + 1) * taps];
+    for ((o, &s), w) in out.chunks_exact_mut(3).zip(&hx.start).zip(hx.weights.chunks_exact(taps)) {
+        let px = &src[s * 3..(s + taps) * 3];
         let (mut r, mut g, mut b) = (0u32, 0u32, 0u32);
-        for (k, &wk) in w.iter().enumerate() {
-            let p = &src[s + 3 * k..s + 3 * k + 3];
+        for (p, &wk) in px.chunks_exact(3).zip(w) {
             r += wk * u32::from(p[0]);
             g += wk * u32::from(p[1]);
             b += wk * u32::from(p[2]);
         }
-        // 14 fractional bits of weight down to 8: at most 255 << 8.
-        o[0] = ((r + (1 << 5)) >> 6) as u16;
-        o[1] = ((g + (1 << 5)) >> 6) as u16;
-        o[2] = ((b + (1 << 5)) >> 6) as u16;
+        // 6 + 14 fractional bits; the weights sum to one, so the mean is at most 255.
+        o[0] = ((r + (1 << 19)) >> 20).min(255) as u8;
+        o[1] = ((g + (1 << 19)) >> 20).min(255) as u8;
+        o[2] = ((b + (1 << 19)) >> 20).min(255) as u8;
     }
 }
 
