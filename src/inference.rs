@@ -234,8 +234,8 @@ impl Inference {
         let mut threads = Vec::new();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let (rx, m, c, count) = (ingest_rx.clone(), metrics.clone(), cost.clone(), in_flight.clone());
-        let retry_after_s = opts.retry_after_s;
-        threads.push(spawn("decode", move || decode_loop(c, retry_after_s, rx, decoded_tx, count, m))?);
+        let (retry_after_s, side) = (opts.retry_after_s, opts.track_detect_max_side);
+        threads.push(spawn("decode", move || decode_loop(c, side, retry_after_s, rx, decoded_tx, count, m))?);
         for (i, det) in detectors.into_iter().enumerate() {
             let (rx, tx, m) = (decoded_rx.clone(), embed_tx.clone(), metrics.clone());
             let limits = Limits {
@@ -268,7 +268,11 @@ impl Inference {
     /// bytes do not fit the memory budget. A bad image is the decoder's to refuse (an
     /// enrollment reports it per photo).
     pub fn submit(&self, bytes: Bytes, mode: Mode) -> Result<oneshot::Receiver<Result<Analysis>>> {
-        let need = self.cost.admit(&bytes);
+        let mut need = self.cost.admit(&bytes);
+        if matches!(mode, Mode::Track(_)) && self.track_max_side > 0 {
+            // A posted frame's size is known only once decoded: the largest copy the limit allows.
+            need = need.saturating_add((u64::from(self.track_max_side) + 1).pow(2) * 3);
+        }
         self.enqueue(Input::Encoded(bytes), need, mode)
     }
 
@@ -287,21 +291,9 @@ impl Inference {
         }
         let mut need = self.cost.held(width, height);
         if matches!(mode, Mode::Track(_)) {
-            need = need.saturating_add(self.track_copy_bytes(width, height));
+            need = need.saturating_add(track_copy_bytes(&self.cost, self.track_max_side, width, height));
         }
         self.enqueue(Input::Decoded(image), need, mode)
-    }
-
-    /// The tracked detector's scaled copy of a frame, when [`FrameCost::held`] has not counted
-    /// one already (it counts the copy of the detector's own, larger `max_side`).
-    fn track_copy_bytes(&self, width: u32, height: u32) -> u64 {
-        let (side, longest) = (u64::from(self.track_max_side), u64::from(width.max(height)));
-        let counted = self.cost.detect_max_side > 0 && longest > u64::from(self.cost.detect_max_side);
-        if side == 0 || longest <= side || counted {
-            return 0;
-        }
-        let scaled = |v: u32| (u64::from(v) * side).div_ceil(longest) + 1;
-        scaled(width) * scaled(height) * 3
     }
 
     fn enqueue(&self, input: Input, need: u64, mode: Mode) -> Result<oneshot::Receiver<Result<Analysis>>> {
@@ -410,6 +402,19 @@ impl Inference {
     }
 }
 
+/// The tracked detector's scaled copy of a `width` x `height` frame (longer side `side`), when
+/// [`FrameCost::held`] has not counted one already (it counts the copy of the detector's own,
+/// larger `max_side`).
+fn track_copy_bytes(cost: &FrameCost, side: u32, width: u32, height: u32) -> u64 {
+    let (side, longest) = (u64::from(side), u64::from(width.max(height)));
+    let counted = cost.detect_max_side > 0 && longest > u64::from(cost.detect_max_side);
+    if side == 0 || longest <= side || counted {
+        return 0;
+    }
+    let scaled = |v: u32| (u64::from(v) * side).div_ceil(longest) + 1;
+    scaled(width) * scaled(height) * 3
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("facewatch-{name}"))
@@ -419,6 +424,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 fn decode_loop(
     cost: FrameCost,
+    track_max_side: u32,
     retry_after_s: u64,
     rx: Receiver<DetectJob>,
     tx: Sender<DecodedJob>,
@@ -446,7 +452,10 @@ fn decode_loop(
                 // reads) must still fit, or it is refused; only this one decode can be over its
                 // reservation.
                 res.and_then(|image| {
-                    if memory.resize(cost.held(image.width(), image.height())) {
+                    let (w, h) = image.dimensions();
+                    let copy =
+                        if matches!(mode, Mode::Track(_)) { track_copy_bytes(&cost, track_max_side, w, h) } else { 0 };
+                    if memory.resize(cost.held(w, h).saturating_add(copy)) {
                         Ok(image)
                     } else {
                         Err(Error::Overloaded { queue: "frame memory", retry_after_s })
