@@ -41,6 +41,13 @@ fn stages(c: &mut Criterion) {
             b.iter(|| p.detector.detect(black_box(f)).unwrap())
         });
     }
+    // A tracked camera's 1080p frame, detected at 1280x720 (`[tracking] detect_max_side`),
+    // and the area-average downscale alone.
+    let hd = &frames[2].1;
+    g.bench_function("1920x1080_within_1280", |b| b.iter(|| p.detector.detect_within(black_box(hd), 1280).unwrap()));
+    g.bench_function("shrink_1920x1080_to_1280x720", |b| {
+        b.iter(|| facewatch::vision::shrink::shrink(black_box(hd), 1280, 720))
+    });
     g.finish();
 
     let spec = p.manifest.embedder.clone();

@@ -4,7 +4,10 @@
 //! distractor identities never shown). Prints a markdown table per rule and threshold: pass
 //! TPIR, false alerts per 1,000 passes, time to alert, embeddings per pass.
 //!
-//! `cargo bench --bench video_eval`; `-- --seed N` for another clip. Under `cargo test` a
+//! `cargo bench --bench video_eval`; `-- --seed N` for another clip, `--width W --height H
+//! --crowd C` for another frame size and crowd (mean people in view), `--detect-max-side N` to
+//! detect on frames scaled to that longer side (as `[tracking] detect_max_side` does; 0 = the
+//! full frame). Under `cargo test` a
 //! small clip (8 passes, 480x270 at 5 fps, a 100-subject list) at threshold 0.94.
 //!
 //! A rule is a [`VideoRule`] fed the same analysed frames; add one to `rules` below.
@@ -45,7 +48,11 @@ fn main() {
     let full = args.iter().any(|a| a == "--bench");
     let seed = args.windows(2).find(|w| w[0] == "--seed").and_then(|w| w[1].parse().ok()).unwrap_or(17);
     let data = support::data();
-    let base = ClipOptions::new(seed, &data);
+    let num = |name: &str| args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse::<f64>().ok());
+    let mut base = ClipOptions::new(seed, &data);
+    base.width = num("--width").map_or(base.width, |v| v as u32);
+    base.height = num("--height").map_or(base.height, |v| v as u32);
+    base.crowd = num("--crowd").unwrap_or(base.crowd);
     let (opts, list_size, thresholds, track_thresholds) = if full {
         (
             base,
@@ -74,6 +81,9 @@ fn main() {
     let mut engine_opts = InferenceOptions::default();
     engine_opts.pipeline.detector.score_threshold = cfg.tracking.low;
     engine_opts.live_threshold = cfg.tracking.low;
+    if let Some(side) = num("--detect-max-side") {
+        engine_opts.pipeline.detector.max_side = side as u32;
+    }
     let frame_detection = cfg.inference.detect_threshold;
     let engine = Inference::start(&models, &engine_opts, Arc::new(Metrics::default()))
         .expect("models installed by scripts/setup.sh");
@@ -104,6 +114,7 @@ fn main() {
         list.refused,
         enrolled_in.as_secs_f64()
     );
+    println!("detector max_side {}", engine_opts.pipeline.detector.max_side);
     println!(
         "engine: {} frames in {:.1} s ({:.1} fps); {} faces; detection recall {found}/{total} = {:.1} %",
         frames.len(),

@@ -33,6 +33,7 @@ use crate::matching::Matching;
 use crate::media::Media;
 use crate::metrics::{Gauges, Metrics};
 use crate::passes::Passes;
+use crate::push::PushCameras;
 use crate::readiness::{Readiness, StoreProbe};
 use crate::retention::Retention;
 use crate::shutdown::{self, Shutdown};
@@ -53,6 +54,8 @@ pub struct App {
     pub retention: Retention,
     /// Cameras pulled by the service (`[[cameras]]`); started by [`run`].
     pub cameras: Arc<Cameras>,
+    /// Cameras whose posted frames are tracked (`url = "push:"`).
+    pub push: PushCameras,
     pub store_probe: StoreProbe,
     outbox_gauges: OutboxGaugeReader,
     /// Woken whenever an event is written, so the publisher sends it at once.
@@ -117,6 +120,7 @@ impl App {
         let cameras = Arc::new(Cameras::new(&config.ingest, &config.cameras, config.limits.max_pixels));
         let app = Self {
             cameras,
+            push: PushCameras::new(&config.cameras),
             audit: AuditLog::new(db_path.clone()),
             outbox: LocalOutbox::open(&db_path, &config.service.site)?,
             store_probe: StoreProbe::new(db_path.clone()),

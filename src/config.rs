@@ -244,6 +244,10 @@ pub struct TrackingSection {
     /// A pass scoring this far below every list's track threshold after `min_agreeing + 1`
     /// embeddings is settled: no more embeddings for it.
     pub settle_margin: f32,
+    /// A tracked camera's frames are detected scaled down to this longer side (0 = the full
+    /// frame); faces are still aligned and embedded from the full frame. Faces of about 32 px
+    /// and more in a 1080p frame are all still found at 1280.
+    pub detect_max_side: u32,
 }
 
 impl Default for TrackingSection {
@@ -264,6 +268,7 @@ impl Default for TrackingSection {
             grow: r.grow,
             quality_gain: r.quality_gain,
             settle_margin: r.settle_margin,
+            detect_max_side: crate::inference::DEFAULT_TRACK_DETECT_MAX_SIDE,
         }
     }
 }
@@ -530,6 +535,10 @@ impl ServiceConfig {
         if let Err(e) = self.tracking.tracker().validate().and_then(|()| self.tracking.rule().validate()) {
             bad.push(format!("[tracking] {e}"));
         }
+        let side = self.tracking.detect_max_side;
+        if side != 0 && !(160..=16_384).contains(&side) {
+            bad.push(format!("[tracking] detect_max_side {side}: 0 (the full frame) or 160..16384"));
+        }
         if !(0.0..=1.0).contains(&inf.detect_threshold) {
             bad.push(format!("[inference] detect_threshold {}: expected 0..1", inf.detect_threshold));
         }
@@ -658,6 +667,7 @@ impl ServiceConfig {
             retry_after_s: self.service.retry_after_secs,
             memory_budget_bytes: self.limits.memory_budget_mb << 20,
             max_faces: self.inference.max_faces_per_frame,
+            track_detect_max_side: self.tracking.detect_max_side,
         }
     }
 

@@ -59,6 +59,9 @@ pub struct FaceReport {
     pub status: FaceStatus,
     pub rejections: Vec<String>,
     pub matches: Vec<MatchOutcome>,
+    /// A tracked (push) camera's frame: the face's track, once it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<crate::track::TrackId>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +171,7 @@ impl Frames {
                 status,
                 rejections: f.rejections.iter().map(|r| r.to_string()).collect(),
                 matches,
+                track: None,
             });
         }
         Ok(FrameReport {

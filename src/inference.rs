@@ -68,7 +68,14 @@ pub struct InferenceOptions {
     /// (`Mode::Track`) keeps weaker detections, because its tracker continues a track with a
     /// face half turned away instead of losing it.
     pub live_threshold: f32,
+    /// A tracked camera's frame (`Mode::Track`) is detected scaled down so that its longer side
+    /// is at most this (0 = as posted frames); its faces are aligned from the full frame.
+    pub track_detect_max_side: u32,
 }
+
+/// The default `[tracking] detect_max_side`: a 1080p frame is detected at 1280x720, where every
+/// face the tracker can use (from about 32 px) is still found (BENCHMARKS.md, "Pulled cameras").
+pub const DEFAULT_TRACK_DETECT_MAX_SIDE: u32 = 1280;
 
 impl Default for InferenceOptions {
     fn default() -> Self {
@@ -81,6 +88,7 @@ impl Default for InferenceOptions {
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_MB << 20,
             max_faces: DEFAULT_MAX_FACES,
             live_threshold: DetectorOptions::default().score_threshold,
+            track_detect_max_side: DEFAULT_TRACK_DETECT_MAX_SIDE,
         }
     }
 }
@@ -189,6 +197,7 @@ pub struct Inference {
     retry_after_s: u64,
     budget: MemoryBudget,
     cost: FrameCost,
+    track_max_side: u32,
     models: Models,
     /// The execution provider the model sessions run on ("CPU", "CUDA", "fake", ...).
     pub provider: &'static str,
@@ -225,12 +234,17 @@ impl Inference {
         let mut threads = Vec::new();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let (rx, m, c, count) = (ingest_rx.clone(), metrics.clone(), cost.clone(), in_flight.clone());
-        let retry_after_s = opts.retry_after_s;
-        threads.push(spawn("decode", move || decode_loop(c, retry_after_s, rx, decoded_tx, count, m))?);
+        let (retry_after_s, side) = (opts.retry_after_s, opts.track_detect_max_side);
+        threads.push(spawn("decode", move || decode_loop(c, side, retry_after_s, rx, decoded_tx, count, m))?);
         for (i, det) in detectors.into_iter().enumerate() {
             let (rx, tx, m) = (decoded_rx.clone(), embed_tx.clone(), metrics.clone());
-            let (spec, max_faces, live) = (models.embedder.clone(), cost.max_faces, opts.live_threshold);
-            threads.push(spawn(&format!("detect-{i}"), move || detect_loop(det, spec, max_faces, live, rx, tx, m))?);
+            let limits = Limits {
+                max_faces: cost.max_faces,
+                live_threshold: opts.live_threshold,
+                track_max_side: opts.track_detect_max_side,
+            };
+            let spec = models.embedder.clone();
+            threads.push(spawn(&format!("detect-{i}"), move || detect_loop(det, spec, limits, rx, tx, m))?);
         }
         let (rx, m, max_batch) = (embed_rx.clone(), metrics.clone(), opts.pipeline.max_batch);
         threads.push(spawn("embed", move || embed_loop(embedder, max_batch, rx, m))?);
@@ -244,6 +258,7 @@ impl Inference {
             retry_after_s: opts.retry_after_s,
             budget,
             cost,
+            track_max_side: opts.track_detect_max_side,
             provider: backend.provider(),
             models,
         })
@@ -253,7 +268,11 @@ impl Inference {
     /// bytes do not fit the memory budget. A bad image is the decoder's to refuse (an
     /// enrollment reports it per photo).
     pub fn submit(&self, bytes: Bytes, mode: Mode) -> Result<oneshot::Receiver<Result<Analysis>>> {
-        let need = self.cost.admit(&bytes);
+        let mut need = self.cost.admit(&bytes);
+        if matches!(mode, Mode::Track(_)) && self.track_max_side > 0 {
+            // A posted frame's size is known only once decoded: the largest copy the limit allows.
+            need = need.saturating_add((u64::from(self.track_max_side) + 1).pow(2) * 3);
+        }
         self.enqueue(Input::Encoded(bytes), need, mode)
     }
 
@@ -270,7 +289,10 @@ impl Inference {
         if pixels > max_pixels {
             return Err(Error::ImageTooLarge { width, height, pixels, max_pixels });
         }
-        let need = self.cost.held(width, height);
+        let mut need = self.cost.held(width, height);
+        if matches!(mode, Mode::Track(_)) {
+            need = need.saturating_add(track_copy_bytes(&self.cost, self.track_max_side, width, height));
+        }
         self.enqueue(Input::Decoded(image), need, mode)
     }
 
@@ -380,6 +402,19 @@ impl Inference {
     }
 }
 
+/// The tracked detector's scaled copy of a `width` x `height` frame (longer side `side`), when
+/// [`FrameCost::held`] has not counted one already (it counts the copy of the detector's own,
+/// larger `max_side`).
+fn track_copy_bytes(cost: &FrameCost, side: u32, width: u32, height: u32) -> u64 {
+    let (side, longest) = (u64::from(side), u64::from(width.max(height)));
+    let counted = cost.detect_max_side > 0 && longest > u64::from(cost.detect_max_side);
+    if side == 0 || longest <= side || counted {
+        return 0;
+    }
+    let scaled = |v: u32| (u64::from(v) * side).div_ceil(longest) + 1;
+    scaled(width) * scaled(height) * 3
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("facewatch-{name}"))
@@ -389,6 +424,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 fn decode_loop(
     cost: FrameCost,
+    track_max_side: u32,
     retry_after_s: u64,
     rx: Receiver<DetectJob>,
     tx: Sender<DecodedJob>,
@@ -416,7 +452,10 @@ fn decode_loop(
                 // reads) must still fit, or it is refused; only this one decode can be over its
                 // reservation.
                 res.and_then(|image| {
-                    if memory.resize(cost.held(image.width(), image.height())) {
+                    let (w, h) = image.dimensions();
+                    let copy =
+                        if matches!(mode, Mode::Track(_)) { track_copy_bytes(&cost, track_max_side, w, h) } else { 0 };
+                    if memory.resize(cost.held(w, h).saturating_add(copy)) {
                         Ok(image)
                     } else {
                         Err(Error::Overloaded { queue: "frame memory", retry_after_s })
@@ -442,11 +481,18 @@ fn decode_loop(
     }
 }
 
+/// What a detect worker keeps of a frame's detections.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_faces: usize,
+    live_threshold: f32,
+    track_max_side: u32,
+}
+
 fn detect_loop(
     mut det: Box<dyn Detect>,
     spec: EmbedderSpec,
-    max_faces: usize,
-    live_threshold: f32,
+    limits: Limits,
     rx: Receiver<DecodedJob>,
     tx: Sender<EmbedJob>,
     m: Arc<Metrics>,
@@ -454,11 +500,9 @@ fn detect_loop(
     while let Ok(DecodedJob { image, mode, reply, in_flight, memory, span }) = rx.recv() {
         let entered = span.enter();
         // A model panic must cost one frame, not the worker.
-        let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            analyse(det.as_mut(), &spec, max_faces, live_threshold, image, &mode, &m)
-        }))
-        .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())))
-        .map(|parts| parts.with(memory));
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| analyse(det.as_mut(), &spec, limits, image, &mode, &m)))
+            .unwrap_or_else(|_| Err(Error::Runtime("internal error while analysing the image".into())))
+            .map(|parts| parts.with(memory));
         match &res {
             Ok(a) => tracing::trace!(faces = a.faces.len(), skipped = a.faces_skipped, "detected"),
             Err(e) => tracing::debug!(error = %e, "detection failed"),
@@ -494,14 +538,19 @@ impl Parts {
 fn analyse(
     det: &mut dyn Detect,
     spec: &EmbedderSpec,
-    max_faces: usize,
-    live_threshold: f32,
+    limits: Limits,
     image: RgbImage,
     mode: &Mode,
     m: &Metrics,
 ) -> Result<Parts> {
+    let Limits { max_faces, live_threshold, track_max_side } = limits;
     let t = Instant::now();
-    let mut dets = det.detect(&image)?;
+    // A tracked camera is detected on a smaller copy (the boxes come back in the frame's
+    // pixels); the faces are aligned and measured from the full frame below.
+    let mut dets = match mode {
+        Mode::Track(_) => det.detect_within(&image, track_max_side)?,
+        _ => det.detect(&image)?,
+    };
     m.stage(Stage::Detect).observe(t.elapsed());
     if !matches!(mode, Mode::Track(_)) {
         dets.retain(|d| d.score >= live_threshold);

@@ -33,6 +33,7 @@ pub mod memory;
 pub mod metrics;
 pub mod models_dir;
 pub mod passes;
+pub mod push;
 pub mod pipeline;
 pub mod readiness;
 pub mod retention;

@@ -22,8 +22,13 @@ use crate::track::{TrackId, TrackerOptions};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassAlert {
     pub track: TrackId,
+    /// The face of the frame (its index) the pass was decided on.
+    pub face: usize,
     pub list: String,
     pub subject: String,
+    pub name: Option<String>,
+    /// The list's track threshold the fused embedding reached.
+    pub threshold: f32,
     pub alert_id: String,
     /// A new alert (false: an alert of the same subject at this camera, still under review,
     /// took the pass).
@@ -105,8 +110,11 @@ impl Passes {
             }
             step.alerts.push(PassAlert {
                 track: d.track,
+                face: d.face,
                 list: c.list.clone(),
                 subject: c.subject.clone(),
+                name: c.name.clone(),
+                threshold: p.track_threshold,
                 alert_id,
                 created,
                 score: c.score,

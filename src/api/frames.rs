@@ -64,7 +64,14 @@ pub async fn post_frame(
 /// What a camera needs to know by default: where the faces are and which alerts it raised. No
 /// list, subject, name or score: a stolen camera token learns nothing about the watch lists.
 fn minimal(r: &FrameReport) -> Value {
-    let faces: Vec<Value> = r.faces.iter().map(|f| json!({"bbox": f.bbox})).collect();
+    let faces: Vec<Value> = r
+        .faces
+        .iter()
+        .map(|f| match f.track {
+            Some(t) => json!({"bbox": f.bbox, "track": t}),
+            None => json!({"bbox": f.bbox}),
+        })
+        .collect();
     json!({"camera": r.camera, "captured_at": r.captured_at, "faces": faces, "faces_skipped": r.faces_skipped,
         "alerts": r.alerts})
 }
@@ -90,6 +97,11 @@ async fn frame(
     let body = body.map_err(|e| rejection(e.status(), e.body_text(), s.body_limit()))?;
     if body.is_empty() {
         return Err(Error::EmptyInput);
+    }
+    // A push camera's frames are tracked, one at a time in capture order (`crate::push`).
+    if let Some(turn) = s.app.push.turn(camera, captured_ms).await? {
+        let analysis = s.app.inference.analyse(body, Mode::Track(QualityGate::default())).await?;
+        return s.blocking(move |app| turn.step(app, &who, analysis)).await;
     }
     let analysis = s.app.inference.analyse(body, Mode::Live(QualityGate::default())).await?;
     let camera = camera.to_string();

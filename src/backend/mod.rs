@@ -21,6 +21,14 @@ use crate::vision::detect::Detection;
 pub trait Detect: Send {
     /// All faces above the detector's threshold, best first, in the image's pixels.
     fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>>;
+
+    /// As `detect`, on the image scaled down so that its longer side is at most `max_side`
+    /// (0: as `detect`), still in the image's own pixels. A backend that cannot scale detects
+    /// on the whole image.
+    fn detect_within(&mut self, image: &RgbImage, max_side: u32) -> Result<Vec<Detection>> {
+        let _ = max_side;
+        self.detect(image)
+    }
 }
 
 /// One embedder session; used from one thread at a time.

@@ -70,6 +70,10 @@ impl Detect for Detector {
     fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>> {
         Detector::detect(self, image)
     }
+
+    fn detect_within(&mut self, image: &RgbImage, max_side: u32) -> Result<Vec<Detection>> {
+        Detector::detect_within(self, image, max_side)
+    }
 }
 
 impl Embed for Embedder {

@@ -39,12 +39,15 @@ pub enum EvalAction {
         /// h264, h265 or mjpeg.
         #[arg(long, default_value = "h264")]
         codec: String,
+        /// Mean number of people in view at once (12 for a busy hall).
+        #[arg(long, default_value_t = 3.0)]
+        crowd: f64,
     },
 }
 
 pub fn action(a: EvalAction) -> anyhow::Result<ExitCode> {
     match a {
-        EvalAction::Clip { seed, out, data, passes, enrolled, width, height, fps, codec } => {
+        EvalAction::Clip { seed, out, data, passes, enrolled, width, height, fps, codec, crowd } => {
             let opts = ClipOptions {
                 passes,
                 enrolled,
@@ -52,6 +55,7 @@ pub fn action(a: EvalAction) -> anyhow::Result<ExitCode> {
                 height,
                 fps,
                 codec: Codec::parse(&codec)?,
+                crowd,
                 ..ClipOptions::new(seed, &data)
             };
             let m = eval::clip::generate(&opts, &out)?;

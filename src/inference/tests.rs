@@ -219,3 +219,27 @@ fn the_submitters_span_travels_into_the_model_threads() {
     }
     assert!(seen.iter().any(|(t, s)| t == "facewatch-embed" && s == "request/frame"), "{seen:?}");
 }
+
+#[test]
+fn a_tracked_frame_reserves_the_detectors_scaled_copy() {
+    let opts = InferenceOptions { track_detect_max_side: 160, ..Default::default() };
+    let e = engine(FakeBackend::default(), opts);
+    let track = Mode::Track(QualityGate::default());
+    let img = fake::frame(320, 240, &[FakeFace { identity: 3, x: 40, y: 40, size: 96 }]);
+    let a = e.submit_image(img.clone(), track.clone()).unwrap().blocking_recv().unwrap().unwrap();
+    // 320x240 scaled to a longer side of 160: 160x120, each side rounded up and one to spare.
+    assert_eq!(e.memory_reserved().0, e.cost.held(320, 240) + 161 * 121 * 3);
+    assert_eq!(identities(&a), [3]);
+    assert!(a.faces[0].embedding.is_none(), "tracked frames are not embedded here");
+    drop(a);
+    // Posted (encoded): the same once decoded.
+    let b = e.submit(png(&img), track).unwrap().blocking_recv().unwrap().unwrap();
+    assert_eq!(e.memory_reserved().0, e.cost.held(320, 240) + 161 * 121 * 3);
+    drop(b);
+    // A live frame holds no such copy.
+    let c = e.submit_image(img, live()).unwrap().blocking_recv().unwrap().unwrap();
+    assert_eq!(e.memory_reserved().0, e.cost.held(320, 240));
+    drop(c);
+    assert_eq!(e.memory_reserved().0, 0);
+    e.shutdown();
+}

@@ -21,6 +21,8 @@ pub fn ffmpeg(binary: &str, cam: &CameraConfig, source: &Source) -> Command {
         Source::Http => {
             c.args(["-use_wallclock_as_timestamps", "1"]);
         }
+        // Never started: a push camera has no ffmpeg (see `Cameras::new`).
+        Source::Push => {}
         Source::File(_) => {
             if cam.realtime {
                 c.arg("-re");

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use crate::secret::SecretUrl;
 
+/// The `url` of a camera that posts its frames to be tracked.
+pub const PUSH_URL: &str = "push:";
+
 /// Cameras one checkpoint may pull (each is one ffmpeg process and a metric label per series).
 pub const MAX_CAMERAS: usize = 64;
 
@@ -35,6 +38,8 @@ pub struct CameraConfig {
     pub id: String,
     /// `rtsp://` / `rtsps://` (over TCP), `http(s)://` (MJPEG), or a video file (`file://` or a
     /// path) replayed. May carry credentials (`rtsp://user:pass@cam/...`): printed as `***`.
+    /// `push:`: the camera posts its frames (`POST /v1/cameras/{id}/frames`) and they are
+    /// tracked and decided per pass like a pulled camera's (no ffmpeg).
     pub url: SecretUrl,
     pub enabled: bool,
     /// Frames per second taken from the stream (ffmpeg's `fps` filter: it drops, or repeats
@@ -91,6 +96,8 @@ pub enum Source {
     /// MJPEG over HTTP(S).
     Http,
     File(PathBuf),
+    /// Frames posted to the API, tracked (nothing is pulled).
+    Push,
 }
 
 impl Source {
@@ -99,6 +106,7 @@ impl Source {
             Source::Rtsp => "rtsp",
             Source::Http => "http",
             Source::File(_) => "file",
+            Source::Push => "push",
         }
     }
 
@@ -118,10 +126,12 @@ impl CameraConfig {
             Ok(Source::Http)
         } else if let Some(path) = url.strip_prefix("file://") {
             Ok(Source::File(PathBuf::from(path)))
+        } else if lower == PUSH_URL {
+            Ok(Source::Push)
         } else if url.is_empty() {
             Err("url is required".into())
         } else if url.contains("://") {
-            Err("expected rtsp://, rtsps://, http://, https://, file:// or a file path".into())
+            Err("expected rtsp://, rtsps://, http://, https://, file://, a file path or push:".into())
         } else {
             Ok(Source::File(PathBuf::from(url)))
         }
@@ -228,6 +238,19 @@ mod tests {
     }
 
     #[test]
+    fn a_push_camera_is_tracked_not_pulled() {
+        let c = load("[[cameras]]\nid = \"door\"\nurl = \"push:\"\n[[cameras]]\nid = \"off\"\nurl = \"push:\"\nenabled = false\n")
+            .unwrap();
+        assert_eq!(c.cameras[0].source().unwrap(), super::Source::Push);
+        let pulled = crate::ingest::Cameras::new(&c.ingest, &c.cameras, 1 << 20);
+        assert!(pulled.is_empty(), "no ffmpeg for a push camera");
+        let push = crate::push::PushCameras::new(&c.cameras);
+        assert!(push.is_push("door") && !push.is_push("off") && !push.is_push("other"));
+        let e = load("[[cameras]]\nid = \"door\"\nurl = \"push:\"\nloop = true\n").unwrap_err().to_string();
+        assert!(e.contains("loop is for file replay only"), "{e}");
+    }
+
+    #[test]
     fn bad_cameras_stop_the_start_with_their_place() {
         let cam = |extra: &str| format!("[[cameras]]\nid = \"c1\"\nurl = \"rtsp://h/s\"\n{extra}");
         for (text, says) in [
@@ -253,6 +276,8 @@ mod tests {
             assert!(e.contains(says), "{text:?}: {e}");
             assert!(!e.contains("pw0rd"), "{e}");
         }
+        let e = load("[tracking]\ndetect_max_side = 100\n").unwrap_err().to_string();
+        assert!(e.contains("detect_max_side 100"), "{e}");
         let env = vec![("FACEWATCH_CAMERAS__URL".to_string(), "rtsp://h/s".to_string())];
         let e = ServiceConfig::load(None, env).unwrap_err().to_string();
         assert!(e.contains("cameras are set in the file only"), "{e}");

@@ -91,8 +91,9 @@ impl Cameras {
         let cameras = cameras
             .iter()
             .filter_map(|c| {
-                // Validated at load; a source that is not one cannot start.
-                let source = c.source().ok()?;
+                // Validated at load; a source that is not one cannot start. Push cameras post
+                // their frames to the API (`crate::push`): nothing to pull.
+                let source = c.source().ok().filter(|s| *s != Source::Push)?;
                 Some(Arc::new(Camera {
                     config: c.clone(),
                     source,

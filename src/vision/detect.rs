@@ -76,25 +76,36 @@ impl Detector {
 
     /// All faces above the score threshold, best first.
     pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Detection>> {
+        self.detect_within(img, 0)
+    }
+
+    /// As [`Detector::detect`], on the frame scaled down so that its longer side is at most
+    /// `max_side` (0: only the configured `max_side` applies; the smaller of the two wins).
+    /// Boxes and landmarks come back in `img`'s own pixels, so faces are aligned from the full
+    /// resolution.
+    pub fn detect_within(&mut self, img: &RgbImage, max_side: u32) -> Result<Vec<Detection>> {
+        let limit = match (self.options.max_side, max_side) {
+            (0, m) | (m, 0) => m,
+            (a, b) => a.min(b),
+        };
         let (w, h) = img.dimensions();
         let longest = w.max(h);
-        let (scale, resized);
-        let src = if self.options.max_side > 0 && longest > self.options.max_side {
-            scale = self.options.max_side as f32 / longest as f32;
+        let resized;
+        let (src, sx, sy) = if limit > 0 && longest > limit {
+            let scale = limit as f32 / longest as f32;
             let nw = ((w as f32 * scale).round() as u32).max(1);
             let nh = ((h as f32 * scale).round() as u32).max(1);
-            resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
-            &resized
+            resized = super::shrink::shrink(img, nw, nh);
+            // Per axis: rounding the size makes the two ratios differ slightly.
+            (&resized, w as f32 / nw as f32, h as f32 / nh as f32)
         } else {
-            scale = 1.0;
-            img
+            (img, 1.0, 1.0)
         };
         let mut dets = self.detect_unscaled(src)?;
-        if scale != 1.0 {
-            let inv = 1.0 / scale;
+        if src.dimensions() != img.dimensions() {
             for d in &mut dets {
-                d.bbox.iter_mut().for_each(|v| *v *= inv);
-                d.landmarks.iter_mut().flatten().for_each(|v| *v *= inv);
+                d.bbox = [d.bbox[0] * sx, d.bbox[1] * sy, d.bbox[2] * sx, d.bbox[3] * sy];
+                d.landmarks.iter_mut().for_each(|p| *p = [p[0] * sx, p[1] * sy]);
             }
         }
         Ok(dets)

@@ -7,4 +7,5 @@ pub mod jpeg;
 pub mod planar;
 pub mod quality;
 pub mod runtime;
+pub mod shrink;
 pub mod simd;
