@@ -206,7 +206,18 @@ fn officers_review_in_a_real_browser() {
     for fact in ["Score", "list threshold 0.930", "Face size", "Quality", "Times seen", "gate-1", "ago"] {
         assert!(card.contains(fact), "{fact} missing from the card:\n{card}");
     }
+    let viewport = b.exec("return [window.innerWidth, window.innerHeight]");
+    assert_eq!(viewport, json!([1366, 768]));
+    // At 1366x768 the decision is reachable without scrolling.
+    let bottom = b.exec("return document.getElementById('dismiss').getBoundingClientRect().bottom");
+    assert!(bottom.as_f64().unwrap() <= 768.0, "the review buttons are below the fold: {bottom}");
     b.screenshot("officer-alert");
+    // The idle blur (after 2 idle minutes; set here at once): the README's screenshot.
+    b.exec("document.body.classList.add('idle')");
+    let blur = b.exec("return getComputedStyle(document.querySelector('.faces img')).filter");
+    assert!(blur.as_str().unwrap().starts_with("blur("), "{blur}");
+    b.screenshot("console-idle");
+    b.exec("document.body.classList.remove('idle')");
 
     // A confirms with a note; the card then says it awaits a different officer.
     b.type_into(&b.wait("#note", WAIT), "Matches the enrolled photo <b>");

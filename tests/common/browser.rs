@@ -74,6 +74,13 @@ impl Browser {
         let mut b = Browser { driver, base, session: String::new(), _profile: profile };
         let v = b.call("POST", "/session", Some(caps));
         b.session = v["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_string();
+        // The window's frame takes some of its height: grow it until the page sees 1366x768.
+        let inner = b.exec("return [window.innerWidth, window.innerHeight]");
+        let (w, h) = (inner[0].as_i64().unwrap_or(1366), inner[1].as_i64().unwrap_or(768));
+        if (w, h) != (1366, 768) {
+            let rect = json!({"width": 1366 + 1366 - w, "height": 768 + 768 - h});
+            b.cmd("POST", "/window/rect", Some(rect));
+        }
         b
     }
 
