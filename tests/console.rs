@@ -212,6 +212,16 @@ fn officers_review_in_a_real_browser() {
     let bottom = b.exec("return document.getElementById('dismiss').getBoundingClientRect().bottom");
     assert!(bottom.as_f64().unwrap() <= 768.0, "the review buttons are below the fold: {bottom}");
     b.screenshot("officer-alert");
+    // Keys: ? opens the help, Esc closes it; c goes to Confirm (Enter would submit it).
+    b.keys("?");
+    b.wait("dialog#help[open]", WAIT);
+    b.keys("\u{E00C}");
+    assert!(b.find("dialog#help[open]").is_none(), "Esc closes the help");
+    b.keys("c");
+    assert_eq!(b.exec("return document.activeElement.id"), "confirm");
+    // Start shift: sound on (WebAudio, after this click).
+    b.click(&b.wait("#shift", WAIT));
+    assert_eq!(b.attr(&b.wait("#shift", WAIT), "aria-pressed").as_deref(), Some("true"));
     // The idle blur (after 2 idle minutes; set here at once): the README's screenshot.
     b.exec("document.body.classList.add('idle')");
     let blur = b.exec("return getComputedStyle(document.querySelector('.faces img')).filter");
