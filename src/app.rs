@@ -21,6 +21,7 @@ use crate::audit::AuditLog;
 use crate::backend::Backend;
 use crate::backend::onnx::OnnxBackend;
 use crate::config::ServiceConfig;
+use crate::console::session::Sessions;
 use crate::decide::FrameRule;
 use crate::error::{Error, Result};
 use crate::events::gauges::{OutboxGaugeReader, OutboxGauges};
@@ -61,6 +62,8 @@ pub struct App {
     /// Woken whenever an event is written, so the publisher sends it at once.
     pub outbox_notify: Arc<Notify>,
     pub db_path: PathBuf,
+    /// Signed-in browsers of the web console (`crate::console`).
+    pub sessions: Arc<Sessions>,
 }
 
 impl App {
@@ -118,9 +121,16 @@ impl App {
             config.sink().is_some(),
         )?;
         let cameras = Arc::new(Cameras::new(&config.ingest, &config.cameras, config.limits.max_pixels));
+        // Served over TLS, the session cookie is `Secure` and forms are checked against https.
+        let console = crate::console::config::ConsoleSection {
+            secure_cookies: config.console.secure_cookies || config.tls.enabled(),
+            ..config.console.clone()
+        };
+        let sessions = Arc::new(Sessions::open(&db_path, console, crate::clock::now_ms())?);
         let app = Self {
             cameras,
             push: PushCameras::new(&config.cameras),
+            sessions,
             audit: AuditLog::new(db_path.clone()),
             outbox: LocalOutbox::open(&db_path, &config.service.site)?,
             store_probe: StoreProbe::new(db_path.clone()),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::console::config::ConsoleSection;
 use crate::error::Error;
 use crate::inference::{DEFAULT_MAX_FACES, DEFAULT_MEMORY_BUDGET_MB, InferenceOptions};
 use crate::ingest::{CameraConfig, IngestSection};
@@ -100,6 +101,8 @@ pub struct ServiceConfig {
     pub api: ApiSection,
     pub retention: RetentionSection,
     pub tracking: TrackingSection,
+    /// `[console]`: the web console's sessions.
+    pub console: ConsoleSection,
     /// `[ingest]`: what every camera shares (the ffmpeg binary, stderr logging).
     pub ingest: IngestSection,
     /// `[tls]`: HTTPS for the API and the console (plain HTTP only on loopback).
@@ -614,6 +617,7 @@ impl ServiceConfig {
         }
         crate::ingest::config::problems(&self.ingest, &self.cameras, &mut bad);
         self.tls.problems(&svc.bind, &mut bad);
+        crate::console::config::problems(&self.console, &mut bad);
         if bad.is_empty() { Ok(()) } else { Err(Error::Config(bad.join("; "))) }
     }
 
