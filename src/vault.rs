@@ -238,8 +238,26 @@ pub fn rotate(section: &EncryptionSection, data_dir: &Path) -> Result<()> {
     let new = random_key()?;
     let next = pending(&section.key_file);
     write_private(&next, format!("{}\n", hex::encode(&new[..])).as_bytes())?;
-    write_private(&sealed_path, &seal_key(&new, &dek)?)?;
+    keep_owner(&section.key_file, &next)?;
+    let sealed_next = sealed_path.with_extension("next");
+    write_private(&sealed_next, &seal_key(&new, &dek)?)?;
+    keep_owner(&sealed_path, &sealed_next)?;
+    std::fs::rename(&sealed_next, &sealed_path).map_err(|e| Error::io(&sealed_path, e))?;
     std::fs::rename(&next, &section.key_file).map_err(|e| Error::io(&section.key_file, e))
+}
+
+/// An admin rotates as root; the service, its own user, must still read both files after.
+fn keep_owner(old: &Path, new: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(old).map_err(|e| Error::io(old, e))?;
+        let me = std::fs::metadata(new).map_err(|e| Error::io(new, e))?;
+        if (m.uid(), m.gid()) != (me.uid(), me.gid()) {
+            std::os::unix::fs::chown(new, Some(m.uid()), Some(m.gid())).map_err(|e| Error::io(new, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Encrypts a file's bytes; `name` (the file name) is bound in, so files can't be swapped.
