@@ -46,8 +46,16 @@ test "$(stat -c '%U %a' /var/lib/facewatch)" = "facewatch 700"
 /usr/bin/facewatch --version
 # Models from the mirror through the packaged installer, then the service user's own check.
 /usr/sbin/facewatch-install-models ${FACEWATCH_MODEL_MIRROR:+--mirror "$FACEWATCH_MODEL_MIRROR"}
-runuser -u facewatch -- env ORT_DYLIB_PATH=/usr/lib/facewatch/libonnxruntime.so \
-  /usr/bin/facewatch --config /etc/facewatch/facewatch.toml config check
+test "$(stat -c '%U:%G %a' /etc/facewatch/data.key)" = "facewatch:facewatch 600"
+check_as_service() {
+  runuser -u facewatch -- env ORT_DYLIB_PATH=/usr/lib/facewatch/libonnxruntime.so \
+    /usr/bin/facewatch --config /etc/facewatch/facewatch.toml config check
+}
+check_as_service
+# An admin rotates the key as root; the service user still opens the data folder after.
+/usr/bin/facewatch --config /etc/facewatch/facewatch.toml key rotate
+test "$(stat -c '%U %a' /etc/facewatch/data.key)" = "facewatch 600"
+check_as_service
 dpkg --purge facewatch
 test ! -e /usr/bin/facewatch
 echo "[package] installs, checks and purges: ok"

@@ -21,11 +21,12 @@ log() { printf '[setup] %s\n' "$*"; }
 #     every camera (one child process per camera); the camera tests' RTSP server is
 #     gst-rtsp-server through the system python's gi (/usr/bin/python3); dpkg-dev,
 #     systemd and adduser build, verify and install the Debian package (scripts/package.sh);
-#     chromium and chromium-driver run the console's end-to-end test in a real headless browser ---
+#     chromium and chromium-driver run the console's end-to-end test in a real headless browser;
+#     libssl-dev: SQLCipher (the encrypted store) links Debian's libcrypto ---
 PKGS=(cmake nasm libopenblas-dev pkg-config python3 python3-pip python3-venv unzip nats-server
   ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  dpkg-dev systemd adduser chromium chromium-driver)
+  dpkg-dev systemd adduser chromium chromium-driver libssl-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

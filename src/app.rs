@@ -75,6 +75,8 @@ impl App {
 
     /// [`App::open`] on the given models (the fake ones in tests).
     pub fn with_backend(config: ServiceConfig, backend: &dyn Backend) -> Result<Self> {
+        // Before any store or file of the data folder is opened: they all learn its key here.
+        crate::vault::unlock(&config.encryption, &config.service.data_dir)?;
         let metrics = Arc::new(Metrics::default());
         let inference = Inference::with_backend(backend, &config.inference_options(), metrics.clone())?;
         let db_path = config.service.data_dir.join("facewatch.db");

@@ -107,6 +107,8 @@ pub struct ServiceConfig {
     pub ingest: IngestSection,
     /// `[tls]`: HTTPS for the API and the console (plain HTTP only on loopback).
     pub tls: crate::tls::TlsSection,
+    /// `[encryption]`: the data folder encrypted at rest (`crate::vault`).
+    pub encryption: crate::vault::EncryptionSection,
     /// `[[cameras]]`: video pulled by the service (file only: a variable cannot hold a list).
     pub cameras: Vec<CameraConfig>,
 }

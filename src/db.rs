@@ -1,4 +1,5 @@
 //! One SQLite file (WAL) holds everything; each component opens its own connection to it.
+//! In an encrypted data folder the file is SQLCipher's (AES-256, its pages and WAL).
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +13,13 @@ pub fn connect(path: &Path) -> Result<Connection> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let conn = Connection::open(path)?;
+    // An encrypted data folder (crate::vault): SQLCipher's raw key first, then a read proves it.
+    if let Some(key) = crate::vault::key_for(path) {
+        let sql = zeroize::Zeroizing::new(format!("PRAGMA key = \"{}\";", key.sqlcipher_literal().as_str()));
+        conn.execute_batch(&sql)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| Error::Encryption(format!("the data key does not open {} ({e})", path.display())))?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

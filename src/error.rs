@@ -67,6 +67,8 @@ pub enum Error {
     TooManyStreams { scope: &'static str, limit: usize },
     #[error("configuration: {0}")]
     Config(String),
+    #[error("encryption at rest: {0}")]
+    Encryption(String),
     /// Another process (the running service) holds the data folder; changing watch lists behind
     /// its back would not reach its in-memory index and policies.
     #[error("the service is running on {}: use the API (POST /v1/lists/...) or stop it", dir.display())]

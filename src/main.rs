@@ -24,10 +24,25 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let s = &cli.settings.load(cli.config.as_deref(), std::env::vars())?;
+    // Commands that open the data folder learn its key first (`serve` does so in App::open).
+    if matches!(
+        cli.command,
+        Command::Token { .. }
+            | Command::Audit { .. }
+            | Command::Enroll { .. }
+            | Command::Import { .. }
+            | Command::Identify { .. }
+            | Command::Lists { .. }
+            | Command::Remove { .. }
+            | Command::Threshold { .. }
+    ) {
+        facewatch::vault::unlock(&s.encryption, &s.service.data_dir)?;
+    }
     match cli.command {
         Command::Serve => cli::serve::run(s.clone()),
         Command::Token { action } => cli::token::run(s, action),
         Command::Config { action } => cli::config::run(s, action),
+        Command::Key { action } => cli::key::run(s, action),
         Command::Audit { action } => cli::audit::run(s, action),
         Command::Events { action } => cli::events::run(action),
         Command::Enroll { list, subject, name, threshold, images } => {

@@ -78,6 +78,11 @@ impl Media {
     }
 
     /// Deletes a file if present; true if something was deleted.
+    /// A face image's JPEG bytes (decrypted when the data folder is encrypted).
+    pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+        crate::vault::read(path)
+    }
+
     pub fn delete(path: &Path) -> bool {
         match std::fs::remove_file(path) {
             Ok(()) => true,
@@ -135,9 +140,11 @@ impl Media {
     }
 }
 
+/// Encrypted first when the data folder is (`crate::vault`): no face reaches the disk in clear.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let bytes = crate::vault::for_disk(path, bytes)?;
     let tmp = path.with_extension("jpg.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 

@@ -57,7 +57,14 @@ pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<Stri
 }
 
 async fn jpeg(path: std::path::PathBuf, what: String) -> Result<impl IntoResponse + use<>> {
-    let bytes = tokio::fs::read(&path).await.map_err(|_| Error::NotFound(what))?;
+    let read = tokio::task::spawn_blocking(move || crate::media::Media::read(&path).map_err(|e| (path, e)))
+        .await
+        .map_err(|e| Error::Encryption(format!("reading a face image: {e}")))?;
+    let bytes = match read {
+        Ok(b) => b,
+        Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(what)),
+        Err((path, e)) => return Err(Error::io(&path, e)),
+    };
     Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes))
 }
 

@@ -62,7 +62,8 @@ pub fn status(e: &Error) -> (u16, &'static str) {
         | Error::Index(_)
         | Error::Store(_)
         | Error::Migration(_)
-        | Error::Config(_) => (500, "internal"),
+        | Error::Config(_)
+        | Error::Encryption(_) => (500, "internal"),
     }
 }
 

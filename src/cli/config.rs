@@ -33,6 +33,7 @@ pub fn run(s: &ServiceConfig, action: ConfigAction) -> anyhow::Result<ExitCode> 
             report("models", models(&s.models_dir(), s.models.verify));
             report("onnx runtime", onnx_runtime());
             report("data folder", writable(&s.service.data_dir));
+            report("encryption", encryption(s));
             if !s.cameras.is_empty() {
                 report("ffmpeg", ffmpeg(&s.ingest.ffmpeg, s.cameras.len()));
             }
@@ -73,6 +74,15 @@ fn writable(dir: &Path) -> Result<String, String> {
     std::fs::write(&probe, b"probe").map_err(|e| format!("{} is not writable: {e}", dir.display()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(dir.display().to_string())
+}
+
+/// The key file opens the data folder's data key (made now on an empty folder, as `serve` would).
+fn encryption(s: &ServiceConfig) -> Result<String, String> {
+    match facewatch::vault::unlock(&s.encryption, &s.service.data_dir) {
+        Ok(Some(_)) => Ok(format!("data folder encrypted, key file {}", s.encryption.key_file.display())),
+        Ok(None) => Ok("off ([encryption] key_file not set): the data folder is not encrypted".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn ffmpeg(bin: &str, cameras: usize) -> Result<String, String> {

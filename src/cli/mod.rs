@@ -5,6 +5,7 @@ pub mod audit;
 pub mod config;
 pub mod eval;
 pub mod events;
+pub mod key;
 pub mod probe;
 pub mod serve;
 pub mod token;
@@ -46,6 +47,11 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         action: config::ConfigAction,
+    },
+    /// The key that seals the data folder's data key (encryption at rest).
+    Key {
+        #[command(subcommand)]
+        action: key::KeyAction,
     },
     /// Inspect the audit log.
     Audit {

@@ -154,7 +154,7 @@ impl ListIndex {
             tracing::info!(index = %path.display(), "index is stale: rebuilding from the store");
             return None;
         }
-        match faiss::read_index(path.to_str()?) {
+        match read_index_file(path) {
             Ok(ix) if ix.d() == expected.dim => Some(ix),
             Ok(_) => None,
             Err(e) => {
@@ -169,10 +169,7 @@ impl ListIndex {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let tmp = path.with_extension("faiss.tmp");
-        let tmp_str = tmp.to_str().ok_or_else(|| Error::Index("non-UTF-8 index path".into()))?;
-        faiss::write_index(&self.index, tmp_str)?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        write_index_file(&self.index, path)?;
         let meta = Meta { fingerprint, factory: self.factory.clone(), model: self.model.clone(), dim: self.dim };
         let mp = meta_path(path);
         let tmp_meta = mp.with_extension("json.tmp");
@@ -255,6 +252,74 @@ impl ListIndex {
                     .collect()
             })
             .collect())
+    }
+}
+
+/// Writes the index to `path` atomically (temp file + rename). In an encrypted data folder
+/// (`crate::vault`) FAISS writes into an anonymous memory file and only the sealed bytes reach
+/// the disk: the index holds every template of the list.
+fn write_index_file(index: &IndexImpl, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("faiss.tmp");
+    if crate::vault::key_for(path).is_some() {
+        let mem = MemFile::new()?;
+        faiss::write_index(index, mem.path())?;
+        let plain = mem.contents()?;
+        let sealed = crate::vault::for_disk(path, &plain)?;
+        std::fs::write(&tmp, &sealed).map_err(|e| Error::io(&tmp, e))?;
+    } else {
+        let tmp_str = tmp.to_str().ok_or_else(|| Error::Index("non-UTF-8 index path".into()))?;
+        faiss::write_index(index, tmp_str)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn read_index_file(path: &Path) -> Result<IndexImpl> {
+    if crate::vault::key_for(path).is_none() {
+        let p = path.to_str().ok_or_else(|| Error::Index("non-UTF-8 index path".into()))?;
+        return Ok(faiss::read_index(p)?);
+    }
+    let plain = crate::vault::read(path).map_err(|e| Error::io(path, e))?;
+    let mem = MemFile::new()?;
+    mem.fill(&plain)?;
+    Ok(faiss::read_index(mem.path())?)
+}
+
+/// An anonymous in-memory file (memfd), named through `/proc/self/fd` for FAISS.
+struct MemFile {
+    file: std::fs::File,
+    path: String,
+}
+
+impl MemFile {
+    fn new() -> Result<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a constant NUL-terminated name; the returned descriptor is checked and then
+        // owned by the File alone.
+        let fd = unsafe { libc::memfd_create(c"facewatch-index".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(Error::Index(format!("memfd_create: {}", std::io::Error::last_os_error())));
+        }
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        Ok(Self { file, path: format!("/proc/self/fd/{fd}") })
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn contents(&self) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let mut f = &self.file;
+        let mut out = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| f.read_to_end(&mut out))
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(out)
+    }
+
+    fn fill(&self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        (&self.file).write_all(bytes).map_err(|e| Error::io(&self.path, e))
     }
 }
 
