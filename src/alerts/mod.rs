@@ -157,6 +157,16 @@ impl Alerts {
         Ok(self.view(alert))
     }
 
+    /// The crop of an alert as JPEG bytes (decrypted in an encrypted data folder).
+    pub fn crop_jpeg(&self, who: &Caller, id: &str) -> Result<Vec<u8>> {
+        read_image(&self.crop(who, id)?, || format!("crop of alert {id}"))
+    }
+
+    /// The reference image of an alert as JPEG bytes (decrypted in an encrypted data folder).
+    pub fn reference_jpeg(&self, who: &Caller, id: &str) -> Result<Vec<u8>> {
+        read_image(&self.reference(who, id)?, || format!("reference image of alert {id}"))
+    }
+
     /// The crop file of an alert, while retention keeps it.
     pub fn crop(&self, who: &Caller, id: &str) -> Result<PathBuf> {
         let a = self.get(who, id)?.alert;
@@ -225,5 +235,14 @@ impl Alerts {
             Media::delete(&self.media.crop_path(id));
         }
         Ok(expired)
+    }
+}
+
+/// A face image that retention or a race removed is not found; any other failure is an error.
+fn read_image(path: &std::path::Path, what: impl FnOnce() -> String) -> Result<Vec<u8>> {
+    match Media::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(what())),
+        Err(e) => Err(Error::io(path, e)),
     }
 }

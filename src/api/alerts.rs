@@ -56,21 +56,12 @@ pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<Stri
     Ok(Json(s.blocking(move |a| Ok(view(&a.alerts.get(&who, &id)?))).await?))
 }
 
-async fn jpeg(path: std::path::PathBuf, what: String) -> Result<impl IntoResponse + use<>> {
-    let read = tokio::task::spawn_blocking(move || crate::media::Media::read(&path).map_err(|e| (path, e)))
-        .await
-        .map_err(|e| Error::Encryption(format!("reading a face image: {e}")))?;
-    let bytes = match read {
-        Ok(b) => b,
-        Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(what)),
-        Err((path, e)) => return Err(Error::io(&path, e)),
-    };
-    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes))
+fn jpeg(bytes: Vec<u8>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes)
 }
 
 pub async fn crop(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<impl IntoResponse> {
-    let what = format!("crop of alert {id}");
-    jpeg(s.blocking(move |a| a.alerts.crop(&who, &id)).await?, what).await
+    Ok(jpeg(s.blocking(move |a| a.alerts.crop_jpeg(&who, &id)).await?))
 }
 
 pub async fn reference(
@@ -78,8 +69,7 @@ pub async fn reference(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
-    let what = format!("reference image of alert {id}");
-    jpeg(s.blocking(move |a| a.alerts.reference(&who, &id)).await?, what).await
+    Ok(jpeg(s.blocking(move |a| a.alerts.reference_jpeg(&who, &id)).await?))
 }
 
 #[derive(Debug, Deserialize)]
