@@ -36,6 +36,7 @@ use crate::passes::Passes;
 use crate::readiness::{Readiness, StoreProbe};
 use crate::retention::Retention;
 use crate::shutdown::{self, Shutdown};
+use crate::tuning::Tuning;
 use crate::watchlist::{EmbedderInfo, Watchlists};
 
 /// Every service of a running checkpoint. Front ends (the API; the command line builds only
@@ -51,6 +52,8 @@ pub struct App {
     pub audit: AuditLog,
     pub outbox: LocalOutbox,
     pub retention: Retention,
+    /// What a policy change would do (ops pages), from the latest evaluation and reviews.
+    pub tuning: Tuning,
     /// Cameras pulled by the service (`[[cameras]]`); started by [`run`].
     pub cameras: Arc<Cameras>,
     pub store_probe: StoreProbe,
@@ -115,7 +118,14 @@ impl App {
             config.sink().is_some(),
         )?;
         let cameras = Arc::new(Cameras::new(&config.ingest, &config.cameras, config.limits.max_pixels));
+        let tuning = Tuning::new(
+            watchlists.clone(),
+            alerts.clone(),
+            crate::eval::report::dir(&config.service.data_dir),
+            embedder.name.clone(),
+        );
         let app = Self {
+            tuning,
             cameras,
             audit: AuditLog::new(db_path.clone()),
             outbox: LocalOutbox::open(&db_path, &config.service.site)?,

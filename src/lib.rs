@@ -39,6 +39,7 @@ pub mod retention;
 pub mod secret;
 pub mod shutdown;
 pub mod track;
+pub mod tuning;
 pub mod vision;
 pub mod watchlist;
 

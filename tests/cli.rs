@@ -340,3 +340,69 @@ fn old_setting_names_are_refused_and_url_credentials_never_printed() {
         run(&["events", "tail", "--help"], &[("FACEWATCH_EVENTS__NATS_URL", "nats://fw:n4ts-pa55@hq:4222")]);
     assert!(ok && out.contains("FACEWATCH_EVENTS__NATS_URL") && !out.contains("n4ts-pa55"), "{out}");
 }
+
+#[test]
+fn eval_writes_the_report_and_charts_ops_read() {
+    // A small labelled folder: the first 60 identities of the development faces, up to 3 photos
+    // each (identities with one photo are the non-mated probes). No pairs file: no verification.
+    let faces = tempfile::tempdir().unwrap();
+    let mut ids: Vec<PathBuf> = std::fs::read_dir(common::data().join("faces"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    ids.sort();
+    let mut photos = 0;
+    for id in ids.iter().take(60) {
+        let mut jpgs: Vec<PathBuf> = std::fs::read_dir(id).unwrap().map(|e| e.unwrap().path()).collect();
+        jpgs.sort();
+        let d = faces.path().join(id.file_name().unwrap());
+        std::fs::create_dir(&d).unwrap();
+        for j in jpgs.iter().take(3) {
+            std::fs::copy(j, d.join(j.file_name().unwrap())).unwrap();
+            photos += 1;
+        }
+    }
+    let cli = Cli::new();
+    let dir = faces.path().to_str().unwrap();
+    assert!(cli.fails(&["eval", dir, "--target-fpir", "2"]).contains("--target-fpir"));
+    let out: Value = serde_json::from_str(&cli.ok(&["eval", dir, "--target-fpir", "0.05"])).unwrap();
+
+    // Where the service's ops pages read it, with its charts.
+    let eval_dir = cli.data.path().join("eval");
+    let report: Value = serde_json::from_slice(&std::fs::read(eval_dir.join("latest.json")).unwrap()).unwrap();
+    assert_eq!(report["schema"], "facewatch.eval.v1");
+    assert_eq!(report["images"], photos);
+    assert_eq!(report["verification"], Value::Null);
+    assert_eq!(out["recommended"], report["recommended"]);
+    let ident = &report["identification"];
+    let n = |v: &Value| v.as_u64().unwrap();
+    assert_eq!(n(&ident["gallery"]) + n(&ident["mated"]) + n(&ident["non_mated"]), photos);
+    let scores = &report["scores"];
+    assert_eq!(scores["mated_total"], ident["mated"]);
+    assert_eq!(scores["non_mated_total"], ident["non_mated"]);
+    let list = |v: &Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let (hits, non) = (list(&scores["mated_hits"]), list(&scores["non_mated"]));
+    assert!(hits.len() > 10 && non.len() > 10, "{} mated hits, {} non-mated scores", hits.len(), non.len());
+    assert!(hits.is_sorted() && non.is_sorted());
+    // The recommended threshold keeps FPIR at or under the target, and the report's rates are
+    // the scores' own.
+    let rec = &report["recommended"];
+    let t = rec["threshold"].as_f64().unwrap();
+    let fpir = non.iter().filter(|s| **s >= t).count() as f64 / n(&scores["non_mated_total"]) as f64;
+    let fnir = 1.0 - hits.iter().filter(|s| **s >= t).count() as f64 / n(&scores["mated_total"]) as f64;
+    assert!(fpir <= 0.05, "{rec}");
+    assert!((rec["fpir"].as_f64().unwrap() - fpir).abs() < 1e-9 && (rec["fnir"].as_f64().unwrap() - fnir).abs() < 1e-9);
+    let det = report["det"].as_array().unwrap();
+    assert!(det.windows(2).all(|w| w[0]["fpir"].as_f64() >= w[1]["fpir"].as_f64()));
+    let h = &report["histogram"];
+    assert_eq!(list(&h["mated"]).iter().sum::<f64>() as usize, hits.len());
+    assert_eq!(list(&h["non_mated"]).iter().sum::<f64>() as usize, non.len());
+    for chart in ["det", "histogram"] {
+        let svg = std::fs::read_to_string(eval_dir.join(format!("{chart}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<path"), "{chart}.svg");
+        let png = image::open(eval_dir.join(format!("{chart}.png"))).unwrap();
+        assert_eq!((png.width(), png.height()), (960, 600));
+    }
+    assert!(!eval_dir.read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+}

@@ -19,7 +19,7 @@ use crate::media::{self, Media};
 use crate::metrics::Metrics;
 use crate::watchlist::store as lists;
 pub use feed::{AlertEvent, Change, Feed};
-pub use store::{Alert, AlertStore, Decision, Filter, ModelId, ModelIds, NewAlert, Raised, Status};
+pub use store::{Alert, AlertStore, Decision, Filter, ModelId, ModelIds, NewAlert, Raised, ReviewRate, Status};
 
 /// An alert with what officers may be shown beside it.
 #[derive(Debug, Clone)]
@@ -136,6 +136,13 @@ impl Alerts {
         }
         self.outbox.notify_one();
         Ok(self.view(alert))
+    }
+
+    /// Reviewed alerts of `list` at and above each of `thresholds` (see
+    /// [`AlertStore::review_rates`]): how officers judged what each threshold let through.
+    pub fn review_rates(&self, who: &Caller, list: &str, thresholds: &[f32]) -> Result<Vec<ReviewRate>> {
+        who.may(Action::ReadReviewRates)?;
+        lock(&self.reads).review_rates(list, thresholds)
     }
 
     /// The crop file of an alert, while retention keeps it.
