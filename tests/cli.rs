@@ -374,21 +374,25 @@ fn eval_writes_the_report_and_charts_ops_read() {
     assert_eq!(report["schema"], "facewatch.eval.v1");
     assert_eq!(report["images"], photos);
     assert_eq!(report["verification"], Value::Null);
-    assert_eq!(out["recommended"], report["recommended"]);
+    // Printed and written alike (the threshold is an f32: compared as one).
+    let f32_of = |v: &Value| v.as_f64().unwrap() as f32;
+    for k in ["threshold", "fpir", "fnir"] {
+        assert_eq!(f32_of(&out["recommended"][k]), f32_of(&report["recommended"][k]), "{k}");
+    }
     let ident = &report["identification"];
     let n = |v: &Value| v.as_u64().unwrap();
     assert_eq!(n(&ident["gallery"]) + n(&ident["mated"]) + n(&ident["non_mated"]), photos);
     let scores = &report["scores"];
     assert_eq!(scores["mated_total"], ident["mated"]);
     assert_eq!(scores["non_mated_total"], ident["non_mated"]);
-    let list = |v: &Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let list = |v: &Value| -> Vec<f32> { v.as_array().unwrap().iter().map(f32_of).collect() };
     let (hits, non) = (list(&scores["mated_hits"]), list(&scores["non_mated"]));
     assert!(hits.len() > 10 && non.len() > 10, "{} mated hits, {} non-mated scores", hits.len(), non.len());
     assert!(hits.is_sorted() && non.is_sorted());
     // The recommended threshold keeps FPIR at or under the target, and the report's rates are
     // the scores' own.
     let rec = &report["recommended"];
-    let t = rec["threshold"].as_f64().unwrap();
+    let t = f32_of(&rec["threshold"]);
     let fpir = non.iter().filter(|s| **s >= t).count() as f64 / n(&scores["non_mated_total"]) as f64;
     let fnir = 1.0 - hits.iter().filter(|s| **s >= t).count() as f64 / n(&scores["mated_total"]) as f64;
     assert!(fpir <= 0.05, "{rec}");
@@ -396,8 +400,8 @@ fn eval_writes_the_report_and_charts_ops_read() {
     let det = report["det"].as_array().unwrap();
     assert!(det.windows(2).all(|w| w[0]["fpir"].as_f64() >= w[1]["fpir"].as_f64()));
     let h = &report["histogram"];
-    assert_eq!(list(&h["mated"]).iter().sum::<f64>() as usize, hits.len());
-    assert_eq!(list(&h["non_mated"]).iter().sum::<f64>() as usize, non.len());
+    assert_eq!(list(&h["mated"]).iter().sum::<f32>() as usize, hits.len());
+    assert_eq!(list(&h["non_mated"]).iter().sum::<f32>() as usize, non.len());
     for chart in ["det", "histogram"] {
         let svg = std::fs::read_to_string(eval_dir.join(format!("{chart}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<path"), "{chart}.svg");
