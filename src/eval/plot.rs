@@ -181,8 +181,8 @@ fn disc(img: &mut RgbImage, cx: f32, cy: f32, r: f32, c: Rgb<u8>) {
 /// Rates below this are drawn at it on the log axes (and the axes start there).
 fn rate_floor(scores: &Scores) -> f64 {
     let n = scores.mated_total.max(scores.non_mated_total).max(10) as f64;
-    // A decade below the one at or below one probe's share, so that one probe is off the axis.
-    10f64.powf(((1.0 / n).log10() + 1e-9).floor() - 1.0).max(1e-6)
+    // The decade strictly below one probe's share: a rate of one probe is off the axis.
+    10f64.powf(((1.0 / n).log10() - 1e-9).ceil() - 1.0).max(1e-6)
 }
 
 /// Where a rate sits on a log axis from `floor` (0) to 1 (1).
@@ -289,10 +289,12 @@ pub fn histogram_chart(what: &str, h: &Histogram, threshold: Option<f32>) -> Cha
         pts.push((score_x(h, h.lo + h.width * bins as f32), a.bottom));
         c.line(pts, colour, 1.5, false);
     }
-    c.line(vec![(a.left + 8.0, a.top + 8.0), (a.left + 28.0, a.top + 8.0)], MATED, 3.0, false);
-    c.text(a.left + 32.0, a.top + 12.0, "mated (right identity, top-1)", Anchor::Start);
-    c.line(vec![(a.left + 8.0, a.top + 24.0), (a.left + 28.0, a.top + 24.0)], NON_MATED, 3.0, false);
-    c.text(a.left + 32.0, a.top + 28.0, "non-mated (nobody enrolled)", Anchor::Start);
+    // The legend top right, where scores are rarest (near 1).
+    let lx = a.right - 200.0;
+    c.line(vec![(lx, a.top + 8.0), (lx + 20.0, a.top + 8.0)], MATED, 3.0, false);
+    c.text(lx + 24.0, a.top + 12.0, "mated (right identity, top-1)", Anchor::Start);
+    c.line(vec![(lx, a.top + 24.0), (lx + 20.0, a.top + 24.0)], NON_MATED, 3.0, false);
+    c.text(lx + 24.0, a.top + 28.0, "non-mated (nobody enrolled)", Anchor::Start);
     if let Some(t) = threshold {
         let x = score_x(h, t);
         c.line(vec![(x, a.top), (x, a.bottom)], INK, 1.5, true);
