@@ -17,10 +17,12 @@ log() { printf '[setup] %s\n' "$*"; }
 #     OpenCV does (the reference); python3 runs the model installer; nats-server
 #     (JetStream) is the broker the event tests start on a loopback port; ffmpeg decodes
 #     every camera (one child process per camera); the camera tests' RTSP server is
-#     gst-rtsp-server through the system python's gi (/usr/bin/python3) ---
+#     gst-rtsp-server through the system python's gi (/usr/bin/python3); chromium and
+#     chromium-driver run the console's end-to-end test in a real headless browser ---
 PKGS=(cmake nasm libopenblas-dev pkg-config python3 unzip nats-server
   ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

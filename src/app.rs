@@ -21,6 +21,7 @@ use crate::audit::AuditLog;
 use crate::backend::Backend;
 use crate::backend::onnx::OnnxBackend;
 use crate::config::ServiceConfig;
+use crate::console::session::Sessions;
 use crate::decide::FrameRule;
 use crate::error::{Error, Result};
 use crate::events::gauges::{OutboxGaugeReader, OutboxGauges};
@@ -61,6 +62,8 @@ pub struct App {
     /// Woken whenever an event is written, so the publisher sends it at once.
     pub outbox_notify: Arc<Notify>,
     pub db_path: PathBuf,
+    /// Signed-in browsers of the web console (`crate::console`).
+    pub sessions: Arc<Sessions>,
 }
 
 impl App {
@@ -124,9 +127,11 @@ impl App {
             crate::eval::report::dir(&config.service.data_dir),
             embedder.name.clone(),
         );
+        let sessions = Arc::new(Sessions::open(&db_path, config.console.clone(), crate::clock::now_ms())?);
         let app = Self {
             tuning,
             cameras,
+            sessions,
             audit: AuditLog::new(db_path.clone()),
             outbox: LocalOutbox::open(&db_path, &config.service.site)?,
             store_probe: StoreProbe::new(db_path.clone()),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::console::config::ConsoleSection;
 use crate::error::Error;
 use crate::inference::{DEFAULT_MAX_FACES, DEFAULT_MEMORY_BUDGET_MB, InferenceOptions};
 use crate::ingest::{CameraConfig, IngestSection};
@@ -100,6 +101,8 @@ pub struct ServiceConfig {
     pub api: ApiSection,
     pub retention: RetentionSection,
     pub tracking: TrackingSection,
+    /// `[console]`: the web console's sessions.
+    pub console: ConsoleSection,
     /// `[ingest]`: what every camera shares (the ffmpeg binary, stderr logging).
     pub ingest: IngestSection,
     /// `[[cameras]]`: video pulled by the service (file only: a variable cannot hold a list).
@@ -602,6 +605,7 @@ impl ServiceConfig {
             bad.push("[retention] sweep_secs must be at least 1".into());
         }
         crate::ingest::config::problems(&self.ingest, &self.cameras, &mut bad);
+        crate::console::config::problems(&self.console, &mut bad);
         if bad.is_empty() { Ok(()) } else { Err(Error::Config(bad.join("; "))) }
     }
 

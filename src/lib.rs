@@ -16,6 +16,7 @@ pub mod audit;
 pub mod backend;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod data_lock;
 pub mod db;
 pub mod decide;

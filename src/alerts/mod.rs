@@ -117,6 +117,25 @@ impl Alerts {
         Ok(page.into_iter().map(|a| self.view(a)).collect())
     }
 
+    /// The alerts still under review, newest first (an officer's queue), at most `limit`.
+    pub fn under_review(&self, who: &Caller, limit: usize) -> Result<Vec<AlertView>> {
+        who.may(Action::ReadAlerts)?;
+        let page = lock(&self.reads).under_review(limit)?;
+        Ok(page.into_iter().map(|a| self.view(a)).collect())
+    }
+
+    /// An alert opened by an officer to judge it: the first opening per principal is recorded in
+    /// the audit log (`alert.viewed`), so who has seen a face is known, as who judged it is.
+    pub fn open_for_review(&self, who: &Caller, id: &str) -> Result<AlertView> {
+        let view = self.get(who, id)?;
+        if let Some(p) = who.principal()
+            && !lock(&self.reads).viewed(&view.alert.id, &p.principal)?
+        {
+            lock(&self.writer).record_view(&view.alert.id, p)?;
+        }
+        Ok(view)
+    }
+
     /// An officer's decision; the second confirmation by a different principal verifies.
     pub fn review(&self, who: &Caller, id: &str, decision: Decision, note: Option<&str>) -> Result<AlertView> {
         who.may(Action::ReviewAlerts)?;

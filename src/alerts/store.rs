@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS reviews (
     principal   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reviews_alert ON reviews(alert_id);
+-- Who has opened which alert (the first time is audited as `alert.viewed`).
+CREATE TABLE IF NOT EXISTS alert_views (
+    alert_id    TEXT NOT NULL REFERENCES alerts(id),
+    principal   TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    PRIMARY KEY (alert_id, principal)
+);
 ";
 
 /// Confirmations by different officers needed for `verified`.
@@ -128,6 +135,9 @@ pub struct Alert {
     pub models: Option<ModelIds>,
     /// False once retention has deleted the crop.
     pub has_crop: bool,
+    /// Sightings of the subject at this camera that this alert holds (the first included):
+    /// frames within the cooldown while it is under review.
+    pub sightings: i64,
     pub reviews: Vec<Review>,
 }
 
@@ -269,7 +279,7 @@ pub struct AlertStore {
 }
 
 const COLUMNS: &str = "id, status, site, camera, captured_ms, created_ms, updated_ms, list, subject, subject_name,
-     template_id, score, threshold, severity, bbox, quality, models, has_crop";
+     template_id, score, threshold, severity, bbox, quality, models, has_crop, sightings";
 
 fn row(r: &Row) -> rusqlite::Result<Alert> {
     let status: String = r.get(1)?;
@@ -293,6 +303,7 @@ fn row(r: &Row) -> rusqlite::Result<Alert> {
         quality: serde_json::from_str(&text(15)?).ok(),
         models: serde_json::from_str(&text(16)?).ok(),
         has_crop: r.get(17)?,
+        sightings: r.get(18)?,
         reviews: Vec::new(),
     })
 }
@@ -301,6 +312,9 @@ fn row(r: &Row) -> rusqlite::Result<Alert> {
 /// principal is its officer's name, as tokens of that time are migrated (see `auth`).
 const REVIEW_COLUMNS: [(&str, &str); 1] = [("principal", "TEXT NOT NULL DEFAULT ''")];
 const LEGACY_PRINCIPALS: &str = "UPDATE reviews SET principal = 'name:' || officer WHERE principal = ''";
+
+/// Added to `alerts` when sightings were first counted (older alerts count one).
+const ALERT_COLUMNS: [(&str, &str); 1] = [("sightings", "INTEGER NOT NULL DEFAULT 1")];
 
 /// What [`AlertStore::raise`] did with a match.
 #[derive(Debug)]
@@ -368,6 +382,7 @@ impl AlertStore {
         conn.execute_batch(audit::SCHEMA)?;
         conn.execute_batch(outbox::SCHEMA)?;
         crate::db::add_columns(&conn, "reviews", &REVIEW_COLUMNS, Some(LEGACY_PRINCIPALS))?;
+        crate::db::add_columns(&conn, "alerts", &ALERT_COLUMNS, None)?;
         Ok(Self { conn })
     }
 
@@ -394,6 +409,8 @@ impl AlertStore {
         if cooldown_ms > 0
             && let Some(id) = recent_open(&tx, a, cooldown_ms)?
         {
+            tx.execute("UPDATE alerts SET sightings = sightings + 1 WHERE id = ?1", [&id])?;
+            tx.commit()?;
             return Ok(Raised::Reused(id));
         }
         let id = uuid::Uuid::now_v7().to_string();
@@ -431,6 +448,44 @@ impl AlertStore {
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The alerts still under review (open, or confirmed once), newest first: an officer's queue.
+    pub fn under_review(&self, limit: usize) -> Result<Vec<Alert>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM alerts WHERE status IN ('open', 'confirmed') ORDER BY seq DESC LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], row)?;
+        let mut out: Vec<Alert> = rows.collect::<std::result::Result<_, _>>()?;
+        for a in &mut out {
+            a.reviews = self.reviews(&a.id)?;
+        }
+        Ok(out)
+    }
+
+    /// Whether `principal` has opened alert `id` before.
+    pub fn viewed(&self, id: &str, principal: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM alert_views WHERE alert_id = ?1 AND principal = ?2", [id, principal], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Records that `who` opened alert `id`; the first time per principal is audited
+    /// (`alert.viewed`) in the same transaction. True when this was the first time.
+    pub fn record_view(&mut self, id: &str, who: &Principal) -> Result<bool> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO alert_views (alert_id, principal, at_ms) VALUES (?1, ?2, ?3)",
+            params![id, who.principal, clock::now_ms()],
+        )?;
+        if n == 1 {
+            let new = json!({"principal": who.principal});
+            audit::append(&tx, &who.actor(), "alert.viewed", &format!("alert:{id}"), None, Some(&new))?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
     }
 
     /// Newest first, filtered and paged.
@@ -653,6 +708,35 @@ mod tests {
         let Raised::Created(second) = raise(&mut alerts, "x") else { panic!("a dismissed alert swallowed a sighting") };
         assert_ne!(second.id, first.id);
         assert!(matches!(raise(&mut alerts, "y"), Raised::Created(_)), "another subject is another alert");
+    }
+
+    #[test]
+    fn sightings_are_counted_and_the_first_view_per_principal_is_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alerts = AlertStore::open(&dir.path().join("a.db")).unwrap();
+        let Raised::Created(a) = raise(&mut alerts, "x") else { panic!() };
+        assert_eq!(a.sightings, 1);
+        raise(&mut alerts, "x");
+        raise(&mut alerts, "x");
+        assert_eq!(alerts.get(&a.id).unwrap().sightings, 3);
+        let Raised::Created(b) = raise(&mut alerts, "y") else { panic!() };
+        let queue: Vec<String> = alerts.under_review(10).unwrap().into_iter().map(|a| a.id).collect();
+        assert_eq!(queue, [b.id.clone(), a.id.clone()], "newest first");
+        alerts.review(&b.id, &officer("ann", "p-ann"), Decision::Dismiss, None).unwrap();
+        assert_eq!(alerts.under_review(10).unwrap().len(), 1, "a dismissed alert leaves the queue");
+
+        let ann = officer("ann", "p-ann");
+        assert!(!alerts.viewed(&a.id, "p-ann").unwrap());
+        assert!(alerts.record_view(&a.id, &ann).unwrap());
+        assert!(!alerts.record_view(&a.id, &officer("ann (tablet)", "p-ann")).unwrap(), "same person");
+        assert!(alerts.record_view(&a.id, &officer("bob", "p-bob")).unwrap());
+        assert!(alerts.viewed(&a.id, "p-ann").unwrap());
+        let viewed: Vec<audit::Entry> =
+            audit::entries(alerts.conn(), 0, 100).unwrap().into_iter().filter(|e| e.action == "alert.viewed").collect();
+        assert_eq!(viewed.len(), 2);
+        assert_eq!(viewed[0].target, format!("alert:{}", a.id));
+        assert_eq!(viewed[1].new.as_ref().unwrap()["principal"], "p-bob");
+        assert!(audit::verify(alerts.conn()).unwrap().ok);
     }
 
     #[test]

@@ -172,6 +172,7 @@ mod tests {
                 embedder: ModelId { name: "e".into(), sha256: String::new() },
             }),
             has_crop: false,
+            sightings: 1,
             reviews: Vec::new(),
         }
     }

@@ -126,16 +126,21 @@ impl FromRequestParts<AppState> for Auth {
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(Error::Unauthorized)?;
         let token =
             header.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or(Error::Unauthorized)?;
-        // From the in-memory token cache: no store access on the async runtime.
-        let access = &state.app.access;
-        let principal = match access.authenticate(token) {
-            Err(Error::Unauthorized) if token_miss::well_formed(token) => {
-                state.token_miss.reload(access).await;
-                access.authenticate(token)?
-            }
-            r => r?,
-        };
-        Ok(Auth(Caller::Token(principal)))
+        Ok(Auth(Caller::Token(authenticate(state, token).await?)))
+    }
+}
+
+/// The holder of a token, from the in-memory token cache (no store access on the async
+/// runtime); a well-formed miss reloads the cache first (rate-limited). The console's sign-in
+/// checks tokens here too.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<crate::access::Principal> {
+    let access = &state.app.access;
+    match access.authenticate(token) {
+        Err(Error::Unauthorized) if token_miss::well_formed(token) => {
+            state.token_miss.reload(access).await;
+            access.authenticate(token)
+        }
+        r => r,
     }
 }
 
@@ -169,6 +174,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(error::json_errors))
+        // The console answers in HTML, with its own headers and body limit (after the layers
+        // above, so that they stay the API's alone).
+        .merge(crate::console::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::console::roles::guard))
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
 }
