@@ -134,8 +134,16 @@ fn ops_preview_then_apply_a_threshold_admin_tokens_and_audit() {
     let ops_token = server::token(data.path(), "ops", "Olga Ops");
     let officer_token = server::token(data.path(), "officer", "Oscar Officer");
     let admin_token = server::token(data.path(), "admin", "Ada Admin");
+    let camera_token = server::camera_token(data.path(), "gate-1", &["gate-1"]);
     let srv = Server::start(data.path(), &[]);
-    srv.post_json("/v1/lists", Some(&ops_token), &json!({"name": LIST, "policy": {"threshold": 0.94}})).ok();
+    srv.post_json("/v1/lists", Some(&ops_token), &json!({"name": LIST, "policy": {"threshold": 0.9}})).ok();
+    // One reviewed alert: Colin Powell enrolled, seen in another photo, confirmed by an officer.
+    let form = server::multipart(&[("subject", "colin")], &[("0001.jpg", "image/jpeg", common::colin(1))]);
+    srv.call("POST", &format!("/v1/lists/{IN_PATH}/subjects"), Some(&ops_token), form).ok();
+    let seen = srv.frame("gate-1", &camera_token, &common::colin(4)).ok();
+    let alert = seen["alerts"][0].as_str().expect("an alert").to_string();
+    let review = json!({"decision": "confirm"});
+    srv.post_json(&format!("/v1/alerts/{alert}/review"), Some(&officer_token), &review).ok();
 
     // An officer is refused the ops pages and their charts with the 403 page, not a blank.
     let mut officer = Browser::sign_in(&srv.url, &officer_token);
@@ -152,10 +160,12 @@ fn ops_preview_then_apply_a_threshold_admin_tokens_and_audit() {
     assert!(home.body.contains(&format!(r#"href="/ops/lists/{IN_PATH}""#)), "{}", home.body);
     let page = ops.get(&format!("/ops/lists/{IN_PATH}"));
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains(&format!(r#"src="/ops/lists/{IN_PATH}/det.svg?threshold=0.94""#)), "{}", page.body);
+    assert!(page.body.contains(&format!(r#"src="/ops/lists/{IN_PATH}/det.svg?threshold=0.9""#)), "{}", page.body);
     assert!(page.body.contains("Expected false alarms (FPIR)"), "{}", page.body);
+    // The confirmed alert counts at and above the threshold in force.
+    assert!(page.body.contains("<td>0.90 (in force)</td><td>1</td><td>1</td><td>0</td>"), "{}", page.body);
     assert!(!page.body.contains("<script>") && !page.body.contains(" style="));
-    let det = ops.get(&format!("/ops/lists/{IN_PATH}/det.svg?threshold=0.94"));
+    let det = ops.get(&format!("/ops/lists/{IN_PATH}/det.svg?threshold=0.9"));
     assert_eq!((det.status, det.content_type.as_str()), (200, "image/svg+xml"));
     assert!(det.body.starts_with("<svg") && det.body.contains("DET curve, list O&#39;Neil watch"), "{}", det.body);
     let hist = ops.get(&format!("/ops/lists/{IN_PATH}/histogram.svg?threshold=0.95"));
@@ -167,10 +177,10 @@ fn ops_preview_then_apply_a_threshold_admin_tokens_and_audit() {
     let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let preview = ops.post(&format!("/ops/lists/{IN_PATH}/preview"), &fields, true);
     assert_eq!(preview.status, 200, "{}", preview.body);
-    assert!(preview.body.contains("<td>threshold</td><td>0.94</td><td>0.955</td>"), "{}", preview.body);
+    assert!(preview.body.contains("<td>threshold</td><td>0.9</td><td>0.955</td>"), "{}", preview.body);
     assert!(preview.body.contains("Apply this policy") && preview.body.contains("(now "), "{}", preview.body);
     let unchanged = srv.get(&format!("/v1/lists/{IN_PATH}/policy"), Some(&ops_token)).ok();
-    assert_eq!(unchanged["threshold"].as_f64().unwrap() as f32, 0.94, "a preview changes nothing");
+    assert_eq!(unchanged["threshold"].as_f64().unwrap() as f32, 0.9, "a preview changes nothing");
     // Without the form token, or from another site, nothing is applied.
     let forged = ops.post(&format!("/ops/lists/{IN_PATH}/policy"), &fields, false);
     assert_eq!(forged.status, 403, "{}", forged.body);
@@ -182,7 +192,9 @@ fn ops_preview_then_apply_a_threshold_admin_tokens_and_audit() {
     let now = srv.get(&format!("/v1/lists/{IN_PATH}/policy"), Some(&ops_token)).ok();
     assert_eq!(now["threshold"].as_f64().unwrap() as f32, 0.955);
     assert!(ops.get(&format!("/ops/lists/{IN_PATH}?applied=1")).body.contains("Policy applied"));
-    // Ops may not open the admin pages.
+    // The status page; ops may not open the admin pages.
+    let status = ops.get("/ops/status");
+    assert!(status.status == 200 && status.body.contains("Frames waiting for inference"), "{}", status.body);
     assert_eq!(ops.get("/admin").status, 403);
 
     // Admin: the change is in the audit log, by the ops principal, old and new; the chain holds.
@@ -196,7 +208,7 @@ fn ops_preview_then_apply_a_threshold_admin_tokens_and_audit() {
         .expect("the policy change is audited")
         .clone();
     assert_eq!(change["actor"], "Olga Ops");
-    assert_eq!(change["old"]["threshold"].as_f64().unwrap() as f32, 0.94);
+    assert_eq!(change["old"]["threshold"].as_f64().unwrap() as f32, 0.9);
     assert_eq!(change["new"]["threshold"].as_f64().unwrap() as f32, 0.955);
     let page = admin.get("/admin/audit");
     assert_eq!(page.status, 200);

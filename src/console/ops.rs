@@ -195,28 +195,41 @@ fn charts(list: &str, threshold: f32, have: bool) -> Markup {
 /// Confirmed and dismissed alerts at and above each threshold; the rows of `current` and `new`
 /// say so in words.
 fn review_table(rates: &[ReviewRate], current: f32, new: Option<f32>) -> Markup {
+    let none = rates.iter().all(|r| r.reviewed() == 0);
     html! {
         p { "Reviewed alerts scored at or above each threshold: confirmed ones were the person on the list, "
             "dismissed ones were not. Alerts are only raised above the threshold in force, so lower "
             "thresholds are judged by the evaluation alone." }
-        table.plain {
-            thead { tr { th { "Threshold" } th { "Reviewed" } th { "Confirmed" } th { "Dismissed" } th { "Confirmed share" } } }
-            tbody {
-                @for r in rates {
-                    tr {
-                        td {
-                            (format!("{:.2}", r.threshold))
-                            @if r.threshold == current { " (in force)" }
-                            @if Some(r.threshold) == new { " (new)" }
+        @if none {
+            p.muted { "No alert of this list has been reviewed yet." }
+        } @else {
+            table.plain {
+                thead { tr { th { "Threshold" } th { "Reviewed" } th { "Confirmed" } th { "Dismissed" } th { "Confirmed share" } } }
+                tbody {
+                    @for r in rates {
+                        tr {
+                            td {
+                                (format!("{:.2}", r.threshold))
+                                @if r.threshold == current { " (in force)" }
+                                @if Some(r.threshold) == new { " (new)" }
+                            }
+                            td { (r.reviewed()) }
+                            td { (r.confirmed) }
+                            td { (r.dismissed) }
+                            td { (rate(r.confirm_rate())) }
                         }
-                        td { (r.reviewed()) }
-                        td { (r.confirmed) }
-                        td { (r.dismissed) }
-                        td { (rate(r.confirm_rate())) }
                     }
                 }
             }
         }
+    }
+}
+
+/// One line on the reviewed alerts at or above a threshold.
+fn reviews(r: &ReviewRate) -> String {
+    match r.confirm_rate() {
+        None => "none reviewed".into(),
+        Some(c) => format!("{} confirmed, {} dismissed ({} confirmed)", r.confirmed, r.dismissed, percent(c)),
     }
 }
 
@@ -332,11 +345,9 @@ fn preview_page(who: &Session, p: &Preview, rates: &[ReviewRate]) -> Markup {
                     (expected(&exp, p.expected.as_ref().map(|e| &e.old)))
                     dl.facts {
                         dt { "Reviewed alerts at or above " (p.new.threshold) }
-                        dd { (p.reviews_new.confirmed) " confirmed, " (p.reviews_new.dismissed) " dismissed ("
-                             (rate(p.reviews_new.confirm_rate())) " confirmed)" }
+                        dd { (reviews(&p.reviews_new)) }
                         dt { "At or above " (p.old.threshold) " (in force)" }
-                        dd { (p.reviews_old.confirmed) " confirmed, " (p.reviews_old.dismissed) " dismissed ("
-                             (rate(p.reviews_old.confirm_rate())) " confirmed)" }
+                        dd { (reviews(&p.reviews_old)) }
                     }
                     (policy_form(who, &p.list, &p.new, "policy", "Apply this policy"))
                 }
