@@ -3,7 +3,7 @@
 //! the session's CSRF token. `SameSite=Strict` on the cookie is a third, browser-side guard.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 
 use crate::api::AppState;
@@ -24,14 +24,19 @@ fn refused(role: &str, why: &str) -> Error {
     Error::Forbidden { role: role.into(), action: format!("post this form: {why}") }
 }
 
-/// `Forbidden` unless `Origin` names this service as the browser reached it (`Host`).
+/// `Forbidden` unless the request came from this service's own pages: `Origin` names this
+/// service as the browser reached it (`Host`), or, when the browser withholds the origin
+/// (`Origin: null`, which it sends with every POST of a page whose `Referrer-Policy` is
+/// `no-referrer`, as ours is), its Fetch Metadata says `Sec-Fetch-Site: same-origin`. Both
+/// headers are set by the browser alone: a page on another site cannot forge them.
 pub fn same_origin(headers: &HeaderMap, secure: bool, role: &str) -> Result<(), Error> {
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    let (origin, host, site) = (get("origin"), get("host"), get("sec-fetch-site"));
     let scheme = if secure { "https" } else { "http" };
     match (origin, host) {
         (Some(o), Some(h)) if o.len() == scheme.len() + 3 + h.len() && o == format!("{scheme}://{h}") => Ok(()),
-        (None, _) => Err(refused(role, "no Origin header (cross-site requests are refused)")),
+        (None | Some("null"), _) if site == Some("same-origin") => Ok(()),
+        (None | Some("null"), _) => Err(refused(role, "its origin is unknown (cross-site requests are refused)")),
         (Some(o), _) => Err(refused(role, &format!("it came from another site ({o})"))),
     }
 }
@@ -69,6 +74,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Checked<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -76,6 +82,12 @@ mod tests {
         if let Some(o) = origin {
             h.insert(header::ORIGIN, o.parse().unwrap());
         }
+        h
+    }
+
+    fn fetched_from(origin: Option<&str>, site: &str) -> HeaderMap {
+        let mut h = headers(origin, "gate.example");
+        h.insert("sec-fetch-site", site.parse().unwrap());
         h
     }
 
@@ -93,6 +105,14 @@ mod tests {
             let e = same_origin(&headers(o, host), secure, "officer").unwrap_err();
             assert!(matches!(e, Error::Forbidden { .. }), "{o:?}");
         }
+        // A browser that withholds the origin (no-referrer) still tells the site apart.
+        assert!(same_origin(&fetched_from(Some("null"), "same-origin"), false, "officer").is_ok());
+        assert!(same_origin(&fetched_from(None, "same-origin"), false, "officer").is_ok());
+        for site in ["cross-site", "same-site", "none"] {
+            assert!(same_origin(&fetched_from(Some("null"), site), false, "officer").is_err(), "{site}");
+        }
+        // A named foreign origin loses whatever else is claimed.
+        assert!(same_origin(&fetched_from(Some("http://evil.example"), "same-origin"), false, "officer").is_err());
         assert!(same_token("abc", "abc") && !same_token("abc", "abd") && !same_token("abc", "ab"));
     }
 }

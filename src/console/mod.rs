@@ -5,7 +5,8 @@
 //!
 //! The security model: a token is exchanged at sign-in for a server-side session
 //! ([`session`]: HttpOnly, SameSite=Strict cookie; 15 idle minutes, 12 h at most; revoking the
-//! token ends it); every form POST is same-origin and carries the session's CSRF token
+//! token ends it); every form POST is same-origin (`Origin`, or `Sec-Fetch-Site` where the
+//! browser sends `Origin: null`) and carries the session's CSRF token
 //! ([`csrf`]); every response has the CSP and the other headers of [`headers`]. Cookies never
 //! authorize `/v1`, which stays bearer-only.
 //!

@@ -161,58 +161,60 @@ pub fn card(v: &AlertView, me: &Session, message: Option<&str>, now_ms: i64) -> 
                 (title_of(v))
             }
             p.idle-note { "Faces are blurred while the console is idle: move the mouse or press a key." }
-            div.faces {
-                figure {
-                    @if a.has_crop {
-                        img src={ "/alerts/" (a.id) "/crop" } alt={ "Live face from camera " (a.camera) };
-                    } @else {
-                        div.noimg { "Live face deleted (retention)" }
-                    }
-                    figcaption { "Live: camera " (a.camera) }
-                }
-                figure {
-                    @if v.has_reference {
-                        img src={ "/alerts/" (a.id) "/reference" } alt={ "Enrolled photo of " (title_of(v)) };
-                    } @else {
-                        div.noimg { "Enrolled photo no longer available" }
-                    }
-                    figcaption { "Enrolled: list " (a.list) }
-                }
-            }
             @if let Some(m) = message {
                 p.error role="alert" { (m) }
             }
             (standing(v, &me.principal))
-            dl.facts {
-                dt { "Score" }
-                dd {
-                    span.score { (num(a.score)) } " (list threshold " (num(a.threshold)) ", "
-                    (format!("{:+.3}", a.score - a.threshold)) ")"
+            div.card-top {
+                div.faces {
+                    figure {
+                        @if a.has_crop {
+                            img src={ "/alerts/" (a.id) "/crop" } alt={ "Live face from camera " (a.camera) };
+                        } @else {
+                            div.noimg { "Live face deleted (retention)" }
+                        }
+                        figcaption { "Live: camera " (a.camera) }
+                    }
+                    figure {
+                        @if v.has_reference {
+                            img src={ "/alerts/" (a.id) "/reference" } alt={ "Enrolled photo of " (title_of(v)) };
+                        } @else {
+                            div.noimg { "Enrolled photo no longer available" }
+                        }
+                        figcaption { "Enrolled: list " (a.list) }
+                    }
                 }
-                dt { "Face size" }
-                dd {
-                    @if let Some(q) = q {
-                        (format!("{:.0}", q.measures.face_px)) " px (eyes " (format!("{:.0}", q.measures.eye_distance_px)) " px apart)"
-                    } @else { "unknown" }
+                dl.facts {
+                    dt { "Score" }
+                    dd {
+                        span.score { (num(a.score)) } " (list threshold " (num(a.threshold)) ", "
+                        (format!("{:+.3}", a.score - a.threshold)) ")"
+                    }
+                    dt { "Face size" }
+                    dd {
+                        @if let Some(q) = q {
+                            (format!("{:.0}", q.measures.face_px)) " px (eyes " (format!("{:.0}", q.measures.eye_distance_px)) " px apart)"
+                        } @else { "unknown" }
+                    }
+                    dt { "Quality" }
+                    dd {
+                        @if let Some(q) = q {
+                            (format!("{:.2}", q.overall)) " of 1 · sharpness " (format!("{:.0}", q.measures.sharpness))
+                            " · brightness " (format!("{:.0}", q.measures.brightness))
+                            " · yaw " (format!("{:.0}", q.measures.yaw_deg)) "° · pitch " (format!("{:.0}", q.measures.pitch_deg)) "°"
+                        } @else { "unknown" }
+                    }
+                    dt { "List" } dd { (a.list) " · severity " (a.severity.as_str()) }
+                    dt { "Subject" }
+                    dd {
+                        (a.subject)
+                        @if let Some(n) = &a.subject_name { " · " (n) }
+                    }
+                    dt { "Camera" } dd { (a.camera) " at " (a.site) }
+                    dt { "Captured" } dd { (a.captured_at) " (" (age(&a.captured_at, now_ms)) ")" }
+                    dt { "Times seen" } dd { (a.sightings) }
+                    dt { "Status" } dd { (status_text(v)) }
                 }
-                dt { "Quality" }
-                dd {
-                    @if let Some(q) = q {
-                        (format!("{:.2}", q.overall)) " of 1 · sharpness " (format!("{:.0}", q.measures.sharpness))
-                        " · brightness " (format!("{:.0}", q.measures.brightness))
-                        " · yaw " (format!("{:.0}", q.measures.yaw_deg)) "° · pitch " (format!("{:.0}", q.measures.pitch_deg)) "°"
-                    } @else { "unknown" }
-                }
-                dt { "List" } dd { (a.list) " · severity " (a.severity.as_str()) }
-                dt { "Subject" }
-                dd {
-                    (a.subject)
-                    @if let Some(n) = &a.subject_name { " · " (n) }
-                }
-                dt { "Camera" } dd { (a.camera) " at " (a.site) }
-                dt { "Captured" } dd { (a.captured_at) " (" (age(&a.captured_at, now_ms)) ")" }
-                dt { "Times seen" } dd { (a.sightings) }
-                dt { "Status" } dd { (status_text(v)) }
             }
             @if open {
                 form.review method="post" action={ "/alerts/" (a.id) "/review" } {

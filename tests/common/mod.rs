@@ -61,5 +61,7 @@ pub fn pipeline_with(f: impl FnOnce(&mut PipelineOptions)) -> Pipeline {
     f(&mut o);
     Pipeline::open(&models(), o).expect("models installed by scripts/setup.sh")
 }
+pub mod browser;
+pub mod console;
 pub mod nats;
 pub mod server;
