@@ -425,4 +425,34 @@ mod tests {
         assert_eq!(segment("O'Brien list/2"), "O%27Brien%20list%2F2");
         assert_eq!(segment("Ünal"), "%C3%9Cnal");
     }
+
+    #[test]
+    fn preview_escapes_names_and_says_what_changes() {
+        let who = Session {
+            principal: crate::access::Principal {
+                token_id: 1,
+                name: "ops".into(),
+                role: crate::access::Role::Ops,
+                principal: "p".into(),
+                cameras: vec![],
+            },
+            csrf: "c".into(),
+            digest: [0; 32],
+        };
+        let list = r#"<script>alert("x")</script>"#;
+        let old = Policy::with_threshold(0.94);
+        let patch = PolicyPatch::threshold(0.93);
+        let rates = [ReviewRate { threshold: 0.93, confirmed: 3, dismissed: 1 }];
+        let p = crate::tuning::preview(list, &old, &patch, None, "dlib", &rates).unwrap();
+        let html = preview_page(&who, &p, &rates).into_string();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"), "{html}");
+        // The link and the forms name the list as one encoded path segment.
+        assert!(html.contains(r#"action="/ops/lists/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E/policy""#), "{html}");
+        assert!(html.contains("<td>threshold</td><td>0.94</td><td>0.93</td>"), "{html}");
+        assert!(html.contains("3 confirmed, 1 dismissed (75.0 % confirmed)"), "{html}");
+        assert!(html.contains(r#"<input type="hidden" name="threshold" value="0.93">"#), "{html}");
+        // Without a report: why, and no charts.
+        assert!(html.contains("no evaluation report") && !html.contains("<img"), "{html}");
+    }
 }

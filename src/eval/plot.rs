@@ -212,7 +212,9 @@ fn axes(c: &mut Chart, x_label: &str, y_label: &str) {
     let a = AREA;
     c.line(vec![(a.left, a.top), (a.left, a.bottom), (a.right, a.bottom)], INK, 1.0, false);
     c.text((a.left + a.right) / 2.0, H - 8.0, x_label, Anchor::Middle);
-    c.text(8.0, a.top - 12.0, y_label, Anchor::Start);
+    if !y_label.is_empty() {
+        c.text(8.0, a.top - 12.0, y_label, Anchor::Start);
+    }
 }
 
 /// The DET curve of `scores` titled for `what` ("list wanted"), with `marked` (the threshold in force or being
@@ -277,7 +279,7 @@ pub fn histogram_chart(what: &str, h: &Histogram, threshold: Option<f32>) -> Cha
         let s = h.lo + (h.width * bins as f32) * i as f32 / ticks as f32;
         c.text(score_x(h, s), a.bottom + 16.0, format!("{s:.2}"), Anchor::Middle);
     }
-    axes(&mut c, "cosine score (top-1)", "share of probes per bin");
+    axes(&mut c, "top-1 cosine score; the share of each group's probes per bin", "");
     for (v, colour) in [(&m, MATED), (&n, NON_MATED)] {
         // A step outline: across each bin at its height.
         let mut pts = vec![(score_x(h, h.lo), a.bottom)];
@@ -289,12 +291,11 @@ pub fn histogram_chart(what: &str, h: &Histogram, threshold: Option<f32>) -> Cha
         pts.push((score_x(h, h.lo + h.width * bins as f32), a.bottom));
         c.line(pts, colour, 1.5, false);
     }
-    // The legend top right, where scores are rarest (near 1).
-    let lx = a.right - 200.0;
-    c.line(vec![(lx, a.top + 8.0), (lx + 20.0, a.top + 8.0)], MATED, 3.0, false);
-    c.text(lx + 24.0, a.top + 12.0, "mated (right identity, top-1)", Anchor::Start);
-    c.line(vec![(lx, a.top + 24.0), (lx + 20.0, a.top + 24.0)], NON_MATED, 3.0, false);
-    c.text(lx + 24.0, a.top + 28.0, "non-mated (nobody enrolled)", Anchor::Start);
+    // The legend in the title row: inside the plot it would cover a curve or the threshold.
+    c.line(vec![(8.0, a.top - 16.0), (28.0, a.top - 16.0)], MATED, 3.0, false);
+    c.text(32.0, a.top - 12.0, "mated (enrolled)", Anchor::Start);
+    c.line(vec![(150.0, a.top - 16.0), (170.0, a.top - 16.0)], NON_MATED, 3.0, false);
+    c.text(174.0, a.top - 12.0, "non-mated (on no list)", Anchor::Start);
     if let Some(t) = threshold {
         let x = score_x(h, t);
         c.line(vec![(x, a.top), (x, a.bottom)], INK, 1.5, true);
