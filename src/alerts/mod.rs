@@ -39,6 +39,8 @@ pub struct Alerts {
     metrics: Arc<Metrics>,
     /// Woken when an event was written, so the publisher sends it at once.
     outbox: Arc<Notify>,
+    /// The store, for scans that get a connection of their own (review rates).
+    db: PathBuf,
 }
 
 impl Alerts {
@@ -56,6 +58,7 @@ impl Alerts {
             feed: Feed::new(feed_buffer),
             metrics,
             outbox,
+            db: db.to_path_buf(),
         })
     }
 
@@ -161,7 +164,9 @@ impl Alerts {
     /// [`AlertStore::review_rates`]): how officers judged what each threshold let through.
     pub fn review_rates(&self, who: &Caller, list: &str, thresholds: &[f32]) -> Result<Vec<ReviewRate>> {
         who.may(Action::ReadReviewRates)?;
-        lock(&self.reads).review_rates(list, thresholds)
+        // A scan of up to REVIEW_SCAN rows: on a connection of its own, never holding the
+        // officers' reads.
+        store::review_rates(&crate::db::connect(&self.db)?, list, thresholds)
     }
 
     /// The crop file of an alert, while retention keeps it.

@@ -274,6 +274,43 @@ pub const REVIEW_SCAN: i64 = 1_000_000;
 /// Thresholds one [`AlertStore::review_rates`] call may ask about.
 pub const MAX_RATE_THRESHOLDS: usize = 1001;
 
+/// For each of `thresholds` (answered ascending, once each), the reviewed alerts of `list`
+/// scored at or above it. One pass over the newest [`REVIEW_SCAN`] reviewed alerts, memory
+/// by the thresholds only.
+pub fn review_rates(conn: &Connection, list: &str, thresholds: &[f32]) -> Result<Vec<ReviewRate>> {
+    if thresholds.len() > MAX_RATE_THRESHOLDS || thresholds.iter().any(|t| !t.is_finite()) {
+        return Err(Error::BadRequest(format!("review rates: up to {MAX_RATE_THRESHOLDS} finite thresholds")));
+    }
+    let mut ts = thresholds.to_vec();
+    ts.sort_by(f32::total_cmp);
+    ts.dedup();
+    // by_rank[k]: alerts that reach exactly the k lowest thresholds (confirmed, dismissed).
+    let mut by_rank = vec![(0u64, 0u64); ts.len() + 1];
+    let mut st = conn.prepare(
+        "SELECT score, status FROM alerts WHERE list = ?1 AND status IN ('confirmed', 'verified', 'dismissed')
+         ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let mut rows = st.query(params![list, REVIEW_SCAN])?;
+    while let Some(r) = rows.next()? {
+        let (score, status): (f64, String) = (r.get(0)?, r.get(1)?);
+        // Scores are stored from f32: compare as f32, as the matcher did.
+        let k = ts.partition_point(|t| *t <= score as f32);
+        if status == "dismissed" {
+            by_rank[k].1 += 1;
+        } else {
+            by_rank[k].0 += 1;
+        }
+    }
+    let mut out = vec![ReviewRate { threshold: 0.0, confirmed: 0, dismissed: 0 }; ts.len()];
+    let (mut c, mut d) = (0, 0);
+    for i in (0..ts.len()).rev() {
+        c += by_rank[i + 1].0;
+        d += by_rank[i + 1].1;
+        out[i] = ReviewRate { threshold: ts[i], confirmed: c, dismissed: d };
+    }
+    Ok(out)
+}
+
 pub struct AlertStore {
     conn: Connection,
 }
@@ -606,41 +643,9 @@ impl AlertStore {
         Ok(ids)
     }
 
-    /// For each of `thresholds` (answered ascending, once each), the reviewed alerts of `list`
-    /// scored at or above it. One pass over the newest [`REVIEW_SCAN`] reviewed alerts, memory
-    /// by the thresholds only.
+    /// [`review_rates`] on this store's connection.
     pub fn review_rates(&self, list: &str, thresholds: &[f32]) -> Result<Vec<ReviewRate>> {
-        if thresholds.len() > MAX_RATE_THRESHOLDS || thresholds.iter().any(|t| !t.is_finite()) {
-            return Err(Error::BadRequest(format!("review rates: up to {MAX_RATE_THRESHOLDS} finite thresholds")));
-        }
-        let mut ts = thresholds.to_vec();
-        ts.sort_by(f32::total_cmp);
-        ts.dedup();
-        // by_rank[k]: alerts that reach exactly the k lowest thresholds (confirmed, dismissed).
-        let mut by_rank = vec![(0u64, 0u64); ts.len() + 1];
-        let mut st = self.conn.prepare(
-            "SELECT score, status FROM alerts WHERE list = ?1 AND status IN ('confirmed', 'verified', 'dismissed')
-             ORDER BY seq DESC LIMIT ?2",
-        )?;
-        let mut rows = st.query(params![list, REVIEW_SCAN])?;
-        while let Some(r) = rows.next()? {
-            let (score, status): (f64, String) = (r.get(0)?, r.get(1)?);
-            // Scores are stored from f32: compare as f32, as the matcher did.
-            let k = ts.partition_point(|t| *t <= score as f32);
-            if status == "dismissed" {
-                by_rank[k].1 += 1;
-            } else {
-                by_rank[k].0 += 1;
-            }
-        }
-        let mut out = vec![ReviewRate { threshold: 0.0, confirmed: 0, dismissed: 0 }; ts.len()];
-        let (mut c, mut d) = (0, 0);
-        for i in (0..ts.len()).rev() {
-            c += by_rank[i + 1].0;
-            d += by_rank[i + 1].1;
-            out[i] = ReviewRate { threshold: ts[i], confirmed: c, dismissed: d };
-        }
-        Ok(out)
+        review_rates(&self.conn, list, thresholds)
     }
 
     /// The lists alerts were raised on (a deleted list's alerts stay), up to `limit`.
