@@ -83,9 +83,20 @@ function officerConsole(root) {
     source.onerror = () => {
       setLive("reconnecting", "Reconnecting…");
       // The browser retries a dropped connection by itself; one it gave up on (an error
-      // answer, e.g. while the service restarts) is opened again here.
-      if (source.readyState === EventSource.CLOSED) retryTimer = setTimeout(connect, 2000);
+      // answer: the service restarting, or the session ended) is looked into here.
+      if (source.readyState === EventSource.CLOSED) retryTimer = setTimeout(recover, 2000);
     };
+  }
+  // Signed out (idle, revoked, too old): the sign-in page answers 200 instead of sending
+  // a signed-in browser home. Unreachable service: keep trying.
+  async function recover() {
+    try {
+      const r = await fetch("/signin", { redirect: "manual", credentials: "same-origin" });
+      if (r.status === 200) return location.assign("/signin");
+    } catch (_) {
+      // down: try again below
+    }
+    connect();
   }
   setLive("reconnecting", "Connecting…");
   connect();

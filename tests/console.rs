@@ -212,6 +212,16 @@ fn officers_review_in_a_real_browser() {
     let bottom = b.exec("return document.getElementById('dismiss').getBoundingClientRect().bottom");
     assert!(bottom.as_f64().unwrap() <= 768.0, "the review buttons are below the fold: {bottom}");
     b.screenshot("officer-alert");
+    // Keys: ? opens the help, Esc closes it; c goes to Confirm (Enter would submit it).
+    b.keys("?");
+    b.wait("dialog#help[open]", WAIT);
+    b.keys("\u{E00C}");
+    assert!(b.find("dialog#help[open]").is_none(), "Esc closes the help");
+    b.keys("c");
+    assert_eq!(b.exec("return document.activeElement.id"), "confirm");
+    // Start shift: sound on (WebAudio, after this click).
+    b.click(&b.wait("#shift", WAIT));
+    assert_eq!(b.attr(&b.wait("#shift", WAIT), "aria-pressed").as_deref(), Some("true"));
     // The idle blur (after 2 idle minutes; set here at once): the README's screenshot.
     b.exec("document.body.classList.add('idle')");
     let blur = b.exec("return getComputedStyle(document.querySelector('.faces img')).filter");
@@ -234,6 +244,18 @@ fn officers_review_in_a_real_browser() {
         audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "alert.viewed").collect();
     assert_eq!(viewed.len(), 1, "{audit}");
     assert_eq!(viewed[0]["actor"], "Ann");
+    // Without JavaScript too: a plain form post. Ann confirming twice is refused on the card
+    // (409), and opening the alert again is not audited again.
+    let c = sign_in(&s, &ann);
+    let page = get(&s, &format!("/alerts/{alert_id}"), Some(&c));
+    let form = [("csrf", page.csrf()), ("decision", "confirm".into()), ("note", String::new())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let twice = post(&s, &format!("/alerts/{alert_id}/review"), Some(&c), &form);
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    assert!(twice.body.contains("already confirmed") && twice.body.contains("role=\"alert\""), "{}", twice.body);
+    let audit = s.get("/v1/audit?limit=1000", Some(&admin)).ok();
+    let views = audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "alert.viewed").count();
+    assert_eq!(views, 1, "one person, one view entry");
 
     // B signs in at the same screen and verifies.
     sign_out_browser(&b);

@@ -46,3 +46,27 @@ pub fn problems(c: &ConsoleSection, bad: &mut Vec<String>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut bad = Vec::new();
+        problems(&ConsoleSection::default(), &mut bad);
+        assert!(bad.is_empty(), "{bad:?}");
+        let c = ConsoleSection {
+            idle_secs: 0,
+            max_session_secs: 10,
+            max_sessions: 0,
+            max_sessions_per_token: 5,
+            ..Default::default()
+        };
+        problems(&c, &mut bad);
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert!(bad[0].starts_with("[console] idle_secs 0"), "{bad:?}");
+        assert!(bad.iter().any(|b| b.starts_with("[console] max_sessions 0")), "{bad:?}");
+        assert!(bad.iter().any(|b| b.starts_with("[console] max_sessions_per_token 5")), "{bad:?}");
+    }
+}

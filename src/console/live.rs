@@ -14,8 +14,9 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::{StreamExt as _, stream};
+use futures_util::{Stream, StreamExt as _, stream};
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
@@ -65,6 +66,31 @@ async fn under_review(app: &std::sync::Arc<App>, me: &Session) -> Result<Vec<Ale
         .map_err(|e| Error::Runtime(format!("background task failed: {e}")))?
 }
 
+/// The feed as SSE events: each change, or, after a gap, a fresh snapshot from `reread` (the
+/// store's alerts under review) flagged with how many changes were missed.
+fn changes<F, Fut>(feed: broadcast::Receiver<AlertEvent>, reread: F) -> impl Stream<Item = Event>
+where
+    F: Fn() -> Fut + Clone,
+    Fut: Future<Output = Result<Vec<AlertView>>>,
+{
+    BroadcastStream::new(feed).then(move |m| {
+        let reread = reread.clone();
+        async move {
+            match m {
+                Ok(ev) => change(&ev),
+                Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "console stream fell behind: a fresh snapshot is sent");
+                    match reread().await {
+                        Ok(views) => snapshot(&views, Some(missed)),
+                        // The client reloads the page on `resync` without items.
+                        Err(e) => Event::default().event("resync").data(json!({"error": e.to_string()}).to_string()),
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// `GET /alerts/live`.
 pub async fn stream(State(s): State<AppState>, me: Session) -> PageResult<Response> {
     let token_id = me.principal.token_id;
@@ -74,23 +100,10 @@ pub async fn stream(State(s): State<AppState>, me: Session) -> PageResult<Respon
     let slot = s.streams.acquire(token_id)?;
     let first = snapshot(&under_review(&s.app, &me).await?, None);
 
-    let app = s.app.clone();
-    let who = me.clone();
-    let changes = BroadcastStream::new(feed).then(move |m| {
+    let (app, who) = (s.app.clone(), me.clone());
+    let changes = changes(feed, move || {
         let (app, who) = (app.clone(), who.clone());
-        async move {
-            match m {
-                Ok(ev) => change(&ev),
-                Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "console stream fell behind: a fresh snapshot is sent");
-                    match under_review(&app, &who).await {
-                        Ok(views) => snapshot(&views, Some(missed)),
-                        // The client reloads the page on `resync` without items.
-                        Err(e) => Event::default().event("resync").data(json!({"error": e.to_string()}).to_string()),
-                    }
-                }
-            }
-        }
+        async move { under_review(&app, &who).await }
     });
 
     let mut shutdown = s.shutdown.clone();
@@ -113,4 +126,63 @@ pub async fn stream(State(s): State<AppState>, me: Session) -> PageResult<Respon
         })
         .take_until(ended);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::{Alert, ModelIds};
+    use crate::watchlist::policy::Severity;
+
+    fn alert(id: &str, status: Status) -> Alert {
+        Alert {
+            id: id.into(),
+            status,
+            site: "s".into(),
+            camera: "gate-1".into(),
+            captured_at: "2026-11-30T12:00:00Z".into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            list: "wanted".into(),
+            subject: "x".into(),
+            subject_name: Some("<b>X</b>".into()),
+            template_id: 1,
+            score: 0.95,
+            threshold: 0.94,
+            severity: Severity::High,
+            bbox: [0.0; 4],
+            quality: None,
+            models: Some(ModelIds::test()),
+            has_crop: true,
+            sightings: 1,
+            reviews: Vec::new(),
+        }
+    }
+
+    /// On the wire: changes as they come; a subscriber behind the buffer gets a fresh snapshot
+    /// (flagged `resync` with the count it missed) instead of a silent gap.
+    #[tokio::test]
+    async fn changes_then_a_fresh_snapshot_after_a_gap() {
+        let (tx, rx) = broadcast::channel(2);
+        for (i, status) in [Status::Open, Status::Open, Status::Open, Status::Dismissed].into_iter().enumerate() {
+            let kind = if status == Status::Open { Change::Created } else { Change::Reviewed };
+            tx.send(AlertEvent { kind, alert: alert(&format!("a{i}"), status), has_reference: true }).unwrap();
+        }
+        drop(tx);
+        let reread = || async { Ok(vec![AlertView { alert: alert("a2", Status::Open), has_reference: true }]) };
+        let body = Sse::new(changes(rx, reread).map(Ok::<_, Infallible>)).into_response().into_body();
+        let text = String::from_utf8(axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap();
+        let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+        assert_eq!(events, ["snapshot", "change", "change"], "{text}");
+        let data: Vec<Value> =
+            text.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
+        assert_eq!(data[0]["resync"], 2);
+        assert_eq!(data[0]["items"][0]["id"], "a2");
+        assert_eq!((data[1]["id"].as_str(), data[1]["under_review"].as_bool()), (Some("a2"), Some(true)));
+        assert_eq!(data[1]["announce"], "New high alert: <b>X</b>, list wanted, camera gate-1");
+        assert_eq!((data[2]["id"].as_str(), data[2]["under_review"].as_bool()), (Some("a3"), Some(false)));
+        // The entries are the page's own markup, escaped.
+        let html = data[1]["html"].as_str().unwrap();
+        assert!(html.contains("&lt;b&gt;X&lt;/b&gt;") && !html.contains("<b>X"), "{html}");
+    }
 }

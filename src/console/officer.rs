@@ -43,7 +43,7 @@ fn num(x: f32) -> String {
 /// How long ago, in words an officer reads at a glance.
 fn age(captured_at: &str, now_ms: i64) -> String {
     let Some(t) = crate::clock::parse_rfc3339(captured_at) else { return String::new() };
-    let s = (now_ms - t).max(0) / 1000;
+    let s = now_ms.saturating_sub(t).max(0) / 1000;
     match s {
         0..60 => format!("{s} s ago"),
         60..3600 => format!("{} min ago", s / 60),

@@ -374,6 +374,18 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_is_http_only_strict_and_secure_only_over_tls() {
+        let plain = set_cookie("abc", 43200, false);
+        assert_eq!(plain, "facewatch_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
+        assert!(set_cookie("abc", 43200, true).ends_with("; Secure"));
+        assert!(clear_cookie(false).contains("facewatch_session=;") && clear_cookie(false).contains("Max-Age=0"));
+        let mut h = axum::http::HeaderMap::new();
+        h.append(axum::http::header::COOKIE, "a=1; facewatch_session=xyz".parse().unwrap());
+        assert_eq!(cookie(&h, COOKIE), Some("xyz"));
+        assert_eq!(cookie(&h, "facewatch"), None);
+    }
+
+    #[test]
     fn sessions_are_bounded_in_all_and_per_token() {
         let dir = tempfile::tempdir().unwrap();
         let s = Sessions::open(&dir.path().join("f.db"), limits(), 0).unwrap();
