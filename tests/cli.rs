@@ -410,3 +410,55 @@ fn eval_writes_the_report_and_charts_ops_read() {
     }
     assert!(!eval_dir.read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
 }
+
+#[test]
+fn eval_reviews_counts_confirmed_and_dismissed_alerts_by_score() {
+    use facewatch::access::{Principal, Role};
+    use facewatch::alerts::{AlertStore, Decision, ModelId, ModelIds, NewAlert, Raised};
+    let cli = Cli::new();
+    // Reviewed alerts as the service stores them: 0.95 confirmed, 0.97 dismissed, 0.99 left open.
+    let mut store = AlertStore::open(&cli.data.path().join("facewatch.db")).unwrap();
+    let model = ModelId { name: "m".into(), sha256: "0".repeat(64) };
+    let officer =
+        Principal { token_id: 1, name: "o".into(), role: Role::Officer, principal: "p".into(), cameras: vec![] };
+    for (i, (score, decision)) in
+        [(0.95, Some(Decision::Confirm)), (0.97, Some(Decision::Dismiss)), (0.99, None)].into_iter().enumerate()
+    {
+        let mut a = NewAlert {
+            site: "s".into(),
+            camera: "gate-1".into(),
+            captured_ms: 0,
+            list: "wanted".into(),
+            subject: format!("s{i}"),
+            subject_name: None,
+            template_id: 1,
+            score,
+            threshold: 0.94,
+            severity: facewatch::watchlist::policy::Severity::High,
+            bbox: [0.0; 4],
+            quality: Default::default(),
+            models: ModelIds { detector: model.clone(), embedder: model.clone() },
+            retention_days: 30,
+            has_crop: false,
+            shared_crop: None,
+        };
+        let Raised::Created(alert) = store.raise(&mut a, 0, |_, _| {}, |_| {}).unwrap() else { panic!() };
+        if let Some(d) = decision {
+            store.review(&alert.id, &officer, d, None).unwrap();
+        }
+    }
+    drop(store);
+    let out = cli.ok(&["eval", "reviews", "--threshold", "0.96", "--threshold", "0.9"]);
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(line["list"], "wanted");
+    let rates: Vec<(f64, u64, u64)> = line["rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["threshold"].as_f64().unwrap(), r["confirmed"].as_u64().unwrap(), r["dismissed"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rates.len(), 2);
+    assert_eq!((rates[0].1, rates[0].2), (1, 1), "at 0.9: {rates:?}");
+    assert_eq!((rates[1].1, rates[1].2), (0, 1), "at 0.96: {rates:?}");
+    assert_eq!(line["rates"][0]["confirm_rate"], 0.5);
+}
