@@ -38,6 +38,7 @@ use crate::push::PushCameras;
 use crate::readiness::{Readiness, StoreProbe};
 use crate::retention::Retention;
 use crate::shutdown::{self, Shutdown};
+use crate::tuning::Tuning;
 use crate::watchlist::{EmbedderInfo, Watchlists};
 
 /// Every service of a running checkpoint. Front ends (the API; the command line builds only
@@ -53,6 +54,8 @@ pub struct App {
     pub audit: AuditLog,
     pub outbox: LocalOutbox,
     pub retention: Retention,
+    /// What a policy change would do (ops pages), from the latest evaluation and reviews.
+    pub tuning: Tuning,
     /// Cameras pulled by the service (`[[cameras]]`); started by [`run`].
     pub cameras: Arc<Cameras>,
     /// Cameras whose posted frames are tracked (`url = "push:"`).
@@ -123,6 +126,12 @@ impl App {
             config.sink().is_some(),
         )?;
         let cameras = Arc::new(Cameras::new(&config.ingest, &config.cameras, config.limits.max_pixels));
+        let tuning = Tuning::new(
+            watchlists.clone(),
+            alerts.clone(),
+            crate::eval::report::dir(&config.service.data_dir),
+            embedder.name.clone(),
+        );
         // Served over TLS, the session cookie is `Secure` and forms are checked against https.
         let console = crate::console::config::ConsoleSection {
             secure_cookies: config.console.secure_cookies || config.tls.enabled(),
@@ -130,6 +139,7 @@ impl App {
         };
         let sessions = Arc::new(Sessions::open(&db_path, console, crate::clock::now_ms())?);
         let app = Self {
+            tuning,
             cameras,
             push: PushCameras::new(&config.cameras),
             sessions,

@@ -42,6 +42,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod tls;
 pub mod track;
+pub mod tuning;
 pub mod vault;
 pub mod vision;
 pub mod watchlist;

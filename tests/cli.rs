@@ -340,3 +340,125 @@ fn old_setting_names_are_refused_and_url_credentials_never_printed() {
         run(&["events", "tail", "--help"], &[("FACEWATCH_EVENTS__NATS_URL", "nats://fw:n4ts-pa55@hq:4222")]);
     assert!(ok && out.contains("FACEWATCH_EVENTS__NATS_URL") && !out.contains("n4ts-pa55"), "{out}");
 }
+
+#[test]
+fn eval_writes_the_report_and_charts_ops_read() {
+    // A small labelled folder: the first 60 identities of the development faces, up to 3 photos
+    // each (identities with one photo are the non-mated probes). No pairs file: no verification.
+    let faces = tempfile::tempdir().unwrap();
+    let mut ids: Vec<PathBuf> = std::fs::read_dir(common::data().join("faces"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    ids.sort();
+    let mut photos = 0;
+    for id in ids.iter().take(60) {
+        let mut jpgs: Vec<PathBuf> = std::fs::read_dir(id).unwrap().map(|e| e.unwrap().path()).collect();
+        jpgs.sort();
+        let d = faces.path().join(id.file_name().unwrap());
+        std::fs::create_dir(&d).unwrap();
+        for j in jpgs.iter().take(3) {
+            std::fs::copy(j, d.join(j.file_name().unwrap())).unwrap();
+            photos += 1;
+        }
+    }
+    let cli = Cli::new();
+    let dir = faces.path().to_str().unwrap();
+    assert!(cli.fails(&["eval", dir, "--target-fpir", "2"]).contains("--target-fpir"));
+    let out: Value = serde_json::from_str(&cli.ok(&["eval", dir, "--target-fpir", "0.05"])).unwrap();
+
+    // Where the service's ops pages read it, with its charts.
+    let eval_dir = cli.data.path().join("eval");
+    let report: Value = serde_json::from_slice(&std::fs::read(eval_dir.join("latest.json")).unwrap()).unwrap();
+    assert_eq!(report["schema"], "facewatch.eval.v1");
+    assert_eq!(report["images"], photos);
+    assert_eq!(report["verification"], Value::Null);
+    // Printed and written alike (the threshold is an f32: compared as one).
+    let f32_of = |v: &Value| v.as_f64().unwrap() as f32;
+    for k in ["threshold", "fpir", "fnir"] {
+        assert_eq!(f32_of(&out["recommended"][k]), f32_of(&report["recommended"][k]), "{k}");
+    }
+    let ident = &report["identification"];
+    let n = |v: &Value| v.as_u64().unwrap();
+    assert_eq!(n(&ident["gallery"]) + n(&ident["mated"]) + n(&ident["non_mated"]), photos);
+    let scores = &report["scores"];
+    assert_eq!(scores["mated_total"], ident["mated"]);
+    assert_eq!(scores["non_mated_total"], ident["non_mated"]);
+    let list = |v: &Value| -> Vec<f32> { v.as_array().unwrap().iter().map(f32_of).collect() };
+    let (hits, non) = (list(&scores["mated_hits"]), list(&scores["non_mated"]));
+    assert!(hits.len() > 10 && non.len() > 10, "{} mated hits, {} non-mated scores", hits.len(), non.len());
+    assert!(hits.is_sorted() && non.is_sorted());
+    // The recommended threshold keeps FPIR at or under the target, and the report's rates are
+    // the scores' own.
+    let rec = &report["recommended"];
+    let t = f32_of(&rec["threshold"]);
+    let fpir = non.iter().filter(|s| **s >= t).count() as f64 / n(&scores["non_mated_total"]) as f64;
+    let fnir = 1.0 - hits.iter().filter(|s| **s >= t).count() as f64 / n(&scores["mated_total"]) as f64;
+    assert!(fpir <= 0.05, "{rec}");
+    assert!((rec["fpir"].as_f64().unwrap() - fpir).abs() < 1e-9 && (rec["fnir"].as_f64().unwrap() - fnir).abs() < 1e-9);
+    let det = report["det"].as_array().unwrap();
+    assert!(det.windows(2).all(|w| w[0]["fpir"].as_f64() >= w[1]["fpir"].as_f64()));
+    let h = &report["histogram"];
+    assert_eq!(list(&h["mated"]).iter().sum::<f32>() as usize, hits.len());
+    assert_eq!(list(&h["non_mated"]).iter().sum::<f32>() as usize, non.len());
+    for chart in ["det", "histogram"] {
+        let svg = std::fs::read_to_string(eval_dir.join(format!("{chart}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<path"), "{chart}.svg");
+        let png = image::open(eval_dir.join(format!("{chart}.png"))).unwrap();
+        assert_eq!((png.width(), png.height()), (960, 600));
+    }
+    assert!(!eval_dir.read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+}
+
+#[test]
+fn eval_reviews_counts_confirmed_and_dismissed_alerts_by_score() {
+    use facewatch::access::{Principal, Role};
+    use facewatch::alerts::{AlertStore, Decision, ModelId, ModelIds, NewAlert, Raised};
+    let cli = Cli::new();
+    // Reviewed alerts as the service stores them: 0.95 confirmed, 0.97 dismissed, 0.99 left open.
+    let mut store = AlertStore::open(&cli.data.path().join("facewatch.db")).unwrap();
+    let model = ModelId { name: "m".into(), sha256: "0".repeat(64) };
+    let officer =
+        Principal { token_id: 1, name: "o".into(), role: Role::Officer, principal: "p".into(), cameras: vec![] };
+    for (i, (score, decision)) in
+        [(0.95, Some(Decision::Confirm)), (0.97, Some(Decision::Dismiss)), (0.99, None)].into_iter().enumerate()
+    {
+        let mut a = NewAlert {
+            site: "s".into(),
+            camera: "gate-1".into(),
+            captured_ms: 0,
+            list: "wanted".into(),
+            subject: format!("s{i}"),
+            subject_name: None,
+            template_id: 1,
+            score,
+            threshold: 0.94,
+            severity: facewatch::watchlist::policy::Severity::High,
+            bbox: [0.0; 4],
+            quality: Default::default(),
+            models: ModelIds { detector: model.clone(), embedder: model.clone() },
+            retention_days: 30,
+            has_crop: false,
+            shared_crop: None,
+        };
+        let Raised::Created(alert) = store.raise(&mut a, 0, |_, _| {}, |_| {}).unwrap() else { panic!() };
+        if let Some(d) = decision {
+            store.review(&alert.id, &officer, d, None).unwrap();
+        }
+    }
+    drop(store);
+    let out = cli.ok(&["eval", "reviews", "--threshold", "0.96", "--threshold", "0.9"]);
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(line["list"], "wanted");
+    let rates: Vec<(f64, u64, u64)> = line["rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["threshold"].as_f64().unwrap(), r["confirmed"].as_u64().unwrap(), r["dismissed"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rates.len(), 2);
+    assert_eq!((rates[0].1, rates[0].2), (1, 1), "at 0.9: {rates:?}");
+    assert_eq!((rates[1].1, rates[1].2), (0, 1), "at 0.96: {rates:?}");
+    assert_eq!(line["rates"][0]["confirm_rate"], 0.5);
+}

@@ -27,6 +27,8 @@ pub enum Action {
     VerifyAudit,
     ReadEvents,
     ReadCameras,
+    /// How reviewed alerts came out by score (ops tune thresholds with it; no alert content).
+    ReadReviewRates,
 }
 
 impl Action {
@@ -36,7 +38,7 @@ impl Action {
         match self {
             PostFrames => Role::Camera,
             ReadWatchlists | CreateLists | DeleteLists | ReadPolicies | ChangePolicies | ReadSubjects
-            | EnrollSubjects | DeleteSubjects | ReadCameras => Role::Ops,
+            | EnrollSubjects | DeleteSubjects | ReadCameras | ReadReviewRates => Role::Ops,
             ReadAlerts | ReviewAlerts | WatchAlerts => Role::Officer,
             CreateTokens | ListTokens | RevokeTokens | ReadAudit | VerifyAudit => Role::Admin,
             ReadEvents => Role::Relay,
@@ -66,6 +68,7 @@ impl Action {
             VerifyAudit => "verify the audit log",
             ReadEvents => "read events",
             ReadCameras => "read cameras",
+            ReadReviewRates => "read review rates",
         }
     }
 }
@@ -144,6 +147,7 @@ mod tests {
             VerifyAudit,
             ReadEvents,
             ReadCameras,
+            ReadReviewRates,
         ];
         for a in all {
             assert!(Caller::Local.may(a).is_ok());

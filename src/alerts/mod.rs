@@ -19,7 +19,7 @@ use crate::media::{self, Media};
 use crate::metrics::Metrics;
 use crate::watchlist::store as lists;
 pub use feed::{AlertEvent, Change, Feed};
-pub use store::{Alert, AlertStore, Decision, Filter, ModelId, ModelIds, NewAlert, Raised, Status};
+pub use store::{Alert, AlertStore, Decision, Filter, ModelId, ModelIds, NewAlert, Raised, ReviewRate, Status};
 
 /// An alert with what officers may be shown beside it.
 #[derive(Debug, Clone)]
@@ -39,6 +39,8 @@ pub struct Alerts {
     metrics: Arc<Metrics>,
     /// Woken when an event was written, so the publisher sends it at once.
     outbox: Arc<Notify>,
+    /// The store, for scans that get a connection of their own (review rates).
+    db: PathBuf,
 }
 
 impl Alerts {
@@ -56,6 +58,7 @@ impl Alerts {
             feed: Feed::new(feed_buffer),
             metrics,
             outbox,
+            db: db.to_path_buf(),
         })
     }
 
@@ -165,6 +168,15 @@ impl Alerts {
     /// The reference image of an alert as JPEG bytes (decrypted in an encrypted data folder).
     pub fn reference_jpeg(&self, who: &Caller, id: &str) -> Result<Vec<u8>> {
         read_image(&self.reference(who, id)?, || format!("reference image of alert {id}"))
+    }
+
+    /// Reviewed alerts of `list` at and above each of `thresholds` (see
+    /// [`AlertStore::review_rates`]): how officers judged what each threshold let through.
+    pub fn review_rates(&self, who: &Caller, list: &str, thresholds: &[f32]) -> Result<Vec<ReviewRate>> {
+        who.may(Action::ReadReviewRates)?;
+        // A scan of up to REVIEW_SCAN rows: on a connection of its own, never holding the
+        // officers' reads.
+        store::review_rates(&crate::db::connect(&self.db)?, list, thresholds)
     }
 
     /// The crop file of an alert, while retention keeps it.

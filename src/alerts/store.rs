@@ -245,6 +245,72 @@ impl Filter {
     }
 }
 
+/// Reviewed alerts of a list scored at or above a threshold: confirmed (once, or verified by a
+/// second officer) counts as a true match, dismissed as a false one. Open alerts are not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReviewRate {
+    pub threshold: f32,
+    pub confirmed: u64,
+    pub dismissed: u64,
+}
+
+impl ReviewRate {
+    pub fn reviewed(&self) -> u64 {
+        self.confirmed + self.dismissed
+    }
+
+    /// Confirmed share of the reviewed alerts; `None` when none was reviewed.
+    pub fn confirm_rate(&self) -> Option<f64> {
+        (self.reviewed() > 0).then(|| self.confirmed as f64 / self.reviewed() as f64)
+    }
+
+    pub fn dismiss_rate(&self) -> Option<f64> {
+        self.confirm_rate().map(|c| 1.0 - c)
+    }
+}
+
+/// The newest reviewed alerts of a list that [`AlertStore::review_rates`] reads, at most.
+pub const REVIEW_SCAN: i64 = 1_000_000;
+/// Thresholds one [`AlertStore::review_rates`] call may ask about.
+pub const MAX_RATE_THRESHOLDS: usize = 1001;
+
+/// For each of `thresholds` (answered ascending, once each), the reviewed alerts of `list`
+/// scored at or above it. One pass over the newest [`REVIEW_SCAN`] reviewed alerts, memory
+/// by the thresholds only.
+pub fn review_rates(conn: &Connection, list: &str, thresholds: &[f32]) -> Result<Vec<ReviewRate>> {
+    if thresholds.len() > MAX_RATE_THRESHOLDS || thresholds.iter().any(|t| !t.is_finite()) {
+        return Err(Error::BadRequest(format!("review rates: up to {MAX_RATE_THRESHOLDS} finite thresholds")));
+    }
+    let mut ts = thresholds.to_vec();
+    ts.sort_by(f32::total_cmp);
+    ts.dedup();
+    // by_rank[k]: alerts that reach exactly the k lowest thresholds (confirmed, dismissed).
+    let mut by_rank = vec![(0u64, 0u64); ts.len() + 1];
+    let mut st = conn.prepare(
+        "SELECT score, status FROM alerts WHERE list = ?1 AND status IN ('confirmed', 'verified', 'dismissed')
+         ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let mut rows = st.query(params![list, REVIEW_SCAN])?;
+    while let Some(r) = rows.next()? {
+        let (score, status): (f64, String) = (r.get(0)?, r.get(1)?);
+        // Scores are stored from f32: compare as f32, as the matcher did.
+        let k = ts.partition_point(|t| *t <= score as f32);
+        if status == "dismissed" {
+            by_rank[k].1 += 1;
+        } else {
+            by_rank[k].0 += 1;
+        }
+    }
+    let mut out = vec![ReviewRate { threshold: 0.0, confirmed: 0, dismissed: 0 }; ts.len()];
+    let (mut c, mut d) = (0, 0);
+    for i in (0..ts.len()).rev() {
+        c += by_rank[i + 1].0;
+        d += by_rank[i + 1].1;
+        out[i] = ReviewRate { threshold: ts[i], confirmed: c, dismissed: d };
+    }
+    Ok(out)
+}
+
 pub struct AlertStore {
     conn: Connection,
 }
@@ -577,6 +643,18 @@ impl AlertStore {
         Ok(ids)
     }
 
+    /// [`review_rates`] on this store's connection.
+    pub fn review_rates(&self, list: &str, thresholds: &[f32]) -> Result<Vec<ReviewRate>> {
+        review_rates(&self.conn, list, thresholds)
+    }
+
+    /// The lists alerts were raised on (a deleted list's alerts stay), up to `limit`.
+    pub fn alert_lists(&self, limit: usize) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT DISTINCT list FROM alerts ORDER BY list LIMIT ?1")?;
+        let rows = st.query_map([limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     pub fn count(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))?)
     }
@@ -717,6 +795,39 @@ mod tests {
         });
         assert_eq!(created, 1);
         assert_eq!(AlertStore::open(&db).unwrap().count().unwrap(), 1);
+    }
+
+    #[test]
+    fn review_rates_count_reviews_at_and_above_each_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alerts = AlertStore::open(&dir.path().join("a.db")).unwrap();
+        // (score, reviews): confirmed once, verified, dismissed, left open; another list's alert.
+        let cases: [(f32, &[Decision]); 5] = [
+            (0.93, &[Decision::Dismiss]),
+            (0.95, &[Decision::Confirm]),
+            (0.96, &[Decision::Dismiss]),
+            (0.97, &[Decision::Confirm, Decision::Confirm]),
+            (0.99, &[]),
+        ];
+        for (i, (score, reviews)) in cases.iter().enumerate() {
+            let mut a = NewAlert { score: *score, ..sighting(&format!("s{i}")) };
+            let Raised::Created(a) = alerts.raise(&mut a, 0, |_, _| {}, |_| {}).unwrap() else { panic!() };
+            for (n, d) in reviews.iter().enumerate() {
+                alerts.review(&a.id, &officer("o", &format!("p{n}")), *d, None).unwrap();
+            }
+        }
+        let mut other = NewAlert { list: "other".into(), score: 0.99, ..sighting("z") };
+        let Raised::Created(o) = alerts.raise(&mut other, 0, |_, _| {}, |_| {}).unwrap() else { panic!() };
+        alerts.review(&o.id, &officer("o", "p"), Decision::Dismiss, None).unwrap();
+
+        let r = alerts.review_rates("wanted", &[0.96, 0.9, 0.95, 0.98, 0.95]).unwrap();
+        let got: Vec<(f32, u64, u64)> = r.iter().map(|r| (r.threshold, r.confirmed, r.dismissed)).collect();
+        assert_eq!(got, [(0.9, 2, 2), (0.95, 2, 1), (0.96, 1, 1), (0.98, 0, 0)]);
+        assert_eq!(r[1].confirm_rate(), Some(2.0 / 3.0));
+        assert_eq!(r[3].confirm_rate(), None);
+        assert_eq!(alerts.alert_lists(10).unwrap(), ["other", "wanted"]);
+        assert!(alerts.review_rates("wanted", &[f32::NAN]).is_err());
+        assert!(alerts.review_rates("wanted", &vec![0.5; MAX_RATE_THRESHOLDS + 1]).is_err());
     }
 
     #[test]

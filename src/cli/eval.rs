@@ -1,5 +1,7 @@
-//! `facewatch eval`: accuracy on an LFW-style folder (verification pairs and open-set
-//! identification); `facewatch eval clip`: a seeded arrival-hall clip with its ground truth.
+//! `facewatch eval`: accuracy on a labelled folder (LFW pair verification when the folder has
+//! the pairs, open-set identification always), written as the report and charts the ops pages
+//! read; `facewatch eval reviews`: the same rates from reviewed alerts; `facewatch eval clip`: a
+//! seeded arrival-hall clip with its ground truth.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,9 +11,12 @@ use serde_json::json;
 
 use clap::Subcommand;
 
+use facewatch::alerts::AlertStore;
 use facewatch::config::ServiceConfig;
 use facewatch::eval;
 use facewatch::eval::clip::{ClipOptions, Codec};
+use facewatch::eval::plot;
+use facewatch::eval::report::{self, EvalReport, Measured};
 
 #[derive(Subcommand)]
 pub enum EvalAction {
@@ -43,10 +48,29 @@ pub enum EvalAction {
         #[arg(long, default_value_t = 3.0)]
         crowd: f64,
     },
+    /// Reviewed alerts by score, per list: confirmed (true matches) and dismissed (false ones)
+    /// at and above each threshold, as JSON lines (one per list).
+    Reviews {
+        /// Only this list (default: every list alerts were raised on).
+        #[arg(long)]
+        list: Option<String>,
+        /// Thresholds to count at (repeatable; default 0.80 to 1.00 by 0.01).
+        #[arg(long = "threshold")]
+        thresholds: Vec<f32>,
+    },
 }
 
-pub fn action(a: EvalAction) -> anyhow::Result<ExitCode> {
+/// `facewatch eval FACES_DIR`'s options.
+pub struct FolderEval {
+    pub faces: PathBuf,
+    pub workers: usize,
+    pub target_fpir: f64,
+    pub out: Option<PathBuf>,
+}
+
+pub fn action(s: &ServiceConfig, a: EvalAction) -> anyhow::Result<ExitCode> {
     match a {
+        EvalAction::Reviews { list, thresholds } => reviews(s, list, thresholds),
         EvalAction::Clip { seed, out, data, passes, enrolled, width, height, fps, codec, crowd } => {
             let opts = ClipOptions {
                 passes,
@@ -73,7 +97,39 @@ pub fn action(a: EvalAction) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn run(s: &ServiceConfig, threads_given: bool, faces: &Path, workers: usize) -> anyhow::Result<ExitCode> {
+/// Lists known to have alerts, at most (one JSON line each).
+const MAX_LISTS: usize = 10_000;
+
+fn reviews(s: &ServiceConfig, list: Option<String>, thresholds: Vec<f32>) -> anyhow::Result<ExitCode> {
+    let db = s.service.data_dir.join("facewatch.db");
+    if !db.exists() {
+        anyhow::bail!("no store at {} (set --data-dir)", db.display());
+    }
+    let store = AlertStore::open(&db)?;
+    let thresholds = if thresholds.is_empty() { facewatch::tuning::rate_grid() } else { thresholds };
+    let lists = match list {
+        Some(l) => vec![l],
+        None => store.alert_lists(MAX_LISTS)?,
+    };
+    for l in lists {
+        let rates: Vec<_> = store
+            .review_rates(&l, &thresholds)?
+            .into_iter()
+            .map(|r| {
+                json!({"threshold": r.threshold, "confirmed": r.confirmed, "dismissed": r.dismissed,
+                    "confirm_rate": r.confirm_rate(), "dismiss_rate": r.dismiss_rate()})
+            })
+            .collect();
+        println!("{}", json!({"list": l, "rates": rates}));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(s: &ServiceConfig, threads_given: bool, f: &FolderEval) -> anyhow::Result<ExitCode> {
+    let faces = f.faces.as_path();
+    if !(0.0..=1.0).contains(&f.target_fpir) {
+        anyhow::bail!("--target-fpir {}: expected a rate in 0..1", f.target_fpir);
+    }
     let mut opts = s.pipeline_options();
     // Evaluation picks the labelled (centre) face among all candidates, as the reference does.
     opts.detector.score_threshold = opts.detector.score_threshold.min(0.6);
@@ -82,11 +138,18 @@ pub fn run(s: &ServiceConfig, threads_given: bool, faces: &Path, workers: usize)
         opts.runtime.intra_threads = 1;
     }
     let set = eval::IdentificationSet::from_faces_dir(faces)?;
-    let pairs = eval::read_pairs(&faces.join("pairs_lfw_view2.tsv"))?;
+    if set.gallery.is_empty() {
+        anyhow::bail!("{}: no identity folder with 2 or more photos (<identity>/*.jpg)", faces.display());
+    }
+    // LFW pair verification where the folder has its pairs; open-set identification always.
+    let pairs_file = faces.join("pairs_lfw_view2.tsv");
+    let pairs = if pairs_file.exists() { Some(eval::read_pairs(&pairs_file)?) } else { None };
     let paths = set.all_paths();
-    let bar = indicatif::ProgressBar::new(paths.len() as u64);
+    let bar = indicatif::ProgressBar::new(paths.len() as u64).with_style(indicatif::ProgressStyle::with_template(
+        "embedding {bar:40} {pos}/{len} photos, {per_sec}, {eta} left",
+    )?);
     let t0 = std::time::Instant::now();
-    let embs = eval::embed_centre_faces(&s.models_dir(), &opts, &paths, workers, &|n| bar.set_position(n as u64))?;
+    let embs = eval::embed_centre_faces(&s.models_dir(), &opts, &paths, f.workers, &|n| bar.set_position(n as u64))?;
     bar.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     let by_path: BTreeMap<PathBuf, Option<Vec<f32>>> = paths.iter().cloned().zip(embs).collect();
@@ -95,14 +158,28 @@ pub fn run(s: &ServiceConfig, threads_given: bool, faces: &Path, workers: usize)
         .filter_map(|(p, e)| Some((p.strip_prefix(faces).ok()?.to_string_lossy().into_owned(), e.clone())))
         .collect();
     let m = facewatch::manifest::Manifest::load(&s.models_dir())?;
-    let ver = eval::verification(&pairs, &by_rel);
-    let ident = eval::identification(
+    let ver = pairs.map(|p| eval::verification(&p, &by_rel));
+    let (ident, scores) = eval::identification_scores(
         &set,
         &by_path,
         &s.watchlist.index_factory,
         &m.embedder.name,
         m.embedder.embedding_size as u32,
     )?;
+    let report = EvalReport::new(
+        Measured {
+            source: faces.display().to_string(),
+            embedder: m.embedder.name.clone(),
+            images: paths.len(),
+            seconds: secs,
+            verification: ver.clone(),
+            identification: ident.clone(),
+            scores,
+        },
+        f.target_fpir,
+    )?;
+    let out = f.out.clone().unwrap_or_else(|| report::dir(&s.service.data_dir));
+    let written = write_report(&report, &out)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
@@ -111,7 +188,25 @@ pub fn run(s: &ServiceConfig, threads_given: bool, faces: &Path, workers: usize)
             "images_per_second": paths.len() as f64 / secs,
             "verification": ver,
             "identification": ident,
+            "target_fpir": f.target_fpir,
+            "recommended": report.recommended,
+            "written": written,
         }))?
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The charts (recommended threshold marked) and then the report, each file written atomically:
+/// the report last, so a reader that finds a new report finds its charts.
+fn write_report(r: &EvalReport, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let what = format!("evaluation of {}", r.source);
+    let det = plot::det_chart(&what, &r.scores, &r.det, Some(&r.recommended));
+    let hist = plot::histogram_chart(&what, &r.histogram, Some(r.recommended.threshold));
+    let mut written = Vec::new();
+    for (name, chart) in [("det", &det), ("histogram", &hist)] {
+        written.push(report::write_atomic(&out.join(format!("{name}.svg")), chart.svg().as_bytes())?);
+        written.push(report::write_atomic(&out.join(format!("{name}.png")), &chart.png()?)?);
+    }
+    written.push(r.write(out)?);
+    Ok(written)
 }

@@ -126,11 +126,18 @@ pub enum Command {
     Eval {
         #[command(subcommand)]
         action: Option<eval::EvalAction>,
-        /// Folder with <Identity>/*.jpg and pairs_lfw_view2.tsv.
+        /// Labelled folder: <Identity>/*.jpg (and pairs_lfw_view2.tsv for LFW pair verification).
         faces: Option<PathBuf>,
         /// Parallel pipelines (each with --threads intra-op threads).
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// The false-alarm rate (share of non-mated probes that alert) to recommend a threshold for.
+        #[arg(long, default_value_t = 0.01)]
+        target_fpir: f64,
+        /// Where the report (latest.json) and the charts (det.svg/png, histogram.svg/png) go;
+        /// default <data_dir>/eval, where the service's ops pages read it.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 

@@ -12,7 +12,7 @@ use crate::console::session::Session;
 fn nav(role: Role) -> &'static [(&'static str, &'static str)] {
     match role {
         Role::Officer => &[("/alerts", "Alerts")],
-        Role::Ops => &[("/ops", "Lists and policies")],
+        Role::Ops => &[("/ops", "Lists and policies"), ("/ops/status", "Status")],
         Role::Admin => &[("/admin", "Tokens and audit")],
         Role::Camera | Role::Relay => &[],
     }

@@ -34,6 +34,7 @@
 //! 5. **Images and other bytes** that show faces: `Cache-Control: no-store` is already set on
 //!    every response that does not set its own.
 
+pub mod admin;
 pub mod assets;
 pub mod config;
 pub mod csrf;
@@ -41,10 +42,12 @@ pub mod headers;
 pub mod layout;
 pub mod live;
 pub mod officer;
+pub mod ops;
 pub mod page;
 pub mod roles;
 pub mod session;
 pub mod signin;
+pub mod status;
 
 use axum::Router;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -81,6 +84,8 @@ pub fn router() -> Router<AppState> {
         .route("/signout", post(signin::signout))
         .route("/assets/{name}", get(assets::serve))
         .merge(officer::routes())
+        .merge(ops::routes())
+        .merge(admin::routes())
         .layer(axum::extract::DefaultBodyLimit::max(csrf::MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn(headers::secure))
 }

@@ -6,7 +6,9 @@
 //! through the engine, [`rule`] decides on the frames, [`video`] scores the decisions per pass.
 
 pub mod clip;
+pub mod plot;
 pub mod replay;
+pub mod report;
 pub(crate) mod rng;
 pub mod rule;
 pub mod video;
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pipeline::{Pipeline, PipelineOptions, nearest_center};
@@ -100,7 +102,7 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
     Ok(pairs)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verification {
     pub pairs: usize,
     /// Pairs where one image had no face (scored as "different").
@@ -237,7 +239,7 @@ impl IdentificationSet {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Identification {
     pub gallery: usize,
     pub mated: usize,
@@ -260,6 +262,18 @@ pub fn identification(
     model: &str,
     dim: u32,
 ) -> Result<Identification> {
+    Ok(identification_scores(set, emb, factory, model, dim)?.0)
+}
+
+/// [`identification`] and the scores behind it (the DET curve, histograms and thresholds of
+/// [`report`]).
+pub fn identification_scores(
+    set: &IdentificationSet,
+    emb: &BTreeMap<PathBuf, Option<Vec<f32>>>,
+    factory: &str,
+    model: &str,
+    dim: u32,
+) -> Result<(Identification, report::Scores)> {
     let mut missing = 0;
     let mut templates = Vec::new();
     for (i, (name, path)) in set.gallery.iter().enumerate() {
@@ -308,7 +322,8 @@ pub fn identification(
     };
     let (t1, f1) = at_fpir(0.01);
     let (t5, f5) = at_fpir(0.05);
-    Ok(Identification {
+    let scores = report::Scores::new(&mated, set.non_mated.len(), non_mated.clone());
+    let ident = Identification {
         gallery: set.gallery.len(),
         mated: set.mated.len(),
         non_mated: set.non_mated.len(),
@@ -318,7 +333,8 @@ pub fn identification(
         threshold_at_fpir_1pct: t1,
         fnir_at_fpir_5pct: f5,
         threshold_at_fpir_5pct: t5,
-    })
+    };
+    Ok((ident, scores))
 }
 
 #[cfg(test)]
