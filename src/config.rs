@@ -242,6 +242,12 @@ pub struct TrackingSection {
     /// A pass scoring this far below every list's track threshold after `min_agreeing + 1`
     /// embeddings is settled: no more embeddings for it.
     pub settle_margin: f32,
+    /// A new track continues a pass lost at most `rejoin_within_ms` before it began (0: never),
+    /// within `rejoin_distance` face sides, when its first embedding's cosine with the pass's
+    /// fused one is at least `rejoin_above`: no second alert, the same embedding budget.
+    pub rejoin_above: f32,
+    pub rejoin_within_ms: u64,
+    pub rejoin_distance: f32,
 }
 
 impl Default for TrackingSection {
@@ -262,6 +268,9 @@ impl Default for TrackingSection {
             grow: r.grow,
             quality_gain: r.quality_gain,
             settle_margin: r.settle_margin,
+            rejoin_above: r.rejoin_above,
+            rejoin_within_ms: r.rejoin_within_ms,
+            rejoin_distance: r.rejoin_distance,
         }
     }
 }
@@ -289,6 +298,9 @@ impl TrackingSection {
             grow: self.grow,
             quality_gain: self.quality_gain,
             settle_margin: self.settle_margin,
+            rejoin_above: self.rejoin_above,
+            rejoin_within_ms: self.rejoin_within_ms,
+            rejoin_distance: self.rejoin_distance,
         }
     }
 }

@@ -38,12 +38,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lists { json } => cli::watchlist::lists(s, json),
         Command::Remove { list, subject } => cli::watchlist::remove(s, &list, &subject),
         Command::Threshold { list, value } => cli::watchlist::threshold(s, &list, value),
-        Command::Eval { action: Some(action), .. } => cli::eval::action(action),
+        Command::Eval { action: Some(action), .. } => cli::eval::action(s, action),
         Command::Eval { action: None, faces: Some(faces), workers } => {
             cli::eval::run(s, cli.settings.threads.is_some(), &faces, workers)
         }
         Command::Eval { action: None, faces: None, .. } => {
-            anyhow::bail!("eval: give a faces folder, or `eval clip` to make a clip")
+            anyhow::bail!("eval: give a faces folder, `eval clip` to make a clip, or `eval video` to run one")
         }
     }
 }

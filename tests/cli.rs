@@ -340,3 +340,28 @@ fn old_setting_names_are_refused_and_url_credentials_never_printed() {
         run(&["events", "tail", "--help"], &[("FACEWATCH_EVENTS__NATS_URL", "nats://fw:n4ts-pa55@hq:4222")]);
     assert!(ok && out.contains("FACEWATCH_EVENTS__NATS_URL") && !out.contains("n4ts-pa55"), "{out}");
 }
+
+#[test]
+fn eval_video_recommends_a_threshold_for_each_rule() {
+    let cli = Cli::new();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip");
+    let (clip_s, data) = (clip.display().to_string(), common::data().display().to_string());
+    let small = ["--passes", "4", "--enrolled", "2", "--width", "480", "--height", "270", "--fps", "5"];
+    let mut args = vec!["eval", "clip", "--seed", "5", "--out", clip_s.as_str(), "--data", data.as_str()];
+    args.extend(small);
+    cli.ok(&args);
+    let t = std::time::Instant::now();
+    let out = cli.ok(&["eval", "video", "--clip", &clip_s, "--list-size", "40", "--target-tpir", "0.5"]);
+    eprintln!("eval video: {:.1} s", t.elapsed().as_secs_f64());
+    assert!(out.contains("| frame | 0.940 |") && out.contains("| track | 0.950 |"), "{out}");
+    assert!(out.contains("recommended frame rule: threshold = "), "{out}");
+    assert!(out.contains("recommended track rule: track_threshold = "), "{out}");
+    let json: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let (frame, track) = (json["threshold"].as_f64().unwrap(), json["track_threshold"].as_f64().unwrap());
+    assert!((0.9..=0.98).contains(&frame) && (0.9..=0.98).contains(&track), "{json}");
+    assert!(json["track"]["pass_tpir"].as_f64().unwrap() >= 0.5, "{json}");
+
+    let err = cli.fails(&["eval", "video", "--clip", &dir.path().join("nothing").display().to_string()]);
+    assert!(err.contains("manifest.json missing"), "{err}");
+}

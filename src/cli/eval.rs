@@ -1,5 +1,6 @@
 //! `facewatch eval`: accuracy on an LFW-style folder (verification pairs and open-set
-//! identification); `facewatch eval clip`: a seeded arrival-hall clip with its ground truth.
+//! identification); `facewatch eval clip`: a seeded arrival-hall clip with its ground truth;
+//! `facewatch eval video`: both rules on such a clip, and the thresholds to set.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,9 +10,14 @@ use serde_json::json;
 
 use clap::Subcommand;
 
+use std::sync::Arc;
+
 use facewatch::config::ServiceConfig;
 use facewatch::eval;
+use facewatch::eval::calibrate::{self, AnalysedClip, Recommendation, Sweep};
 use facewatch::eval::clip::{ClipOptions, Codec};
+use facewatch::inference::Inference;
+use facewatch::metrics::Metrics;
 
 #[derive(Subcommand)]
 pub enum EvalAction {
@@ -40,10 +46,29 @@ pub enum EvalAction {
         #[arg(long, default_value = "h264")]
         codec: String,
     },
+    /// Run the frame rule and the track rule over a clip made by `eval clip` with the real
+    /// models, against its enrolled people padded with distractors from the photos folder, and
+    /// recommend each rule's threshold (a list's `threshold` and `track_threshold`): the highest
+    /// whose pass TPIR reaches the target. Prints a table, the recommendation, and a JSON line.
+    Video {
+        /// The folder `eval clip --out` wrote (manifest.json, truth.jsonl, the video).
+        #[arg(long)]
+        clip: PathBuf,
+        /// Subjects on the list: the clip's enrolled people, then distractors never shown.
+        #[arg(long, default_value_t = 600)]
+        list_size: usize,
+        /// Share of enrolled passes that must raise an alert.
+        #[arg(long, default_value_t = 0.95)]
+        target_tpir: f64,
+        /// Chooses the distractors (default: the clip's seed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
-pub fn action(a: EvalAction) -> anyhow::Result<ExitCode> {
+pub fn action(s: &ServiceConfig, a: EvalAction) -> anyhow::Result<ExitCode> {
     match a {
+        EvalAction::Video { clip, list_size, target_tpir, seed } => video(s, &clip, list_size, target_tpir, seed),
         EvalAction::Clip { seed, out, data, passes, enrolled, width, height, fps, codec } => {
             let opts = ClipOptions {
                 passes,
@@ -109,5 +134,37 @@ pub fn run(s: &ServiceConfig, threads_given: bool, faces: &Path, workers: usize)
             "identification": ident,
         }))?
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn video(
+    s: &ServiceConfig,
+    dir: &Path,
+    list_size: usize,
+    target_tpir: f64,
+    seed: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&target_tpir) {
+        anyhow::bail!("--target-tpir {target_tpir} outside 0..1");
+    }
+    if !(1..=100_000).contains(&list_size) {
+        anyhow::bail!("--list-size {list_size} outside 1..100000");
+    }
+    if !dir.join("manifest.json").is_file() {
+        anyhow::bail!("{}: no clip here (manifest.json missing; make one with `facewatch eval clip`)", dir.display());
+    }
+    let (manifest, _) = eval::clip::read(dir)?;
+    let engine = Inference::start(&s.models_dir(), &calibrate::engine_options(s), Arc::new(Metrics::default()))?;
+    let mut clip =
+        AnalysedClip::open(&engine, dir, list_size, seed.unwrap_or(manifest.seed), &s.watchlist.index_factory)?;
+    let sweep = Sweep::new(s, engine.embedder_spec().default_threshold);
+    let rows = calibrate::sweep(&mut clip, &sweep)?;
+    println!("{}", clip.summary());
+    println!();
+    print!("{}", calibrate::table(&rows));
+    println!();
+    let rec = Recommendation::from_rows(&rows, target_tpir);
+    print!("{}", rec.lines());
+    println!("{}", serde_json::to_string(&rec)?);
     Ok(ExitCode::SUCCESS)
 }
