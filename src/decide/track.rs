@@ -51,7 +51,8 @@ pub struct TrackRuleOptions {
 impl Default for TrackRuleOptions {
     fn default() -> Self {
         Self {
-            min_agreeing: 2,
+            // 2 let four strangers in 216 passes more through at equal pass TPIR (BENCHMARKS).
+            min_agreeing: 3,
             strong_margin: 0.02,
             max_embeddings: 6,
             grow: 1.25,

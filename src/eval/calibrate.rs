@@ -348,3 +348,60 @@ pub fn false_alert_sources(clip: &AnalysedClip, emitted: &Emitted) -> String {
         "false alerts: {stranger} on strangers, {other} on another enrolled person, {nobody} on no one; {later_track} raised by a later track of a person tracked before"
     )
 }
+
+/// Why enrolled passes were missed: for each enrolled pass without a true alert in `emitted`,
+/// its faces that carry an embedding, the best score of its own subject over them (the ceiling
+/// of any rule that looks at single faces), and that subject's score for the mean of its faces.
+pub fn missed_passes(clip: &mut AnalysedClip, emitted: &Emitted) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let passes = clip.manifest.passes.clone();
+    for p in passes.iter().filter(|p| p.subject.is_some()) {
+        let subject = p.subject.as_deref().unwrap_or_default();
+        let alerted = emitted.alerts.iter().any(|a| {
+            a.subject == subject
+                && a.bbox.is_some_and(|b| {
+                    clip.truth.get(a.frame as usize).and_then(|t| associate(&b, t)).is_some_and(|q| q.pass == p.id)
+                })
+        });
+        if alerted {
+            continue;
+        }
+        let mut embs: Vec<Vec<f32>> = Vec::new();
+        for f in clip.frames.iter().skip(p.first_frame as usize).take((p.last_frame - p.first_frame + 1) as usize) {
+            let Some(t) = clip.truth.get(f.frame as usize) else { continue };
+            for face in &f.faces {
+                if let Some(e) = &face.embedding
+                    && associate(&face.detection.bbox, t).is_some_and(|q| q.pass == p.id)
+                {
+                    embs.push(e.clone());
+                }
+            }
+        }
+        let n = clip.list.subjects.max(1);
+        let own = |e: &[f32], index: &mut crate::watchlist::index::ListIndex| -> Result<Option<f32>> {
+            let hits = index.search(e, n)?.pop().unwrap_or_default();
+            Ok(hits.iter().find(|(id, _)| index.owner(*id).is_some_and(|o| o.subject == subject)).map(|h| h.1))
+        };
+        let mut best = None::<f32>;
+        for e in &embs {
+            if let Some(s) = own(e, &mut clip.list.index)? {
+                best = Some(best.map_or(s, |b: f32| b.max(s)));
+            }
+        }
+        let mut sum = vec![0f32; embs.first().map_or(0, Vec::len)];
+        for e in &embs {
+            sum.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+        }
+        let mean =
+            if embs.is_empty() { None } else { own(&crate::vision::embed::normalized(&sum), &mut clip.list.index)? };
+        let f = |s: Option<f32>| s.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into());
+        out.push(format!(
+            "missed pass {} ({subject}): {} faces embedded by the engine, best own score {}, own score of their mean {}",
+            p.id,
+            embs.len(),
+            f(best),
+            f(mean)
+        ));
+    }
+    Ok(out)
+}
