@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde_json::json;
 
 use clap::Subcommand;
-
-use std::sync::Arc;
 
 use facewatch::config::ServiceConfig;
 use facewatch::eval;
