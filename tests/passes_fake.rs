@@ -191,3 +191,30 @@ fn a_person_hidden_until_their_track_ends_continues_their_pass_and_two_people_ar
         assert_eq!(alerts, expected);
     }
 }
+
+#[test]
+fn a_person_found_again_while_their_old_track_still_coasts_continues_their_pass() {
+    const N: u32 = 36;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_list(dir.path(), 3_000);
+    let mut passes = app.passes("hall-1").unwrap();
+    // Hidden for 3 frames (the old track coasts), then seen 250 px lower, beyond the tracker's
+    // gate but within rejoin_distance: a new track, which finds the coasting pass by its face.
+    let frames: Vec<Vec<FakeFace>> = (0..N)
+        .map(|f| match f {
+            0..10 => vec![at(5, f, N, 20)],
+            10..13 => vec![],
+            _ => vec![at(5, f, N, 270)],
+        })
+        .collect();
+    // Back at frame 13, confirmed and embedded at 15: the old track (3 frames unseen) is live.
+    let mut steps = run(&app, &mut passes, &frames[..16], T0);
+    let rejoined: Vec<_> = steps.iter().flat_map(|s| s.rejoined.clone()).collect();
+    assert_eq!(rejoined.len(), 1, "{rejoined:?}");
+    // The coasting track gave way to the new one at once: one live track, not two.
+    assert_eq!(passes.live_tracks(), 1);
+    steps.extend(run(&app, &mut passes, &frames[16..], T0 + 16 * FRAME_MS));
+    let alerts: Vec<_> = steps.iter().flat_map(|s| s.alerts.clone()).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(steps[N as usize - 1].tracks, steps[3].tracks, "one pass");
+}
