@@ -395,8 +395,11 @@ pub fn missed_passes(clip: &mut AnalysedClip, emitted: &Emitted) -> Result<Vec<S
         let mean =
             if embs.is_empty() { None } else { own(&crate::vision::embed::normalized(&sum), &mut clip.list.index)? };
         let f = |s: Option<f32>| s.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into());
+        // An alert for the subject on someone else shortly before holds the true one back
+        // (cooldown): the officer sees the look-alike's crop.
+        let before = emitted.alerts.iter().filter(|a| a.subject == subject && a.frame <= p.last_frame).count();
         out.push(format!(
-            "missed pass {} ({subject}): {} faces embedded by the engine, best own score {}, own score of their mean {}",
+            "missed pass {} ({subject}): {} faces embedded by the engine, best own score {}, own score of their mean {}, {before} alerts for the subject on someone else before it ended",
             p.id,
             embs.len(),
             f(best),
