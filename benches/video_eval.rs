@@ -1,16 +1,20 @@
-//! Decisions on video, per person-pass: a generated arrival-hall clip (seed 17, 72 passes of
-//! which 24 enrolled, 960x540 at 10 fps, H.264) decoded by ffmpeg, every frame through the
-//! engine with the real models, against a 600-subject list (the enrolled people plus
-//! distractor identities never shown). Prints a markdown table per rule and threshold: pass
-//! TPIR, false alerts per 1,000 passes, time to alert, embeddings per pass.
+//! Decisions on video, per person-pass: generated arrival-hall clips (72 passes of which 24
+//! enrolled, 960x540 at 10 fps, H.264) decoded by ffmpeg, every frame through the engine with
+//! the real models, against a 600-subject list (the enrolled people plus distractor identities
+//! never shown). For each clip, then pooled over all of them: a markdown table per rule and
+//! threshold (pass TPIR, false alerts per 1,000 passes, time to alert, embeddings per pass,
+//! ID switches, lost passes rejoined and wrong joins), and each rule's recommended threshold:
+//! the highest whose pass TPIR reaches 0.95 (`facewatch::eval::calibrate`, which
+//! `facewatch eval video` runs too).
 //!
-//! `cargo bench --bench video_eval`; `-- --seed N` for another clip, `--width W --height H
+//! `cargo bench --bench video_eval -- --bench [--seed N]...` (default: seeds 17, 18 and 19, one
+//! after another); `--variants` adds the track rule with other settings (the defaults before
+//! issue 17's calibration, rejoin off, other rejoin cosines, embedding caps); `--switches` lists
+//! each ID switch of the track rule (gap, distance, appearance cosine); `--width W --height H
 //! --crowd C` for another frame size and crowd (mean people in view), `--detect-max-side N` to
-//! detect on frames scaled to that longer side (as `[tracking] detect_max_side` does; 0 = the
-//! full frame). Under `cargo test` a
-//! small clip (8 passes, 480x270 at 5 fps, a 100-subject list) at threshold 0.94.
-//!
-//! A rule is a [`VideoRule`] fed the same analysed frames; add one to `rules` below.
+//! detect on frames scaled to that longer side (`[tracking] detect_max_side`; 0 = the full
+//! frame). Under `cargo test` a small clip (8 passes, 480x270 at 5 fps, a 100-subject list) at
+//! threshold 0.94.
 
 mod support;
 
@@ -18,297 +22,234 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use facewatch::config::{ServiceConfig, TrackingSection};
+use facewatch::eval::calibrate::{self, AnalysedClip, Recommendation, Row, RuleKind, Sweep};
 use facewatch::eval::clip::{Clip, ClipOptions};
-use facewatch::eval::replay::{AnalysedFrame, analyse_clip, build_list};
-use facewatch::eval::rule::{self, FrameLevel, TrackLevel, VideoRule};
-use facewatch::eval::video::{self, VideoMetrics, associate};
-use facewatch::inference::{Inference, InferenceOptions};
+use facewatch::inference::Inference;
 use facewatch::metrics::Metrics;
-use facewatch::vision::quality::QualityGate;
-use facewatch::watchlist::index::ListIndex;
-use facewatch::watchlist::policy::Policy;
 
-/// Share of the ground-truth faces (at least 32 px, at least half visible) that some
-/// detection lands on: what any rule can work with.
-fn detection_recall(frames: &[AnalysedFrame], truth: &[facewatch::eval::clip::TruthFrame]) -> (usize, usize) {
-    let (mut found, mut total) = (0, 0);
-    for (f, t) in frames.iter().zip(truth) {
-        for p in t.people.iter().filter(|p| p.bbox[2].min(p.bbox[3]) >= 32.0 && p.visible >= 0.5) {
-            total += 1;
-            found += usize::from(
-                f.faces.iter().any(|face| associate(&face.detection.bbox, t).is_some_and(|q| q.pass == p.pass)),
-            );
-        }
-    }
-    (found, total)
+/// The track rule's settings worth comparing, by name.
+fn variants(base: &TrackingSection) -> Vec<(String, TrackingSection)> {
+    let with = |f: &dyn Fn(&mut TrackingSection)| {
+        let mut t = base.clone();
+        f(&mut t);
+        t
+    };
+    vec![
+        (
+            "before (agree 2, gate 0.8, no rejoin)".into(),
+            with(&|t| (t.min_agreeing, t.max_distance, t.rejoin_within_ms) = (2, 0.8, 0)),
+        ),
+        ("no rejoin".into(), with(&|t| t.rejoin_within_ms = 0)),
+        ("agree 2".into(), with(&|t| t.min_agreeing = 2)),
+        ("gate 0.8".into(), with(&|t| t.max_distance = 0.8)),
+        ("rejoin 0.93".into(), with(&|t| t.rejoin_above = 0.93)),
+        ("rejoin 0.94".into(), with(&|t| t.rejoin_above = 0.94)),
+        ("rejoin 0.96".into(), with(&|t| t.rejoin_above = 0.96)),
+        ("max emb 8".into(), with(&|t| t.max_embeddings = 8)),
+        ("max emb 4".into(), with(&|t| t.max_embeddings = 4)),
+    ]
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
-    let seed = args.windows(2).find(|w| w[0] == "--seed").and_then(|w| w[1].parse().ok()).unwrap_or(17);
+    let arg = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let mut seeds: Vec<u64> = args.windows(2).filter(|w| w[0] == "--seed").filter_map(|w| w[1].parse().ok()).collect();
+    if seeds.is_empty() {
+        seeds = if full { vec![17, 18, 19] } else { vec![17] };
+    }
     let data = support::data();
-    let num = |name: &str| args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse::<f64>().ok());
-    let mut base = ClipOptions::new(seed, &data);
-    base.width = num("--width").map_or(base.width, |v| v as u32);
-    base.height = num("--height").map_or(base.height, |v| v as u32);
-    base.crowd = num("--crowd").unwrap_or(base.crowd);
-    let (opts, list_size, thresholds, track_thresholds) = if full {
-        (
-            base,
-            600,
-            vec![0.90, 0.92, 0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96],
-            vec![0.92, 0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96],
-        )
-    } else {
-        (ClipOptions { passes: 8, enrolled: 4, width: 480, height: 270, fps: 5, ..base }, 100, vec![0.94], vec![0.95])
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-
-    let t = Instant::now();
-    let clip = Clip::plan(&opts).expect("plan the clip");
-    clip.write(dir.path()).expect("encode the clip (ffmpeg installed by scripts/setup.sh)");
-    let m = clip.manifest.clone();
-    let truth = clip.truth.clone();
-    drop(clip);
-    let generated = t.elapsed();
+    let mut cfg = ServiceConfig::default();
+    // `--min-agreeing N`, `--strong-margin M`, `--max-age F`, `--split-below C`, `--max-distance D`,
+    // `--rejoin-above C`, `--rejoin-within-ms T`, `--rejoin-distance D`: the track rule's and the
+    // tracker's settings, for calibration.
+    let t = &mut cfg.tracking;
+    let num = |name: &str| arg(name).and_then(|v| v.parse::<f64>().ok());
+    if let Some(v) = num("--min-agreeing") {
+        t.min_agreeing = v as u32;
+    }
+    if let Some(v) = num("--strong-margin") {
+        t.strong_margin = v as f32;
+    }
+    if let Some(v) = num("--max-age") {
+        t.max_age = v as u32;
+        t.max_lost_ms = t.max_lost_ms.max(v as u64 * 100);
+    }
+    if let Some(v) = num("--split-below") {
+        t.split_below = v as f32;
+    }
+    if let Some(v) = num("--max-distance") {
+        t.max_distance = v as f32;
+    }
+    if let Some(v) = num("--rejoin-above") {
+        t.rejoin_above = v as f32;
+    }
+    if let Some(v) = num("--rejoin-within-ms") {
+        t.rejoin_within_ms = v as u64;
+    }
+    if let Some(v) = num("--rejoin-distance") {
+        t.rejoin_distance = v as f32;
+    }
+    if let Some(v) = num("--detect-max-side") {
+        t.detect_max_side = v as u32;
+    }
+    let list_size = if full { 600 } else { 100 };
 
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-    // Analysed as a tracked camera is: detections down to [tracking] low, every accepted face
-    // embedded (each rule counts what it would have embedded). The frame rule sees only the
-    // faces a posted frame keeps ([inference] detect_threshold).
-    let cfg = facewatch::config::ServiceConfig::default();
-    let mut engine_opts = InferenceOptions::default();
-    engine_opts.pipeline.detector.score_threshold = cfg.tracking.low;
-    engine_opts.live_threshold = cfg.tracking.low;
-    if let Some(side) = num("--detect-max-side") {
-        engine_opts.pipeline.detector.max_side = side as u32;
-    }
-    let frame_detection = cfg.inference.detect_threshold;
-    let engine = Inference::start(&models, &engine_opts, Arc::new(Metrics::default()))
+    let engine = Inference::start(&models, &calibrate::engine_options(&cfg), Arc::new(Metrics::default()))
         .expect("models installed by scripts/setup.sh");
-    let t = Instant::now();
-    let list = build_list(&engine, &m, list_size, seed, "auto").expect("enroll the list");
-    let enrolled_in = t.elapsed();
-    let t = Instant::now();
-    let frames = analyse_clip(&engine, dir.path(), &m, QualityGate::default()).expect("analyse the clip");
-    let analysed = t.elapsed();
-    let (found, total) = detection_recall(&frames, &truth);
+    let mut sweep = Sweep::new(&cfg, engine.embedder_spec().default_threshold);
+    if !full {
+        (sweep.frame_thresholds, sweep.track_thresholds) = (vec![0.94], vec![0.95]);
+    }
+    let extra = if args.iter().any(|a| a == "--variants") { variants(&cfg.tracking) } else { Vec::new() };
 
-    println!(
-        "clip seed {seed}: {}x{} at {} fps, {} frames, {} passes ({} enrolled), {:?}; generated in {:.1} s",
-        m.width,
-        m.height,
-        m.fps,
-        m.frames,
-        m.passes.len(),
-        m.passes.iter().filter(|p| p.subject.is_some()).count(),
-        m.codec,
-        generated.as_secs_f64()
-    );
-    println!(
-        "list: {} subjects ({} of the clip's {} enrolled, {} photos refused), in {:.1} s",
-        list.subjects,
-        list.enrolled,
-        m.enroll.len(),
-        list.refused,
-        enrolled_in.as_secs_f64()
-    );
-    println!("detector max_side {}", engine_opts.pipeline.detector.max_side);
-    println!(
-        "engine: {} frames in {:.1} s ({:.1} fps); {} faces; detection recall {found}/{total} = {:.1} %",
-        frames.len(),
-        analysed.as_secs_f64(),
-        frames.len() as f64 / analysed.as_secs_f64(),
-        frames.iter().map(|f| f.faces.len()).sum::<usize>(),
-        100.0 * found as f64 / total.max(1) as f64
-    );
-    println!();
-    println!(
-        "| rule | pass TPIR | alerted / enrolled passes | false alerts | per 1,000 passes | time to alert median / p90 (s) | embeddings per pass | ID switches |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-
-    // Each rule borrows the list and hands it back for the next.
-    type MakeRule = Box<dyn Fn(ListIndex) -> Box<dyn RuleWithList>>;
-    let mut rules: Vec<MakeRule> = Vec::new();
-    for &t in &thresholds {
-        rules.push(Box::new(move |index| {
-            Box::new(FrameLevel::new(index, Policy::with_threshold(t)).with_detection_threshold(frame_detection))
-        }));
-    }
-    // `--min-agreeing N`, `--strong-margin M`, `--max-age F`, `--split-below C`, `--max-distance D`:
-    // the track rule's and the tracker's settings, for calibration.
-    let mut tracking = facewatch::config::TrackingSection::default();
-    let arg = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
-    if let Some(n) = arg("--min-agreeing").and_then(|v| v.parse().ok()) {
-        tracking.min_agreeing = n;
-    }
-    if let Some(m) = arg("--strong-margin").and_then(|v| v.parse().ok()) {
-        tracking.strong_margin = m;
-    }
-    if let Some(v) = arg("--max-age").and_then(|v| v.parse().ok()) {
-        tracking.max_age = v;
-        tracking.max_lost_ms = tracking.max_lost_ms.max(u64::from(v) * 1000 / u64::from(m.fps.max(1)));
-    }
-    if let Some(v) = arg("--split-below").and_then(|v| v.parse().ok()) {
-        tracking.split_below = v;
-    }
-    if let Some(v) = arg("--max-distance").and_then(|v| v.parse().ok()) {
-        tracking.max_distance = v;
-    }
-    // The track rule (the service's defaults: [tracking]) at its own thresholds; the frame
-    // threshold it uses for a "strong" single face stays 0.94.
-    for &t in &track_thresholds {
-        let tracking = tracking.clone();
-        rules.push(Box::new(move |index| {
-            let policy = Policy { track_threshold: t, ..Policy::with_threshold(0.94) };
-            let tracking = tracking.clone();
-            Box::new(TrackLevel::new(index, policy, tracking.tracker(), tracking.rule()).expect("track rule"))
-        }));
-    }
-    let mut index = list.index;
-    let mut results = Vec::new();
-    for make in &rules {
-        let mut r = make(index);
-        let emitted = rule::run(r.as_rule(), &frames).expect("run the rule");
-        let v = video::evaluate(&m.passes, &truth, m.fps, &emitted);
-        let secs = |s: Option<f64>| s.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into());
-        println!(
-            "| {} | {:.3} | {} / {} | {} | {:.0} | {} / {} | {:.1} | {} |",
-            r.as_rule().name(),
-            v.pass_tpir,
-            v.alerted_passes,
-            v.enrolled_passes,
-            v.false_alerts,
-            v.false_alerts_per_1000_passes,
-            secs(v.time_to_alert_median_s),
-            secs(v.time_to_alert_p90_s),
-            v.embeddings_per_pass,
-            v.id_switches.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
-        );
-        results.push(v);
-        index = r.into_index();
-    }
-
-    // Each rule's threshold: the fewest false alerts at pass TPIR >= 0.95.
-    let (frame_results, track_results) = results.split_at(thresholds.len());
-    let recommend = |what: &str, ts: &[f32], rs: &[VideoMetrics]| {
-        let best = ts
-            .iter()
-            .zip(rs)
-            .filter(|(_, v)| v.pass_tpir >= 0.95)
-            .min_by(|a, b| a.1.false_alerts.cmp(&b.1.false_alerts).then(b.0.total_cmp(a.0)))
-            .map(|(t, v)| (*t, v.clone()));
-        match &best {
-            Some((t, v)) => println!(
-                "recommended {what} threshold: {t} (pass TPIR {:.3}, {:.0} false alerts per 1,000 passes, {:.1} embeddings per pass)",
-                v.pass_tpir, v.false_alerts_per_1000_passes, v.embeddings_per_pass
-            ),
-            None => println!("no {what} threshold reaches pass TPIR 0.95 on this clip"),
-        }
-        best
-    };
-    let frame_best = recommend("frame-rule", &thresholds, frame_results);
-    let track_best = recommend("track-rule", &track_thresholds, track_results);
-    if let (Some((_, f)), Some((_, t))) = (&frame_best, &track_best) {
-        println!(
-            "track rule against frame rule, each at its recommended threshold: false alerts {} against {}, embeddings per pass {:.1} against {:.1} ({:.1}x fewer)",
-            t.false_alerts,
-            f.false_alerts,
-            t.embeddings_per_pass,
-            f.embeddings_per_pass,
-            f.embeddings_per_pass / t.embeddings_per_pass.max(1e-9)
-        );
-    }
-
-    // Why enrolled passes were missed at the default threshold: the best score of the pass's
-    // own subject over its embedded faces, and whether that subject alerted (falsely) before.
-    if full {
-        let mut r = FrameLevel::new(index, Policy::with_threshold(0.94)).with_detection_threshold(frame_detection);
-        let emitted = rule::run(&mut r, &frames).expect("run the rule");
-        index = r.into_index();
-        for p in m.passes.iter().filter(|p| p.subject.is_some()) {
-            let subject = p.subject.as_deref().unwrap_or_default();
-            let true_alert = emitted.alerts.iter().any(|a| {
-                a.subject == subject
-                    && a.bbox.is_some_and(|b| associate(&b, &truth[a.frame as usize]).is_some_and(|q| q.pass == p.id))
-            });
-            if true_alert {
-                continue;
+    let mut per_clip: Vec<Vec<Row>> = Vec::new();
+    for &seed in &seeds {
+        let mut base = ClipOptions::new(seed, &data);
+        base.width = num("--width").map_or(base.width, |v| v as u32);
+        base.height = num("--height").map_or(base.height, |v| v as u32);
+        base.crowd = num("--crowd").unwrap_or(base.crowd);
+        let opts =
+            if full { base } else { ClipOptions { passes: 8, enrolled: 4, width: 480, height: 270, fps: 5, ..base } };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let t = Instant::now();
+        Clip::plan(&opts)
+            .expect("plan the clip")
+            .write(dir.path())
+            .expect("encode the clip (ffmpeg installed by scripts/setup.sh)");
+        println!("clip seed {seed} generated in {:.1} s", t.elapsed().as_secs_f64());
+        let mut clip = AnalysedClip::open(&engine, dir.path(), list_size, seed, &cfg.watchlist.index_factory)
+            .expect("enroll the list and analyse the clip");
+        println!("{}", clip.summary());
+        let mut rows = calibrate::sweep(&mut clip, &sweep).expect("run the rules");
+        for (name, tracking) in &extra {
+            for &t in &sweep.track_thresholds {
+                let (_, metrics) =
+                    calibrate::track_rule(&mut clip, t, sweep.frame_threshold, tracking).expect("run the rule");
+                rows.push(Row { rule: RuleKind::Track, variant: name.clone(), threshold: t, metrics });
             }
-            let (mut best, mut faces) = (f32::MIN, 0);
-            for f in &frames[p.first_frame as usize..=p.last_frame as usize] {
-                for face in &f.faces {
-                    let (Some(e), Some(q)) =
-                        (&face.embedding, associate(&face.detection.bbox, &truth[f.frame as usize]))
-                    else {
-                        continue;
-                    };
-                    if q.pass != p.id {
-                        continue;
-                    }
-                    faces += 1;
-                    let hits = index.search(e, list.subjects.max(1) * 4).expect("search");
-                    for &(id, score) in hits.first().into_iter().flatten() {
-                        if index.owner(id).is_some_and(|o| o.subject == subject) {
-                            best = best.max(score);
-                        }
+        }
+        println!();
+        print!("{}", calibrate::table(&rows));
+        print!("{}", Recommendation::from_rows(&rows, 0.95).lines());
+        if full {
+            // Where the false alerts come from, at today's frame default and the track rule's.
+            let (e, _) = calibrate::frame_rule(&mut clip, 0.94, sweep.frame_detection).expect("frame rule");
+            println!("frame 0.94: {}", calibrate::false_alert_sources(&clip, &e));
+            for t in [0.94, 0.95] {
+                let (e, _) =
+                    calibrate::track_rule(&mut clip, t, sweep.frame_threshold, &sweep.tracking).expect("track");
+                println!("track {t}: {}", calibrate::false_alert_sources(&clip, &e));
+                if t == 0.94 {
+                    for line in calibrate::missed_passes(&mut clip, &e).expect("missed passes") {
+                        println!("track {t}: {line}");
                     }
                 }
             }
-            let before = emitted.alerts.iter().filter(|a| a.subject == subject && a.frame < p.first_frame).count();
-            let own = match (faces, best == f32::MIN) {
-                (0, _) => "-".to_string(),
-                (_, true) => "none (no template enrolled)".to_string(),
-                _ => format!("{best:.3}"),
-            };
+        }
+        if args.iter().any(|a| a == "--switches") {
+            let (e, _) = calibrate::track_rule(&mut clip, 0.95, sweep.frame_threshold, &sweep.tracking).expect("track");
+            switches(&clip, &e);
+        }
+        println!();
+        if !full {
+            smoke(&clip, &rows, sweep.frame_detection);
+        }
+        per_clip.push(rows);
+    }
+
+    if per_clip.len() > 1 {
+        let pooled = calibrate::pool(&per_clip);
+        println!("pooled over seeds {seeds:?}:");
+        print!("{}", calibrate::table(&pooled));
+        let rec = Recommendation::from_rows(&pooled, 0.95);
+        print!("{}", rec.lines());
+        if let (Some(f), Some(t)) = (&rec.frame, &rec.track) {
+            let fewer_false = f.false_alerts as f64 / (t.false_alerts as f64).max(1.0);
+            let fewer_emb = f.embeddings_per_pass / t.embeddings_per_pass.max(1e-9);
             println!(
-                "missed at 0.94: pass {} ({subject}): {faces} embedded faces, best own score {own}, {before} earlier alerts for the subject",
-                p.id
+                "goal (10x fewer false alerts, 5x fewer embeddings at pass TPIR >= 0.95): false alerts {} against {} ({}{:.1}x), embeddings {:.1}x: {}",
+                t.false_alerts,
+                f.false_alerts,
+                if t.false_alerts == 0 { ">= " } else { "" },
+                fewer_false,
+                fewer_emb,
+                if fewer_false >= 10.0 && fewer_emb >= 5.0 { "met" } else { "not met" }
             );
         }
-    }
-    let _ = &index;
-
-    if !full {
-        // The smoke run: the clip is seen (most faces detected), enrolled people are found,
-        // and every accepted face was embedded once by the frame rule.
-        assert!(found * 2 > total, "detection recall {found}/{total}");
-        let v = &results[0];
-        assert!(v.alerted_passes >= 1, "{v:?}");
-        let accepted: usize = frames
-            .iter()
-            .map(|f| f.faces.iter().filter(|x| x.embedding.is_some() && x.detection.score >= frame_detection).count())
-            .sum();
-        assert_eq!(v.embeddings, accepted as u64);
-        // The track rule sees the same faces and embeds fewer of them.
-        let t = &results[thresholds.len()];
-        assert!(t.embeddings < v.embeddings, "track rule embedded {} of {}", t.embeddings, v.embeddings);
-        assert!(t.id_switches.is_some(), "the track rule reports its tracks");
+        println!("{}", serde_json::to_string(&rec).expect("json"));
     }
 }
 
-/// A rule that holds the list while it runs.
-trait RuleWithList {
-    fn as_rule(&mut self) -> &mut dyn VideoRule;
-    fn into_index(self: Box<Self>) -> ListIndex;
+/// The smoke run: the clip is seen (most faces detected), enrolled people are found, every
+/// accepted face was embedded once by the frame rule, and the track rule embedded fewer.
+fn smoke(clip: &AnalysedClip, rows: &[Row], frame_detection: f32) {
+    let (found, total) = clip.detected;
+    assert!(found * 2 > total, "detection recall {found}/{total}");
+    let v = &rows.iter().find(|r| r.rule == RuleKind::Frame).expect("frame rule").metrics;
+    assert!(v.alerted_passes >= 1, "{v:?}");
+    let accepted: usize = clip
+        .frames
+        .iter()
+        .map(|f| f.faces.iter().filter(|x| x.embedding.is_some() && x.detection.score >= frame_detection).count())
+        .sum();
+    assert_eq!(v.embeddings, accepted as u64);
+    let t = &rows.iter().find(|r| r.rule == RuleKind::Track).expect("track rule").metrics;
+    assert!(t.embeddings < v.embeddings, "track rule embedded {} of {}", t.embeddings, v.embeddings);
+    assert!(t.id_switches.is_some(), "the track rule reports its tracks");
 }
 
-impl RuleWithList for TrackLevel {
-    fn as_rule(&mut self) -> &mut dyn VideoRule {
-        self
+/// Each ID switch of the track rule: the truth pass moves from track A to track B. Kind (B new
+/// or B seen on another person before), the gap and distance between A's last and B's first box
+/// on this person, and the cosine of B's first embedded face with the mean of A's faces.
+fn switches(clip: &AnalysedClip, e: &facewatch::eval::video::Emitted) {
+    use facewatch::eval::video::associate;
+    use facewatch::vision::embed::cosine;
+    use std::collections::BTreeMap;
+    let faces_at = |frame: u64, b: &[f32; 4]| {
+        clip.frames[frame as usize].faces.iter().find(|f| f.detection.bbox == *b).and_then(|f| f.embedding.clone())
+    };
+    // truth pass -> [(frame, track, bbox)]
+    let mut per: BTreeMap<u32, Vec<(u64, u64, [f32; 4])>> = BTreeMap::new();
+    let mut owner: BTreeMap<u64, u32> = BTreeMap::new();
+    for t in e.tracks.iter().flatten() {
+        if let Some(p) = associate(&t.bbox, &clip.truth[t.frame as usize]) {
+            per.entry(p.pass).or_default().push((t.frame, t.track, t.bbox));
+            owner.entry(t.track).or_insert(p.pass);
+        }
     }
-    fn into_index(self: Box<Self>) -> ListIndex {
-        TrackLevel::into_index(*self)
-    }
-}
-
-impl RuleWithList for FrameLevel {
-    fn as_rule(&mut self) -> &mut dyn VideoRule {
-        self
-    }
-    fn into_index(self: Box<Self>) -> ListIndex {
-        FrameLevel::into_index(*self)
+    for (pass, boxes) in &per {
+        for w in boxes.windows(2) {
+            let ((fa, ta, ba), (fb, tb, bb)) = (w[0], w[1]);
+            if ta == tb {
+                continue;
+            }
+            let kind = if owner.get(&tb) == Some(pass) { "new" } else { "swap" };
+            let mean: Vec<f32> = {
+                let mut m = vec![0f32; 128];
+                for (f, t, b) in boxes.iter().filter(|x| x.1 == ta) {
+                    let _ = t;
+                    if let Some(v) = faces_at(*f, b) {
+                        m.iter_mut().zip(&v).for_each(|(a, x)| *a += x);
+                    }
+                }
+                m
+            };
+            let first_b = boxes.iter().filter(|x| x.1 == tb && x.0 >= fb).find_map(|(f, _, b)| faces_at(*f, b));
+            let mean = facewatch::vision::embed::normalized(&mean);
+            let c = first_b.map(|v| cosine(&mean, &v));
+            let side = ba[2].max(bb[2]);
+            let d =
+                ((ba[0] + ba[2] / 2.0 - bb[0] - bb[2] / 2.0).hypot(ba[1] + ba[3] / 2.0 - bb[1] - bb[3] / 2.0)) / side;
+            println!(
+                "switch pass {pass}: {ta} -> {tb} ({kind}), gap {} frames, {d:.1} sides, sides {:.0}/{:.0}, cosine {}",
+                fb - fa,
+                ba[2],
+                bb[2],
+                c.map(|c| format!("{c:.3}")).unwrap_or("-".into())
+            );
+        }
     }
 }

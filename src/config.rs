@@ -253,6 +253,12 @@ pub struct TrackingSection {
     /// frame); faces are still aligned and embedded from the full frame. Faces of about 32 px
     /// and more in a 1080p frame are all still found at 1280.
     pub detect_max_side: u32,
+    /// A new track continues a pass lost at most `rejoin_within_ms` before it began (0: never),
+    /// within `rejoin_distance` face sides, when its first embedding's cosine with the pass's
+    /// fused one is at least `rejoin_above`: no second alert, the same embedding budget.
+    pub rejoin_above: f32,
+    pub rejoin_within_ms: u64,
+    pub rejoin_distance: f32,
 }
 
 impl Default for TrackingSection {
@@ -274,6 +280,9 @@ impl Default for TrackingSection {
             quality_gain: r.quality_gain,
             settle_margin: r.settle_margin,
             detect_max_side: crate::inference::DEFAULT_TRACK_DETECT_MAX_SIDE,
+            rejoin_above: r.rejoin_above,
+            rejoin_within_ms: r.rejoin_within_ms,
+            rejoin_distance: r.rejoin_distance,
         }
     }
 }
@@ -301,6 +310,9 @@ impl TrackingSection {
             grow: self.grow,
             quality_gain: self.quality_gain,
             settle_margin: self.settle_margin,
+            rejoin_above: self.rejoin_above,
+            rejoin_within_ms: self.rejoin_within_ms,
+            rejoin_distance: self.rejoin_distance,
         }
     }
 }

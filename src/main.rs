@@ -60,7 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::eval::run(s, cli.settings.threads.is_some(), &folder)
         }
         Command::Eval { action: None, faces: None, .. } => {
-            anyhow::bail!("eval: give a faces folder, or `eval clip` to make a clip")
+            anyhow::bail!("eval: give a faces folder, `eval clip` to make a clip, or `eval video` to run one")
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A tracked camera: every face is followed across frames ([`crate::track`]) and decided per
-//! person-pass by the track rule ([`crate::decide::track`]): one alert per (track, subject) as
-//! soon as the pass is convincing, embedding only the faces that can change the decision. The
+//! person-pass by the track rule ([`crate::decide::track`]): one alert per (pass, subject) as
+//! soon as the pass is convincing, embedding only the faces that can change the decision; a
+//! person lost for a moment and found again as a new track continues their pass. The
 //! frame rule ([`crate::frames`]) stays for cameras that post single frames.
 //!
 //! One [`Passes`] per camera, fed that camera's analyses in capture order (see
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::alerts::{Alerts, ModelIds, Raised};
-use crate::decide::track::{PassDecider, TrackRuleOptions};
+use crate::decide::track::{PassDecider, Rejoined, TrackRuleOptions};
 use crate::error::Result;
 use crate::inference::Analysis;
 use crate::matching::Matching;
@@ -21,6 +22,7 @@ use crate::track::{TrackId, TrackerOptions};
 /// An alert a pass raised (or joined, within its list's cooldown).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassAlert {
+    /// The pass (the id of its first track).
     pub track: TrackId,
     /// The face of the frame (its index) the pass was decided on.
     pub face: usize,
@@ -39,16 +41,18 @@ pub struct PassAlert {
 /// What one frame did.
 #[derive(Debug, Clone, Default)]
 pub struct Step {
-    /// For each face of the frame, in order, its track (if any).
+    /// For each face of the frame, in order, its pass (if any): the id of the pass's first track.
     pub tracks: Vec<Option<TrackId>>,
     /// Faces embedded for this frame.
     pub embedded: usize,
     pub alerts: Vec<PassAlert>,
+    /// New tracks that continued a lost pass in this frame.
+    pub rejoined: Vec<Rejoined>,
 }
 
 pub struct Passes {
     camera: String,
-    /// The alerts each live track raised (their crops follow the track's best face).
+    /// The alerts each pass raised (their crops follow the pass's best face), until it ends.
     raised: std::collections::HashMap<TrackId, Vec<String>>,
     decider: PassDecider,
     matching: Matching,
@@ -93,7 +97,11 @@ impl Passes {
         let matching = &self.matching;
         let s = self.decider.step(at_ms, &a.faces, embed, &mut |e| matching.best(e))?;
         self.metrics.faces.fetch_add(a.faces.len() as u64, Ordering::Relaxed);
-        let mut step = Step { tracks: s.tracks, embedded: s.embedded, alerts: Vec::new() };
+        let mut step = Step { tracks: s.tracks, embedded: s.embedded, alerts: Vec::new(), rejoined: s.rejoined };
+        for r in &step.rejoined {
+            tracing::info!(camera = %self.camera, pass = r.pass, track = r.track, cosine = r.cosine,
+                "a new track continues a lost pass");
+        }
         for d in s.decisions {
             self.metrics.matches.fetch_add(1, Ordering::Relaxed);
             let (c, p, face) = (&d.m.candidate, &d.m.policy, &a.faces[d.face]);

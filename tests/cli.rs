@@ -462,3 +462,28 @@ fn eval_reviews_counts_confirmed_and_dismissed_alerts_by_score() {
     assert_eq!((rates[1].1, rates[1].2), (0, 1), "at 0.96: {rates:?}");
     assert_eq!(line["rates"][0]["confirm_rate"], 0.5);
 }
+
+#[test]
+fn eval_video_recommends_a_threshold_for_each_rule() {
+    let cli = Cli::new();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip");
+    let (clip_s, data) = (clip.display().to_string(), common::data().display().to_string());
+    let small = ["--passes", "4", "--enrolled", "2", "--width", "480", "--height", "270", "--fps", "5"];
+    let mut args = vec!["eval", "clip", "--seed", "5", "--out", clip_s.as_str(), "--data", data.as_str()];
+    args.extend(small);
+    cli.ok(&args);
+    let t = std::time::Instant::now();
+    let out = cli.ok(&["eval", "video", "--clip", &clip_s, "--list-size", "40", "--target-tpir", "0.5"]);
+    eprintln!("eval video: {:.1} s", t.elapsed().as_secs_f64());
+    assert!(out.contains("| frame | 0.940 |") && out.contains("| track | 0.950 |"), "{out}");
+    assert!(out.contains("recommended frame rule: threshold = "), "{out}");
+    assert!(out.contains("recommended track rule: track_threshold = "), "{out}");
+    let json: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let (frame, track) = (json["threshold"].as_f64().unwrap(), json["track_threshold"].as_f64().unwrap());
+    assert!((0.9..=0.98).contains(&frame) && (0.9..=0.98).contains(&track), "{json}");
+    assert!(json["track"]["pass_tpir"].as_f64().unwrap() >= 0.5, "{json}");
+
+    let err = cli.fails(&["eval", "video", "--clip", &dir.path().join("nothing").display().to_string()]);
+    assert!(err.contains("manifest.json missing"), "{err}");
+}

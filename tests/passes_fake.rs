@@ -122,3 +122,99 @@ fn one_alert_per_enrolled_pass_none_for_a_stranger_and_few_embeddings() {
         [&enrolled, &stranger, &crossed].iter().flat_map(|v| v.iter()).map(|s| s.embedded).sum();
     assert!(track_rule_embeddings * 5 <= frame_rule_embeddings, "{track_rule_embeddings} embeddings");
 }
+
+/// An app whose list "wanted" holds s1..s20 (fake identities 1..20), cooldown 0 (so only the
+/// pass decides how many alerts a person raises); `rejoin_within_ms` as given.
+fn app_with_list(dir: &std::path::Path, rejoin_within_ms: u64) -> App {
+    let mut cfg = ServiceConfig::default();
+    cfg.service.data_dir = dir.to_path_buf();
+    cfg.tracking.rejoin_within_ms = rejoin_within_ms;
+    let app = App::with_backend(cfg, &FakeBackend::default()).unwrap();
+    let policy = PolicyPatch { cooldown_secs: Some(0), ..PolicyPatch::default() };
+    app.watchlists.create_list(&Caller::Local, "wanted", &policy).unwrap();
+    for id in 1..=20 {
+        enroll(&app, &format!("s{id}"), id);
+    }
+    app
+}
+
+#[test]
+fn a_person_hidden_until_their_track_ends_continues_their_pass_and_two_people_are_not_joined() {
+    const N: u32 = 36;
+    // s3 walks across; hidden (behind someone the detector does not see) for frames 10..22,
+    // 2.4 s at 5 fps: longer than a track coasts (max_age 10 frames, 2 s).
+    let hidden = |identity: u32| -> Vec<Vec<FakeFace>> {
+        (0..N).map(|f| if (10..22).contains(&f) { vec![] } else { vec![at(identity, f, N, 100)] }).collect()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_list(dir.path(), 3_000);
+    let mut passes = app.passes("hall-1").unwrap();
+    let steps = run(&app, &mut passes, &hidden(3), T0);
+    let alerts: Vec<_> = steps.iter().flat_map(|s| s.alerts.clone()).collect();
+    assert_eq!(alerts.len(), 1, "one pass, one alert: {alerts:?}");
+    assert_eq!(alerts[0].subject, "s3");
+    let rejoined: Vec<_> = steps.iter().flat_map(|s| s.rejoined.clone()).collect();
+    assert_eq!(rejoined.len(), 1, "{rejoined:?}");
+    assert_ne!(rejoined[0].track, rejoined[0].pass, "the tracker lost them: a new track");
+    assert_eq!(rejoined[0].pass, alerts[0].track, "and it continues the pass that alerted");
+    // The last frames are the first frames' pass.
+    assert_eq!(steps[N as usize - 1].tracks, steps[3].tracks);
+    // The pass had decided: back in view, one embedding recognises it, and that is all.
+    let after: usize = steps[22..].iter().map(|s| s.embedded).sum();
+    assert_eq!(after, 1, "{after} embeddings after coming back");
+
+    // The same walk without re-association: a second pass, a second alert.
+    let dir2 = tempfile::tempdir().unwrap();
+    let app2 = app_with_list(dir2.path(), 0);
+    let mut passes2 = app2.passes("hall-1").unwrap();
+    let steps2 = run(&app2, &mut passes2, &hidden(3), T0);
+    let alerts2: Vec<_> = steps2.iter().flat_map(|s| s.alerts.clone()).collect();
+    assert_eq!(alerts2.len(), 2, "{alerts2:?}");
+    assert_ne!(steps2[N as usize - 1].tracks, steps2[3].tracks);
+
+    // Two different people: s7 is hidden where and when s3 was, and a stranger (then s9) comes
+    // out where s3 came back. Neither continues s7's pass: the stranger raises nothing, s9 s9.
+    for (k, (second, expected)) in [(555, vec!["s7"]), (9, vec!["s7", "s9"])].into_iter().enumerate() {
+        let frames: Vec<Vec<FakeFace>> = (0..N)
+            .map(|f| match f {
+                0..10 => vec![at(7, f, N, 100)],
+                10..22 => vec![],
+                _ => vec![at(second, f, N, 100)],
+            })
+            .collect();
+        let steps = run(&app, &mut passes, &frames, T0 + 60_000 * (2 + k as i64));
+        let rejoined: Vec<_> = steps.iter().flat_map(|s| s.rejoined.clone()).collect();
+        assert!(rejoined.is_empty(), "{second} joined to s7's pass: {rejoined:?}");
+        assert_ne!(steps[5].tracks, steps[N as usize - 1].tracks, "two people, two passes");
+        let alerts: Vec<String> = steps.iter().flat_map(|s| s.alerts.iter().map(|a| a.subject.clone())).collect();
+        assert_eq!(alerts, expected);
+    }
+}
+
+#[test]
+fn a_person_found_again_while_their_old_track_still_coasts_continues_their_pass() {
+    const N: u32 = 36;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_list(dir.path(), 3_000);
+    let mut passes = app.passes("hall-1").unwrap();
+    // Hidden for 3 frames (the old track coasts), then seen 250 px lower, beyond the tracker's
+    // gate but within rejoin_distance: a new track, which finds the coasting pass by its face.
+    let frames: Vec<Vec<FakeFace>> = (0..N)
+        .map(|f| match f {
+            0..10 => vec![at(5, f, N, 20)],
+            10..13 => vec![],
+            _ => vec![at(5, f, N, 270)],
+        })
+        .collect();
+    // Back at frame 13, confirmed and embedded at 15: the old track (3 frames unseen) is live.
+    let mut steps = run(&app, &mut passes, &frames[..16], T0);
+    let rejoined: Vec<_> = steps.iter().flat_map(|s| s.rejoined.clone()).collect();
+    assert_eq!(rejoined.len(), 1, "{rejoined:?}");
+    // The coasting track gave way to the new one at once: one live track, not two.
+    assert_eq!(passes.live_tracks(), 1);
+    steps.extend(run(&app, &mut passes, &frames[16..], T0 + 16 * FRAME_MS));
+    let alerts: Vec<_> = steps.iter().flat_map(|s| s.alerts.clone()).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(steps[N as usize - 1].tracks, steps[3].tracks, "one pass");
+}

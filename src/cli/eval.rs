@@ -1,11 +1,13 @@
 //! `facewatch eval`: accuracy on a labelled folder (LFW pair verification when the folder has
 //! the pairs, open-set identification always), written as the report and charts the ops pages
 //! read; `facewatch eval reviews`: the same rates from reviewed alerts; `facewatch eval clip`: a
-//! seeded arrival-hall clip with its ground truth.
+//! seeded arrival-hall clip with its ground truth; `facewatch eval video`: both rules on such a
+//! clip, and the thresholds to set.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -14,9 +16,12 @@ use clap::Subcommand;
 use facewatch::alerts::AlertStore;
 use facewatch::config::ServiceConfig;
 use facewatch::eval;
+use facewatch::eval::calibrate::{self, AnalysedClip, Recommendation, Sweep};
 use facewatch::eval::clip::{ClipOptions, Codec};
 use facewatch::eval::plot;
 use facewatch::eval::report::{self, EvalReport, Measured};
+use facewatch::inference::Inference;
+use facewatch::metrics::Metrics;
 
 #[derive(Subcommand)]
 pub enum EvalAction {
@@ -58,6 +63,24 @@ pub enum EvalAction {
         #[arg(long = "threshold")]
         thresholds: Vec<f32>,
     },
+    /// Run the frame rule and the track rule over a clip made by `eval clip` with the real
+    /// models, against its enrolled people padded with distractors from the photos folder, and
+    /// recommend each rule's threshold (a list's `threshold` and `track_threshold`): the highest
+    /// whose pass TPIR reaches the target. Prints a table, the recommendation, and a JSON line.
+    Video {
+        /// The folder `eval clip --out` wrote (manifest.json, truth.jsonl, the video).
+        #[arg(long)]
+        clip: PathBuf,
+        /// Subjects on the list: the clip's enrolled people, then distractors never shown.
+        #[arg(long, default_value_t = 600)]
+        list_size: usize,
+        /// Share of enrolled passes that must raise an alert.
+        #[arg(long, default_value_t = 0.95)]
+        target_tpir: f64,
+        /// Chooses the distractors (default: the clip's seed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 /// `facewatch eval FACES_DIR`'s options.
@@ -71,6 +94,7 @@ pub struct FolderEval {
 pub fn action(s: &ServiceConfig, a: EvalAction) -> anyhow::Result<ExitCode> {
     match a {
         EvalAction::Reviews { list, thresholds } => reviews(s, list, thresholds),
+        EvalAction::Video { clip, list_size, target_tpir, seed } => video(s, &clip, list_size, target_tpir, seed),
         EvalAction::Clip { seed, out, data, passes, enrolled, width, height, fps, codec, crowd } => {
             let opts = ClipOptions {
                 passes,
@@ -209,4 +233,36 @@ fn write_report(r: &EvalReport, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     written.push(r.write(out)?);
     Ok(written)
+}
+
+fn video(
+    s: &ServiceConfig,
+    dir: &Path,
+    list_size: usize,
+    target_tpir: f64,
+    seed: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&target_tpir) {
+        anyhow::bail!("--target-tpir {target_tpir} outside 0..1");
+    }
+    if !(1..=100_000).contains(&list_size) {
+        anyhow::bail!("--list-size {list_size} outside 1..100000");
+    }
+    if !dir.join("manifest.json").is_file() {
+        anyhow::bail!("{}: no clip here (manifest.json missing; make one with `facewatch eval clip`)", dir.display());
+    }
+    let (manifest, _) = eval::clip::read(dir)?;
+    let engine = Inference::start(&s.models_dir(), &calibrate::engine_options(s), Arc::new(Metrics::default()))?;
+    let mut clip =
+        AnalysedClip::open(&engine, dir, list_size, seed.unwrap_or(manifest.seed), &s.watchlist.index_factory)?;
+    let sweep = Sweep::new(s, engine.embedder_spec().default_threshold);
+    let rows = calibrate::sweep(&mut clip, &sweep)?;
+    println!("{}", clip.summary());
+    println!();
+    print!("{}", calibrate::table(&rows));
+    println!();
+    let rec = Recommendation::from_rows(&rows, target_tpir);
+    print!("{}", rec.lines());
+    println!("{}", serde_json::to_string(&rec)?);
+    Ok(ExitCode::SUCCESS)
 }

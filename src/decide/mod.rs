@@ -35,4 +35,5 @@ impl Rule for FrameRule {
     }
 }
 
+mod rejoin;
 pub mod track;

@@ -14,12 +14,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+pub use super::rejoin::Seen;
+use super::rejoin::{LostPass, LostPasses, RejoinLimits};
 use crate::decide::Verdict;
 use crate::error::Result;
 use crate::matching::PolicyMatch;
 use crate::pipeline::Face;
 use crate::track::{Observed, TrackId, Tracker, TrackerOptions};
-use crate::vision::embed::normalized;
+use crate::vision::embed::{cosine, normalized};
 
 /// The rule's settings (configured in `[tracking]`, see `config::TrackingSection::rule`).
 #[derive(Debug, Clone, PartialEq)]
@@ -37,17 +39,28 @@ pub struct TrackRuleOptions {
     /// A pass of at least `min_agreeing + 1` embedded faces whose fused embedding scores this
     /// far below every list's track threshold is settled (a stranger): no more embeddings.
     pub settle_margin: f32,
+    /// A new track continues a pass lost (or coasting, unseen) since before it began when its
+    /// first embedding's cosine with that pass's fused embedding is at least this ...
+    pub rejoin_above: f32,
+    /// ... the pass was last seen at most this long before (0: never rejoin) ...
+    pub rejoin_within_ms: u64,
+    /// ... and this many face sides from where the new track began.
+    pub rejoin_distance: f32,
 }
 
 impl Default for TrackRuleOptions {
     fn default() -> Self {
         Self {
-            min_agreeing: 2,
+            // 2 let four strangers in 216 passes more through at equal pass TPIR (BENCHMARKS).
+            min_agreeing: 3,
             strong_margin: 0.02,
             max_embeddings: 6,
             grow: 1.25,
             quality_gain: 0.1,
             settle_margin: 0.05,
+            rejoin_above: 0.95,
+            rejoin_within_ms: 3_000,
+            rejoin_distance: 4.0,
         }
     }
 }
@@ -72,6 +85,15 @@ impl TrackRuleOptions {
         }
         if !(0.0..=1.0).contains(&self.quality_gain) {
             bad.push(format!("quality_gain {} outside 0..1", self.quality_gain));
+        }
+        if !(0.0..=1.0).contains(&self.rejoin_above) {
+            bad.push(format!("rejoin_above {} outside 0..1", self.rejoin_above));
+        }
+        if self.rejoin_within_ms > 600_000 {
+            bad.push(format!("rejoin_within_ms {} over 600000", self.rejoin_within_ms));
+        }
+        if !(self.rejoin_distance >= 0.0 && self.rejoin_distance <= 100.0) {
+            bad.push(format!("rejoin_distance {} outside 0..100", self.rejoin_distance));
         }
         if bad.is_empty() { Ok(()) } else { Err(crate::Error::Config(format!("[tracking] {}", bad.join("; ")))) }
     }
@@ -196,10 +218,14 @@ impl Evidence {
     }
 }
 
-/// A match the rule passed: raise an alert for it (once per track and subject).
+/// A pass: the id of its first track, which it keeps when a later track continues it.
+pub type PassId = u64;
+
+/// A match the rule passed: raise an alert for it (once per pass and subject).
 #[derive(Debug, Clone)]
 pub struct PassDecision {
-    pub track: TrackId,
+    /// The pass (see [`PassId`]).
+    pub track: PassId,
     /// The face (index in the frame) the decision was made on: its crop goes with the alert.
     pub face: usize,
     pub m: PolicyMatch,
@@ -207,34 +233,70 @@ pub struct PassDecision {
     pub embeddings: usize,
 }
 
+/// A new track that continued a pass lost before it began.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rejoined {
+    pub pass: PassId,
+    /// The tracker's id of the new track (reported as its own pass until now).
+    pub track: TrackId,
+    /// The face (index in the frame) whose embedding agreed.
+    pub face: usize,
+    pub cosine: f32,
+    /// Where and when the pass was last seen before.
+    pub from: Seen,
+}
+
 /// What one frame did.
 #[derive(Debug, Clone, Default)]
 pub struct PassStep {
-    /// For each face of the frame, in order, its track (if any).
-    pub tracks: Vec<Option<TrackId>>,
+    /// For each face of the frame, in order, its pass (if any).
+    pub tracks: Vec<Option<PassId>>,
     /// Faces embedded for this frame.
     pub embedded: usize,
     pub decisions: Vec<PassDecision>,
-    /// Decided tracks seen better in this frame: `(track, face index)`; their alerts' crops
+    /// Decided passes seen better in this frame: `(pass, face index)`; their alerts' crops
     /// can be replaced with this face.
-    pub better_crops: Vec<(TrackId, usize)>,
-    /// Tracks that ended with this frame (every track the rule kept evidence for).
-    pub ended: Vec<TrackId>,
+    pub better_crops: Vec<(PassId, usize)>,
+    /// Tracks that continued a lost pass in this frame.
+    pub rejoined: Vec<Rejoined>,
+    /// Passes that ended for good with this frame (lost longer than a rejoin allows).
+    pub ended: Vec<PassId>,
+}
+
+/// A live track's pass.
+#[derive(Debug, Clone)]
+struct Pass {
+    id: PassId,
+    evidence: Evidence,
+    /// When this track began (a pass lost before then may be this person).
+    track_first_ms: i64,
+    /// Its latest detection, and the one before (restored when an embedding takes the latest
+    /// out of the track).
+    seen: Option<Seen>,
+    seen_before: Option<Seen>,
+}
+
+impl Pass {
+    fn new(id: PassId, at_ms: i64) -> Self {
+        Self { id, evidence: Evidence::default(), track_first_ms: at_ms, seen: None, seen_before: None }
+    }
 }
 
 /// The track rule over one camera's frames, without side effects: tracking, which faces to
-/// embed, fusion and judgement. The service raises its decisions (`crate::passes`); the video
-/// evaluation counts them (`crate::eval`).
+/// embed, fusion, judgement, and lost passes taken up again. The service raises its decisions
+/// (`crate::passes`); the video evaluation counts them (`crate::eval`).
 pub struct PassDecider {
     tracker: Tracker,
-    evidence: HashMap<TrackId, Evidence>,
+    /// The pass of each live track.
+    passes: HashMap<TrackId, Pass>,
+    lost: LostPasses,
     rule: TrackRuleOptions,
 }
 
 impl PassDecider {
     pub fn new(tracker: TrackerOptions, rule: TrackRuleOptions) -> Result<Self> {
         rule.validate()?;
-        Ok(Self { tracker: Tracker::new(tracker)?, evidence: HashMap::new(), rule })
+        Ok(Self { tracker: Tracker::new(tracker)?, passes: HashMap::new(), lost: LostPasses::default(), rule })
     }
 
     /// One frame captured at `at_ms`, in capture order. `embed` embeds the faces it is given
@@ -249,20 +311,26 @@ impl PassDecider {
     ) -> Result<PassStep> {
         let dets: Vec<_> = faces.iter().map(|f| f.detection).collect();
         let updates = self.tracker.update(at_ms, &dets);
-        let mut step = PassStep { tracks: updates.iter().map(|u| u.track).collect(), ..PassStep::default() };
+        let mut step = PassStep { tracks: vec![None; faces.len()], ..PassStep::default() };
+        for (i, (f, u)) in faces.iter().zip(&updates).enumerate() {
+            let Some(track) = u.track else { continue };
+            let pass = self.passes.entry(track).or_insert_with(|| Pass::new(track, at_ms));
+            pass.seen_before = pass.seen.replace(Seen { bbox: f.detection.bbox, at_ms });
+            step.tracks[i] = Some(pass.id);
+        }
         // The faces worth an embedding: confirmed tracks whose decision they can change.
         let mut chosen: Vec<(usize, TrackId)> = Vec::new();
         for (i, (f, u)) in faces.iter().zip(&updates).enumerate() {
             let Some(track) = u.track.filter(|_| u.confirmed) else { continue };
-            if self.evidence.entry(track).or_default().wants(f, &self.rule) {
+            if self.passes.get(&track).is_some_and(|p| p.evidence.wants(f, &self.rule)) {
                 chosen.push((i, track));
             }
         }
         for (i, (f, u)) in faces.iter().zip(&updates).enumerate() {
-            if let Some(ev) = u.track.and_then(|t| self.evidence.get_mut(&t))
-                && ev.better_crop(f, &self.rule)
+            if let Some(pass) = u.track.and_then(|t| self.passes.get_mut(&t))
+                && pass.evidence.better_crop(f, &self.rule)
             {
-                step.better_crops.push((u.track.unwrap_or_default(), i));
+                step.better_crops.push((pass.id, i));
             }
         }
         if !chosen.is_empty() {
@@ -272,36 +340,111 @@ impl PassDecider {
                 let Some(e) = f.embedding.clone() else { continue };
                 // Another person in this track's box starts a track of their own.
                 let track = match self.tracker.observe_embedding(track, &e) {
-                    Observed::Split { track: new, .. } => {
+                    Observed::Split { from, track: new } => {
+                        if let Some(p) = self.passes.get_mut(&from) {
+                            p.seen = p.seen_before.take();
+                        }
+                        let mut p = Pass::new(new, at_ms);
+                        p.seen = Some(Seen { bbox: f.detection.bbox, at_ms });
+                        self.passes.insert(new, p);
                         step.tracks[i] = Some(new);
                         new
                     }
                     Observed::Kept { .. } | Observed::Ignored => track,
                 };
-                let own = search(&e)?;
-                self.evidence.entry(track).or_default().add(&f, e, &own);
+                // A track's first embedding: is it someone lost a moment ago?
+                if self.passes.get(&track).is_some_and(|p| p.evidence.embeddings() == 0) {
+                    self.rejoin(track, i, &e, &f.detection.bbox, &mut step);
+                }
+                let Some(pass) = self.passes.get_mut(&track) else { continue };
+                step.tracks[i] = Some(pass.id);
+                // A continued pass keeps its budget: the face that recognised it counts, no more.
+                if pass.evidence.embeddings() < self.rule.max_embeddings as usize {
+                    let own = search(&e)?;
+                    pass.evidence.add(&f, e, &own);
+                }
                 self.decide(track, i, search, &mut step)?;
                 // The alerts raised now show this face.
-                if let Some(ev) = self.evidence.get_mut(&track)
-                    && ev.decided()
-                    && ev.shown.is_none()
+                if let Some(p) = self.passes.get_mut(&track)
+                    && p.evidence.decided()
+                    && p.evidence.shown.is_none()
                 {
-                    ev.shown = Some((f.quality.face_px, f.quality.overall()));
+                    p.evidence.shown = Some((f.quality.face_px, f.quality.overall()));
                 }
             }
         }
-        // Ended tracks (confirmed ones are also reported by `drain_ended`, tentative ones are
-        // not) are gone from the live tracks: their evidence goes, and the caller is told.
+        self.end_passes(at_ms, &mut step);
+        Ok(step)
+    }
+
+    /// Continues the best-agreeing pass lost (or unseen) since before `track` began, if any.
+    fn rejoin(&mut self, track: TrackId, face: usize, e: &[f32], bbox: &[f32; 4], step: &mut PassStep) {
+        let r = &self.rule;
+        let limits = RejoinLimits {
+            above: r.rejoin_above,
+            within_ms: r.rejoin_within_ms.min(i64::MAX as u64) as i64,
+            distance: r.rejoin_distance,
+        };
+        let Some(first_ms) = self.passes.get(&track).map(|p| p.track_first_ms) else { return };
+        let lost = self.lost.best(e, bbox, first_ms, &limits);
+        // A live track coasting unseen since before this one began may be the same person,
+        // found again before the tracker gave up on them.
+        let mut coasting: Vec<(TrackId, f32)> = self
+            .passes
+            .iter()
+            .filter(|(t, p)| {
+                **t != track
+                    && p.evidence.embeddings() > 0
+                    && p.seen.is_some_and(|s| s.plausible(bbox, first_ms, limits.within_ms, limits.distance))
+            })
+            .filter_map(|(t, p)| Some((*t, cosine(&p.evidence.fused()?, e))))
+            .filter(|(_, c)| *c >= limits.above)
+            .collect();
+        coasting.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let (evidence, id, from, cosine) = match (lost, coasting.first()) {
+            (Some((i, c)), best) if best.is_none_or(|b| c >= b.1) => {
+                let Some(p) = self.lost.take(i) else { return };
+                (p.evidence, p.pass, p.seen, c)
+            }
+            (_, Some(&(old, c))) => {
+                let Some(p) = self.passes.remove(&old) else { return };
+                // Its person is here now: the old track must not take another face's box.
+                self.tracker.end(old);
+                let Some(seen) = p.seen else { return };
+                (p.evidence, p.id, seen, c)
+            }
+            _ => return,
+        };
+        let Some(pass) = self.passes.get_mut(&track) else { return };
+        pass.id = id;
+        pass.evidence = evidence;
+        tracing::debug!(pass = id, track, cosine, "a new track continues a lost pass");
+        step.rejoined.push(Rejoined { pass: id, track, face, cosine, from });
+        for t in step.tracks.iter_mut().filter(|t| **t == Some(track)) {
+            *t = Some(id);
+        }
+    }
+
+    /// Passes whose track ended wait for a rejoin (if they have evidence to be recognised by);
+    /// those lost too long, or never embedded, end.
+    fn end_passes(&mut self, at_ms: i64, step: &mut PassStep) {
         self.tracker.drain_ended();
         let live: HashSet<TrackId> = self.tracker.tracks().map(|t| t.id).collect();
-        self.evidence.retain(|id, _| {
-            let keep = live.contains(id);
-            if !keep {
-                step.ended.push(*id);
+        let mut gone: Vec<TrackId> = self.passes.keys().filter(|t| !live.contains(t)).copied().collect();
+        gone.sort_unstable();
+        let within_ms = self.rule.rejoin_within_ms.min(i64::MAX as u64) as i64;
+        for t in gone {
+            let Some(p) = self.passes.remove(&t) else { continue };
+            match p.seen {
+                Some(seen) if within_ms > 0 && p.evidence.embeddings() > 0 => {
+                    step.ended.extend(self.lost.push(LostPass { pass: p.id, evidence: p.evidence, seen }));
+                }
+                _ => step.ended.push(p.id),
             }
-            keep
-        });
-        Ok(step)
+        }
+        // A track that began within `within_ms` of the loss needs a few frames to be confirmed
+        // and embedded: the pass waits twice as long (the rejoin itself checks the first).
+        step.ended.extend(self.lost.expire(at_ms, within_ms.saturating_mul(2)));
     }
 
     fn decide(
@@ -311,17 +454,17 @@ impl PassDecider {
         search: &mut dyn FnMut(&[f32]) -> Result<Vec<PolicyMatch>>,
         step: &mut PassStep,
     ) -> Result<()> {
-        let Some(fused) = self.evidence.get(&track).and_then(Evidence::fused) else { return Ok(()) };
+        let Some(pass) = self.passes.get_mut(&track) else { return Ok(()) };
+        let Some(fused) = pass.evidence.fused() else { return Ok(()) };
         let found = search(&fused)?;
-        let headroom = found.iter().map(|m| m.candidate.score - m.policy.track_threshold).reduce(f32::max);
-        self.evidence.entry(track).or_default().headroom = headroom;
+        let ev = &mut pass.evidence;
+        ev.headroom = found.iter().map(|m| m.candidate.score - m.policy.track_threshold).reduce(f32::max);
         for m in found {
-            let ev = self.evidence.entry(track).or_default();
             if ev.alerted(&m.candidate.list, &m.candidate.subject) || ev.judge(&m, &self.rule) != Verdict::Raise {
                 continue;
             }
             ev.record_alert(&m.candidate.list, &m.candidate.subject);
-            step.decisions.push(PassDecision { track, face, embeddings: ev.embeddings(), m });
+            step.decisions.push(PassDecision { track: pass.id, face, embeddings: ev.embeddings(), m });
         }
         Ok(())
     }
@@ -329,5 +472,10 @@ impl PassDecider {
     /// Live tracks now, with the box each had at the last frame.
     pub fn tracks(&self) -> impl Iterator<Item = crate::track::TrackInfo> + '_ {
         self.tracker.tracks()
+    }
+
+    /// Passes waiting to be continued by a new track.
+    pub fn lost_passes(&self) -> usize {
+        self.lost.len()
     }
 }

@@ -3,8 +3,10 @@
 //! labelled one is the face nearest the centre.
 //!
 //! On video: [`clip`] generates arrival-hall clips with ground truth, [`replay`] runs one
-//! through the engine, [`rule`] decides on the frames, [`video`] scores the decisions per pass.
+//! through the engine, [`rule`] decides on the frames, [`video`] scores the decisions per pass,
+//! [`calibrate`] sweeps both rules' thresholds and recommends one for each.
 
+pub mod calibrate;
 pub mod clip;
 pub mod plot;
 pub mod replay;

@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 
 use super::replay::AnalysedFrame;
-use super::video::{Emitted, EmittedAlert, TrackedBox};
+use super::video::{Emitted, EmittedAlert, Join, TrackedBox};
 use crate::decide::track::{PassDecider, TrackRuleOptions};
 use crate::decide::{FrameRule, Rule, Verdict};
-use crate::pipeline::Face;
-use crate::track::TrackerOptions;
 use crate::error::Result;
 use crate::matching::PolicyMatch;
+use crate::pipeline::Face;
+use crate::track::TrackerOptions;
 use crate::watchlist::Candidate;
 use crate::watchlist::index::ListIndex;
 use crate::watchlist::policy::Policy;
@@ -29,6 +29,10 @@ pub trait VideoRule {
     fn tracks(&self) -> Option<Vec<TrackedBox>> {
         None
     }
+    /// Passes a new track continued (rules that re-associate lost tracks).
+    fn joins(&self) -> Vec<Join> {
+        Vec::new()
+    }
 }
 
 /// Runs `rule` over `frames` in order.
@@ -37,15 +41,15 @@ pub fn run(rule: &mut dyn VideoRule, frames: &[AnalysedFrame]) -> Result<Emitted
     for f in frames {
         alerts.extend(rule.frame(f)?);
     }
-    Ok(Emitted { alerts, embeddings: rule.embeddings(), tracks: rule.tracks() })
+    Ok(Emitted { alerts, embeddings: rule.embeddings(), tracks: rule.tracks(), joins: rule.joins() })
 }
 
 /// Today's frame rule on one camera: the best subject of the list for each embedded face; a
 /// match at or above the threshold that meets the policy's size and quality minimums alerts,
 /// unless the same subject alerted within `cooldown_secs` of this capture time (the service
 /// then adds the sighting to that open alert).
-pub struct FrameLevel {
-    index: ListIndex,
+pub struct FrameLevel<'a> {
+    index: &'a mut ListIndex,
     policy: Policy,
     /// Capture time (s) of each subject's last new alert.
     last: BTreeMap<String, f64>,
@@ -55,8 +59,8 @@ pub struct FrameLevel {
     min_detection: f32,
 }
 
-impl FrameLevel {
-    pub fn new(index: ListIndex, policy: Policy) -> Self {
+impl<'a> FrameLevel<'a> {
+    pub fn new(index: &'a mut ListIndex, policy: Policy) -> Self {
         Self { index, policy, last: BTreeMap::new(), embeddings: 0, min_detection: 0.0 }
     }
 
@@ -65,14 +69,9 @@ impl FrameLevel {
         self.min_detection = score;
         self
     }
-
-    /// The list back, for the next rule or threshold.
-    pub fn into_index(self) -> ListIndex {
-        self.index
-    }
 }
 
-impl VideoRule for FrameLevel {
+impl VideoRule for FrameLevel<'_> {
     fn name(&self) -> String {
         format!("frame {:.3}", self.policy.threshold)
     }
@@ -124,17 +123,25 @@ impl VideoRule for FrameLevel {
 /// face; only those the rule asks for are counted), and a pass alerts once per subject when its
 /// fused embedding reaches `track_threshold` and its frames agree. Cooldown per subject on
 /// capture time, as the service's alerts have it.
-pub struct TrackLevel {
-    index: ListIndex,
+pub struct TrackLevel<'a> {
+    index: &'a mut ListIndex,
     policy: Policy,
     decider: PassDecider,
     last: BTreeMap<String, f64>,
     embeddings: u64,
     tracked: Vec<TrackedBox>,
+    joins: Vec<Join>,
+    /// Frame number by capture time (to place where a continued pass was last seen).
+    frame_at: BTreeMap<i64, u64>,
 }
 
-impl TrackLevel {
-    pub fn new(index: ListIndex, policy: Policy, tracker: TrackerOptions, rule: TrackRuleOptions) -> Result<Self> {
+impl<'a> TrackLevel<'a> {
+    pub fn new(
+        index: &'a mut ListIndex,
+        policy: Policy,
+        tracker: TrackerOptions,
+        rule: TrackRuleOptions,
+    ) -> Result<Self> {
         Ok(Self {
             index,
             policy,
@@ -142,23 +149,21 @@ impl TrackLevel {
             last: BTreeMap::new(),
             embeddings: 0,
             tracked: Vec::new(),
+            joins: Vec::new(),
+            frame_at: BTreeMap::new(),
         })
-    }
-
-    /// The list back, for the next rule or threshold.
-    pub fn into_index(self) -> ListIndex {
-        self.index
     }
 }
 
-impl VideoRule for TrackLevel {
+impl VideoRule for TrackLevel<'_> {
     fn name(&self) -> String {
         format!("track {:.3}", self.policy.track_threshold)
     }
 
     fn frame(&mut self, frame: &AnalysedFrame) -> Result<Vec<EmittedAlert>> {
-        let Self { index, policy, decider, last, embeddings, tracked } = self;
+        let Self { index, policy, decider, last, embeddings, tracked, joins, frame_at } = self;
         let at_ms = (frame.time * 1000.0).round() as i64;
+        frame_at.insert(at_ms, frame.frame);
         // The engine embedded every accepted face already: the rule's choice is what counts.
         let mut embed = |chosen: Vec<Face>| -> Result<Vec<Face>> {
             *embeddings += chosen.iter().filter(|f| f.embedding.is_some()).count() as u64;
@@ -178,6 +183,19 @@ impl VideoRule for TrackLevel {
             Ok(vec![PolicyMatch { candidate, policy: policy.clone() }])
         };
         let step = decider.step(at_ms, &frame.faces, &mut embed, &mut search)?;
+        // A continued pass is one pass from its start: the new track's first frames too.
+        for r in &step.rejoined {
+            for t in tracked.iter_mut().filter(|t| t.track == r.track) {
+                t.track = r.pass;
+            }
+            joins.push(Join {
+                from_frame: frame_at.get(&r.from.at_ms).copied().unwrap_or(frame.frame),
+                from_bbox: r.from.bbox,
+                frame: frame.frame,
+                bbox: frame.faces[r.face].detection.bbox,
+                cosine: r.cosine,
+            });
+        }
         for (face, track) in frame.faces.iter().zip(&step.tracks) {
             if let Some(track) = track {
                 tracked.push(TrackedBox { frame: frame.frame, bbox: face.detection.bbox, track: *track });
@@ -208,5 +226,9 @@ impl VideoRule for TrackLevel {
 
     fn tracks(&self) -> Option<Vec<TrackedBox>> {
         Some(self.tracked.clone())
+    }
+
+    fn joins(&self) -> Vec<Join> {
+        self.joins.clone()
     }
 }

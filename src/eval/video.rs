@@ -38,6 +38,17 @@ pub struct TrackedBox {
     pub track: u64,
 }
 
+/// A new track that continued a lost pass: where the pass was last seen, and the face that
+/// continued it (the join is wrong when the two are different people).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Join {
+    pub from_frame: u64,
+    pub from_bbox: [f32; 4],
+    pub frame: u64,
+    pub bbox: [f32; 4],
+    pub cosine: f32,
+}
+
 /// What a rule emitted over a whole clip.
 #[derive(Debug, Clone, Default)]
 pub struct Emitted {
@@ -46,6 +57,8 @@ pub struct Emitted {
     pub embeddings: u64,
     /// Track ids per detection, when the rule tracks (enables ID switches).
     pub tracks: Option<Vec<TrackedBox>>,
+    /// Lost passes continued by a new track.
+    pub joins: Vec<Join>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,6 +79,42 @@ pub struct VideoMetrics {
     pub embeddings_per_pass: f64,
     /// Changes of the track a pass is matched to (`None` without track ids).
     pub id_switches: Option<usize>,
+    /// Lost passes continued by a new track, and those where the two were different people
+    /// (both ends placed on the ground truth and not the same pass).
+    pub joins: usize,
+    pub wrong_joins: usize,
+    /// Seconds to the first true alert of each alerted enrolled pass, sorted (for pooling).
+    #[serde(skip)]
+    pub time_to_alert_s: Vec<f64>,
+}
+
+impl VideoMetrics {
+    /// The metrics of several clips taken together, as one clip of all their passes.
+    pub fn pooled(all: &[VideoMetrics]) -> VideoMetrics {
+        let sum = |f: &dyn Fn(&VideoMetrics) -> usize| all.iter().map(f).sum::<usize>();
+        let (passes, enrolled, alerted, false_alerts) =
+            (sum(&|m| m.passes), sum(&|m| m.enrolled_passes), sum(&|m| m.alerted_passes), sum(&|m| m.false_alerts));
+        let embeddings: u64 = all.iter().map(|m| m.embeddings).sum();
+        let mut delays: Vec<f64> = all.iter().flat_map(|m| m.time_to_alert_s.iter().copied()).collect();
+        delays.sort_by(f64::total_cmp);
+        VideoMetrics {
+            passes,
+            enrolled_passes: enrolled,
+            alerted_passes: alerted,
+            pass_tpir: alerted as f64 / enrolled.max(1) as f64,
+            true_alerts: sum(&|m| m.true_alerts),
+            false_alerts,
+            false_alerts_per_1000_passes: 1000.0 * false_alerts as f64 / passes.max(1) as f64,
+            time_to_alert_median_s: percentile(&delays, 0.5),
+            time_to_alert_p90_s: percentile(&delays, 0.9),
+            embeddings,
+            embeddings_per_pass: embeddings as f64 / passes.max(1) as f64,
+            id_switches: all.iter().map(|m| m.id_switches).sum(),
+            joins: sum(&|m| m.joins),
+            wrong_joins: sum(&|m| m.wrong_joins),
+            time_to_alert_s: delays,
+        }
+    }
 }
 
 pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
@@ -187,6 +236,15 @@ pub fn evaluate(passes: &[PassInfo], truth: &[TruthFrame], fps: u32, emitted: &E
         switches
     });
 
+    let place = |f: u64, b: &[f32; 4]| associate(b, frame_of(f)).map(|p| p.pass);
+    let wrong_joins = emitted
+        .joins
+        .iter()
+        .filter(
+            |j| matches!((place(j.from_frame, &j.from_bbox), place(j.frame, &j.bbox)), (Some(a), Some(b)) if a != b),
+        )
+        .count();
+
     let n = passes.len();
     VideoMetrics {
         passes: n,
@@ -201,6 +259,9 @@ pub fn evaluate(passes: &[PassInfo], truth: &[TruthFrame], fps: u32, emitted: &E
         embeddings: emitted.embeddings,
         embeddings_per_pass: emitted.embeddings as f64 / n.max(1) as f64,
         id_switches,
+        joins: emitted.joins.len(),
+        wrong_joins,
+        time_to_alert_s: delays,
     }
 }
 
@@ -262,7 +323,7 @@ mod tests {
                 alert(8, "zed", Some([500.0, 500.0, 40.0, 40.0])), // no one there: false
             ],
             embeddings: 30,
-            tracks: None,
+            ..Default::default()
         };
         let m = evaluate(&passes, &truth, 10, &emitted);
         assert_eq!((m.true_alerts, m.false_alerts), (1, 3));
@@ -295,6 +356,27 @@ mod tests {
     }
 
     #[test]
+    fn a_join_of_two_people_is_wrong_and_pooling_adds_clips_up() {
+        let (passes, truth) = clip();
+        let join = |from_bbox, bbox| Join { from_frame: 2, from_bbox, frame: 7, bbox, cosine: 0.96 };
+        let joins = vec![
+            // ann at frame 2 to ann at frame 7: right.
+            join([40.0, 100.0, 40.0, 40.0], [140.0, 100.0, 40.0, 40.0]),
+            // ann at frame 2 to bob at frame 7: wrong.
+            join([40.0, 100.0, 40.0, 40.0], [300.0, 300.0, 60.0, 60.0]),
+            // to no one: not counted as wrong (nothing to compare).
+            join([40.0, 100.0, 40.0, 40.0], [600.0, 10.0, 40.0, 40.0]),
+        ];
+        let alerts = vec![alert(3, "ann", Some([60.0, 100.0, 40.0, 40.0]))];
+        let m = evaluate(&passes, &truth, 10, &Emitted { alerts, joins, embeddings: 6, ..Default::default() });
+        assert_eq!((m.joins, m.wrong_joins), (3, 1));
+        let p = VideoMetrics::pooled(&[m.clone(), m]);
+        assert_eq!((p.passes, p.enrolled_passes, p.alerted_passes, p.joins, p.wrong_joins), (6, 4, 2, 6, 2));
+        assert!((p.pass_tpir - 0.5).abs() < 1e-9 && (p.embeddings_per_pass - 2.0).abs() < 1e-9);
+        assert_eq!(p.time_to_alert_s, vec![0.3, 0.3]);
+    }
+
+    #[test]
     fn id_switches_count_changes_of_a_passs_track() {
         let (passes, truth) = clip();
         let mut tracks = Vec::new();
@@ -312,7 +394,7 @@ mod tests {
         }
         // An alert placed by its track alone, on bob's box in frame 7.
         let alerts = vec![EmittedAlert { frame: 7, subject: "bob".into(), bbox: None, track: Some(7), score: 0.97 }];
-        let m = evaluate(&passes, &truth, 10, &Emitted { alerts, embeddings: 0, tracks: Some(tracks) });
+        let m = evaluate(&passes, &truth, 10, &Emitted { alerts, tracks: Some(tracks), ..Default::default() });
         assert_eq!(m.id_switches, Some(2));
         assert_eq!((m.true_alerts, m.alerted_passes), (1, 1));
     }

@@ -235,6 +235,14 @@ impl Tracker {
         Observed::Split { from: track, track: id }
     }
 
+    /// Ends `track` now, unreported (its person was found again as another track, which goes
+    /// on in its place). False when no live track has this id.
+    pub fn end(&mut self, track: TrackId) -> bool {
+        let before = self.tracks.len();
+        self.tracks.retain(|t| t.id != track);
+        self.tracks.len() < before
+    }
+
     fn associate(&self, tracks: &[usize], dets: &[Measured]) -> Vec<(usize, usize)> {
         let gate = f64::from(self.options.max_distance);
         assign::assign(tracks.len(), dets.len(), gate, |r, c| self.tracks[tracks[r]].cost(&dets[c]))
