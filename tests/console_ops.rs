@@ -198,6 +198,8 @@ fn ops_move_a_threshold_in_a_real_browser() {
         b.goto(&format!("{}/", srv.url));
         b.type_into(&b.wait("#token", WAIT), token);
         b.click(&b.wait("form.signin button", WAIT));
+        // Signed in once the home page shows: only then does the next navigation carry the cookie.
+        b.wait("form.signout button", WAIT);
     };
 
     sign_in_as(&ops_token);
@@ -231,6 +233,7 @@ fn ops_move_a_threshold_in_a_real_browser() {
 
     // Admin, at the same browser after sign-out: the audit page has the change, chain verified.
     b.click(&b.wait("form.signout button", WAIT));
+    b.wait("#token", WAIT);
     sign_in_as(&admin_token);
     b.goto(&format!("{}/admin/audit", srv.url));
     b.wait_text("p.notice", "Chain verified", WAIT);
