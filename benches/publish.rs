@@ -120,5 +120,5 @@ fn main() {
     );
     println!("| round trips per second (one in flight) | {:.0} |", 1e3 / (lat.iter().sum::<f64>() / n as f64));
     println!("| publisher drain: events per second (ack + mark delivered) | {:.0} |", n as f64 / secs);
-    println!("| publisher: events acknowledged | {} |", metrics.published.load(std::sync::atomic::Ordering::Relaxed));
+    println!("| publisher: events acknowledged | {} |", metrics.published.get());
 }

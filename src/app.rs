@@ -126,6 +126,7 @@ impl App {
             config.sink().is_some(),
         )?;
         let cameras = Arc::new(Cameras::new(&config.ingest, &config.cameras, config.limits.max_pixels));
+        metrics.register_collector(Box::new(cameras.metrics()));
         let tuning = Tuning::new(
             watchlists.clone(),
             alerts.clone(),
@@ -209,16 +210,14 @@ impl App {
     /// The Prometheus text from counters and the given outbox gauges (no store access).
     pub fn render_metrics(&self, outbox: OutboxGauges) -> String {
         let (ingest_queue, embed_queue) = self.inference.queue_depths();
-        let mut text = self.metrics.render(&Gauges {
+        self.metrics.render(&Gauges {
             ingest_queue,
             embed_queue,
             sse_clients: self.alerts.subscribers(),
             outbox_depth: outbox.depth,
             outbox_oldest_s: outbox.oldest_ms as f64 / 1000.0,
             outbox_parked: outbox.parked,
-        });
-        self.cameras.render_metrics(&mut text);
-        text
+        })
     }
 
     /// Stops the model workers after the queued frames and persists the indexes (blocking).

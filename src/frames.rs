@@ -3,7 +3,6 @@
 //! ([`crate::alerts`]). Nothing is written for faces that match nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -124,7 +123,7 @@ impl Frames {
         let t = Instant::now();
         // Series only for cameras bound to a token: a caller cannot add series at will.
         self.metrics.frames.inc(if self.access.cache.knows_camera(camera) { camera } else { "other" });
-        self.metrics.faces.fetch_add(a.faces.len() as u64, Ordering::Relaxed);
+        self.metrics.faces.inc_by(a.faces.len() as u64);
         let found = self.matching.faces(&a.faces)?;
         self.metrics.stage(Stage::Match).observe(t.elapsed());
         let mut faces = Vec::with_capacity(a.faces.len());
@@ -132,7 +131,7 @@ impl Frames {
         for (f, found) in a.faces.iter().zip(found) {
             let mut matches = Vec::new();
             for m in found {
-                self.metrics.matches.fetch_add(1, Ordering::Relaxed);
+                self.metrics.matches.inc();
                 let c = &m.candidate;
                 let mut out = MatchOutcome {
                     list: c.list.clone(),

@@ -598,8 +598,8 @@ fn embed_loop(mut emb: Box<dyn Embed>, max_batch: usize, rx: Receiver<EmbedJob>,
         };
         let took = t.elapsed();
         m.stage(Stage::Embed).observe(took);
-        m.embed_calls.fetch_add(1, Ordering::Relaxed);
-        m.embed_faces.fetch_add(n as u64, Ordering::Relaxed);
+        m.embed_calls.inc();
+        m.embed_faces.inc_by(n as u64);
         // One model call served several frames: each frame's span gets its own record of it.
         let (frames, ms) = (jobs.len(), took.as_secs_f64() * 1e3);
         match res {

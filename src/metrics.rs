@@ -1,83 +1,63 @@
-//! Service metrics in the Prometheus text format. A handful of fixed series, so a small
-//! lock-light registry is clearer than a generic one.
+//! Service metrics, kept and written by the Prometheus project's Rust client
+//! (`prometheus-client`, OpenMetrics text). These types keep the names the code uses
+//! (`Histogram::observe(Duration)`, `LabeledCounter::inc(label)`); the registry owns the
+//! exposition format, escaping and bucket arithmetic.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::EncodeMetric;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 /// Latency buckets in seconds: 0.5 ms .. 4 s.
 const BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096];
 
-#[derive(Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
+/// A latency histogram in seconds.
+#[derive(Clone, Debug)]
+pub struct Histogram(prometheus_client::metrics::histogram::Histogram);
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self(prometheus_client::metrics::histogram::Histogram::new(BUCKETS))
+    }
 }
 
 impl Histogram {
     pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cum = 0;
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (b, c) in BUCKETS.iter().zip(&self.counts) {
-            cum += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cum}");
-        }
-        let n = self.count();
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}");
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {n}");
+        self.0.observe(d.as_secs_f64());
     }
 }
 
-/// A counter per label value (camera, reason, ...).
-#[derive(Default)]
-pub struct LabeledCounter(Mutex<BTreeMap<String, u64>>);
+type Labels = Vec<(&'static str, String)>;
+
+/// A counter per value of one label (camera, reason, ...).
+#[derive(Clone, Debug)]
+pub struct LabeledCounter {
+    label: &'static str,
+    family: Family<Labels, Counter>,
+}
 
 impl LabeledCounter {
-    pub fn inc(&self, label: &str) {
-        self.add(label, 1);
+    fn new(label: &'static str) -> Self {
+        Self { label, family: Family::default() }
     }
 
-    pub fn add(&self, label: &str, n: u64) {
-        if let Ok(mut m) = self.0.lock() {
-            *m.entry(label.to_string()).or_default() += n;
-        }
+    pub fn inc(&self, value: &str) {
+        self.add(value, 1);
     }
 
-    pub fn get(&self, label: &str) -> u64 {
-        self.0.lock().map(|m| m.get(label).copied().unwrap_or(0)).unwrap_or(0)
+    pub fn add(&self, value: &str, n: u64) {
+        self.family.get_or_create(&vec![(self.label, value.to_string())]).inc_by(n);
     }
 
-    fn render(&self, out: &mut String, name: &str, label: &str) {
-        if let Ok(m) = self.0.lock() {
-            for (v, n) in m.iter() {
-                let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(v));
-            }
-        }
+    pub fn get(&self, value: &str) -> u64 {
+        self.family.get(&vec![(self.label, value.to_string())]).map_or(0, |c| c.get())
     }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Pipeline stages with a latency histogram.
@@ -111,27 +91,28 @@ impl Stage {
     }
 }
 
-#[derive(Default)]
 pub struct Metrics {
     pub frames: LabeledCounter,
-    pub faces: AtomicU64,
-    pub matches: AtomicU64,
-    pub alerts: AtomicU64,
+    pub faces: Counter,
+    pub matches: Counter,
+    pub alerts: Counter,
     /// Matches that added no alert because of the list's cooldown.
-    pub suppressed: AtomicU64,
+    pub suppressed: Counter,
     pub rejections: LabeledCounter,
     pub reviews: LabeledCounter,
     /// Embedder calls and the faces they carried (their ratio is the mean batch size).
-    pub embed_calls: AtomicU64,
+    pub embed_calls: Counter,
+    pub embed_faces: Counter,
     /// Events acknowledged by the broker, repeats it dropped, failed attempts, parked events.
-    pub published: AtomicU64,
-    pub publish_duplicates: AtomicU64,
-    pub publish_retries: AtomicU64,
-    pub parked: AtomicU64,
+    pub published: Counter,
+    pub publish_duplicates: Counter,
+    pub publish_retries: Counter,
+    pub parked: Counter,
     /// Broker round trip of one event (publish -> ack).
     pub publish: Histogram,
-    pub embed_faces: AtomicU64,
     stages: [Histogram; 7],
+    gauges: ScrapeGauges,
+    registry: Mutex<Registry>,
 }
 
 /// Values read at scrape time.
@@ -144,99 +125,117 @@ pub struct Gauges {
     pub outbox_parked: i64,
 }
 
+#[derive(Clone, Default)]
+struct ScrapeGauges {
+    ingest_queue: Gauge,
+    embed_queue: Gauge,
+    sse_clients: Gauge,
+    outbox_depth: Gauge,
+    outbox_oldest_s: Gauge<f64, std::sync::atomic::AtomicU64>,
+    outbox_parked: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Self {
+            frames: LabeledCounter::new("camera"),
+            faces: Counter::default(),
+            matches: Counter::default(),
+            alerts: Counter::default(),
+            suppressed: Counter::default(),
+            rejections: LabeledCounter::new("reason"),
+            reviews: LabeledCounter::new("decision"),
+            embed_calls: Counter::default(),
+            embed_faces: Counter::default(),
+            published: Counter::default(),
+            publish_duplicates: Counter::default(),
+            publish_retries: Counter::default(),
+            parked: Counter::default(),
+            publish: Histogram::default(),
+            stages: Default::default(),
+            gauges: ScrapeGauges::default(),
+            registry: Mutex::new(Registry::default()),
+        };
+        let mut r = Registry::default();
+        // Counters are registered without `_total`: the encoder appends it (OpenMetrics).
+        r.register("facewatch_frames", "Frames accepted for analysis", m.frames.family.clone());
+        r.register("facewatch_faces", "Faces detected", m.faces.clone());
+        r.register("facewatch_matches", "Faces above a list's threshold", m.matches.clone());
+        r.register("facewatch_alerts", "Alerts created", m.alerts.clone());
+        r.register(
+            "facewatch_alerts_suppressed",
+            "Matches within a list's cooldown (no new alert)",
+            m.suppressed.clone(),
+        );
+        r.register("facewatch_rejections", "Requests or faces refused, by reason", m.rejections.family.clone());
+        r.register("facewatch_reviews", "Alert reviews, by decision", m.reviews.family.clone());
+        // One family labelled `stage`, sharing each stage's histogram with `stage(s)`.
+        r.register("facewatch_stage_seconds", "Latency per pipeline stage", StageFamily(m.stages.clone()));
+        r.register("facewatch_embed_calls", "Embedder model calls", m.embed_calls.clone());
+        r.register("facewatch_embed_faces", "Faces embedded (over calls: the mean batch size)", m.embed_faces.clone());
+        let g = &m.gauges;
+        r.register("facewatch_queue_depth_ingest", "Frames waiting for detection", g.ingest_queue.clone());
+        r.register("facewatch_queue_depth_embed", "Frames waiting for the embedder", g.embed_queue.clone());
+        r.register("facewatch_sse_clients", "Open alert streams", g.sse_clients.clone());
+        r.register("facewatch_outbox_depth", "Events not yet delivered", g.outbox_depth.clone());
+        r.register("facewatch_outbox_oldest_seconds", "Age of the oldest undelivered event", g.outbox_oldest_s.clone());
+        r.register("facewatch_outbox_parked", "Events parked as undeliverable", g.outbox_parked.clone());
+        r.register("facewatch_events_published", "Events acknowledged by the broker", m.published.clone());
+        r.register(
+            "facewatch_events_duplicates",
+            "Events the broker already had (dropped by id)",
+            m.publish_duplicates.clone(),
+        );
+        r.register("facewatch_publish_retries", "Failed publish or connect attempts", m.publish_retries.clone());
+        r.register("facewatch_events_parked", "Events parked since start", m.parked.clone());
+        r.register("facewatch_publish_seconds", "Broker round trip per event", m.publish.0.clone());
+        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        m
+    }
+}
+
+/// The stage histograms as one family labelled `stage`.
+#[derive(Debug, Clone)]
+struct StageFamily([Histogram; 7]);
+
+impl EncodeMetric for StageFamily {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> std::fmt::Result {
+        for s in Stage::ALL {
+            let labels = [("stage", s.name())];
+            self.0[s as usize].0.encode(encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 impl Metrics {
     pub fn stage(&self, s: Stage) -> &Histogram {
         &self.stages[s as usize]
     }
 
+    /// Series computed at each scrape (the cameras'), beside the ones kept here.
+    pub fn register_collector(&self, c: Box<dyn Collector>) {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner()).register_collector(c);
+    }
+
+    /// The OpenMetrics text of every series, with the scrape-time values `g`.
     pub fn render(&self, g: &Gauges) -> String {
-        let mut o = String::with_capacity(8192);
-        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        let _ = writeln!(
-            o,
-            "# HELP facewatch_frames_total Frames accepted for analysis.\n# TYPE facewatch_frames_total counter"
-        );
-        self.frames.render(&mut o, "facewatch_frames_total", "camera");
-        counter(&mut o, "facewatch_faces_total", "Faces detected.", self.faces.load(Ordering::Relaxed));
-        counter(
-            &mut o,
-            "facewatch_matches_total",
-            "Faces above a list's threshold.",
-            self.matches.load(Ordering::Relaxed),
-        );
-        counter(&mut o, "facewatch_alerts_total", "Alerts created.", self.alerts.load(Ordering::Relaxed));
-        counter(
-            &mut o,
-            "facewatch_alerts_suppressed_total",
-            "Matches within a list's cooldown (no new alert).",
-            self.suppressed.load(Ordering::Relaxed),
-        );
-        let _ = writeln!(
-            o,
-            "# HELP facewatch_rejections_total Requests or faces refused, by reason.\n# TYPE facewatch_rejections_total counter"
-        );
-        self.rejections.render(&mut o, "facewatch_rejections_total", "reason");
-        let _ = writeln!(
-            o,
-            "# HELP facewatch_reviews_total Alert reviews, by decision.\n# TYPE facewatch_reviews_total counter"
-        );
-        self.reviews.render(&mut o, "facewatch_reviews_total", "decision");
-        let _ = writeln!(
-            o,
-            "# HELP facewatch_stage_seconds Latency per pipeline stage.\n# TYPE facewatch_stage_seconds histogram"
-        );
-        for s in Stage::ALL {
-            self.stage(s).render(&mut o, "facewatch_stage_seconds", &format!("stage=\"{}\"", s.name()));
-        }
-        counter(
-            &mut o,
-            "facewatch_embed_calls_total",
-            "Embedder model calls.",
-            self.embed_calls.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut o,
-            "facewatch_embed_faces_total",
-            "Faces embedded (over calls: the mean batch size).",
-            self.embed_faces.load(Ordering::Relaxed),
-        );
-        let gauge = |o: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        gauge(&mut o, "facewatch_queue_depth_ingest", "Frames waiting for detection.", g.ingest_queue as f64);
-        gauge(&mut o, "facewatch_queue_depth_embed", "Frames waiting for the embedder.", g.embed_queue as f64);
-        gauge(&mut o, "facewatch_sse_clients", "Open alert streams.", g.sse_clients as f64);
-        gauge(&mut o, "facewatch_outbox_depth", "Events not yet delivered.", g.outbox_depth as f64);
-        gauge(&mut o, "facewatch_outbox_oldest_seconds", "Age of the oldest undelivered event.", g.outbox_oldest_s);
-        gauge(&mut o, "facewatch_outbox_parked", "Events parked as undeliverable.", g.outbox_parked as f64);
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter(
-            &mut o,
-            "facewatch_events_published_total",
-            "Events acknowledged by the broker.",
-            load(&self.published),
-        );
-        counter(
-            &mut o,
-            "facewatch_events_duplicates_total",
-            "Events the broker already had (dropped by id).",
-            load(&self.publish_duplicates),
-        );
-        counter(
-            &mut o,
-            "facewatch_publish_retries_total",
-            "Failed publish or connect attempts.",
-            load(&self.publish_retries),
-        );
-        counter(&mut o, "facewatch_events_parked_total", "Events parked since start.", load(&self.parked));
-        let _ = writeln!(
-            o,
-            "# HELP facewatch_publish_seconds Broker round trip per event.\n# TYPE facewatch_publish_seconds histogram"
-        );
-        self.publish.render(&mut o, "facewatch_publish_seconds", "");
-        o
+        let s = &self.gauges;
+        s.ingest_queue.set(g.ingest_queue as i64);
+        s.embed_queue.set(g.embed_queue as i64);
+        s.sse_clients.set(g.sse_clients as i64);
+        s.outbox_depth.set(g.outbox_depth);
+        s.outbox_oldest_s.set(g.outbox_oldest_s);
+        s.outbox_parked.set(g.outbox_parked);
+        let mut out = String::with_capacity(8192);
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
     }
 }
 
@@ -259,8 +258,9 @@ mod tests {
             outbox_parked: 0,
         };
         let text = m.render(&g);
-        assert!(text.contains("facewatch_stage_seconds_bucket{stage=\"detect\",le=\"0.001\"} 1"), "{text}");
-        assert!(text.contains("facewatch_stage_seconds_bucket{stage=\"detect\",le=\"0.004\"} 2"));
+        // The client writes `le` first; label order carries no meaning in the format.
+        assert!(text.contains("facewatch_stage_seconds_bucket{le=\"0.001\",stage=\"detect\"} 1"), "{text}");
+        assert!(text.contains("facewatch_stage_seconds_bucket{le=\"0.004\",stage=\"detect\"} 2"));
         assert!(text.contains("facewatch_stage_seconds_count{stage=\"detect\"} 2"));
         assert!(text.contains("facewatch_rejections_total{reason=\"queue_full\"} 1"));
         assert!(text.contains("facewatch_queue_depth_ingest 2") && text.contains("facewatch_outbox_depth 5"));

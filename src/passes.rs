@@ -8,7 +8,6 @@
 //! `inference::Feed`); it blocks (embedding, SQLite), so it runs on a thread of its own.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::alerts::{Alerts, ModelIds, Raised};
 use crate::decide::track::{PassDecider, Rejoined, TrackRuleOptions};
@@ -96,14 +95,14 @@ impl Passes {
     ) -> Result<Step> {
         let matching = &self.matching;
         let s = self.decider.step(at_ms, &a.faces, embed, &mut |e| matching.best(e))?;
-        self.metrics.faces.fetch_add(a.faces.len() as u64, Ordering::Relaxed);
+        self.metrics.faces.inc_by(a.faces.len() as u64);
         let mut step = Step { tracks: s.tracks, embedded: s.embedded, alerts: Vec::new(), rejoined: s.rejoined };
         for r in &step.rejoined {
             tracing::info!(camera = %self.camera, pass = r.pass, track = r.track, cosine = r.cosine,
                 "a new track continues a lost pass");
         }
         for d in s.decisions {
-            self.metrics.matches.fetch_add(1, Ordering::Relaxed);
+            self.metrics.matches.inc();
             let (c, p, face) = (&d.m.candidate, &d.m.policy, &a.faces[d.face]);
             let new = d.m.sighting(&self.site, &self.camera, at_ms, face, &self.models, p.track_threshold);
             let raised = self.alerts.raise(new, p.cooldown_secs as i64 * 1000, &a.image, p.share_crops)?;

@@ -6,7 +6,6 @@ pub mod feed;
 pub mod store;
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use image::RgbImage;
@@ -85,14 +84,14 @@ impl Alerts {
         let raised = lock(&self.writer).raise(&mut new, cooldown_ms, save, cleanup)?;
         match &raised {
             Raised::Created(alert) => {
-                self.metrics.alerts.fetch_add(1, Ordering::Relaxed);
+                self.metrics.alerts.inc();
                 tracing::info!(alert = %alert.id, camera = %alert.camera, list = %alert.list,
                     subject = %alert.subject, score = alert.score, "alert raised");
                 self.announce(Change::Created, alert);
                 self.outbox.notify_one();
             }
             Raised::Reused(_) => {
-                self.metrics.suppressed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.suppressed.inc();
             }
         }
         Ok(raised)

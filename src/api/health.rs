@@ -26,7 +26,10 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 /// Counters, plus the outbox gauges read off the store locks (coalesced between scrapers).
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let outbox = s.app.outbox_gauges().await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.app.render_metrics(outbox))
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.app.render_metrics(outbox),
+    )
 }
 
 pub async fn openapi() -> impl IntoResponse {

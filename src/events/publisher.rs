@@ -4,7 +4,6 @@
 //! Events that can never be sent are parked with a reason instead of blocking the queue.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -164,7 +163,7 @@ impl Publisher {
                     }
                     Err(e) => {
                         attempt += 1;
-                        self.metrics.publish_retries.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.publish_retries.inc();
                         let wait = backoff(attempt, self.max_backoff);
                         tracing::warn!(error = %e, retry_in = ?wait, "broker unreachable; events wait in the outbox");
                         self.pause(&mut stop, wait, deadline).await;
@@ -199,9 +198,9 @@ impl Publisher {
                 match s.send(subj, &row.id, &row.kind, Bytes::from(payload)).await {
                     Ok(duplicate) => {
                         self.metrics.publish.observe(t.elapsed());
-                        self.metrics.published.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.published.inc();
                         if duplicate {
-                            self.metrics.publish_duplicates.fetch_add(1, Ordering::Relaxed);
+                            self.metrics.publish_duplicates.inc();
                         }
                         attempt = 0;
                         let seq = row.seq;
@@ -215,7 +214,7 @@ impl Publisher {
                     }
                     Err(Failure { message: e, .. }) => {
                         attempt += 1;
-                        self.metrics.publish_retries.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.publish_retries.inc();
                         let (seq, err) = (row.seq, e.clone());
                         let _ = self.with_db(move |c| outbox::mark_failed(c, seq, &err)).await;
                         let wait = backoff(attempt, self.max_backoff);
@@ -232,7 +231,7 @@ impl Publisher {
 
     async fn park(&self, seq: i64, id: &str, reason: String) {
         tracing::error!(event = %id, %reason, "event parked: it will not be sent");
-        self.metrics.parked.fetch_add(1, Ordering::Relaxed);
+        self.metrics.parked.inc();
         if let Err(e) = self.with_db(move |c| outbox::park(c, seq, &reason)).await {
             tracing::error!(error = %e, "parking an event");
         }

@@ -141,9 +141,10 @@ impl Cameras {
         self.cameras.is_empty()
     }
 
-    /// The per-camera series of `/metrics` (labels: the configured cameras only).
-    pub fn render_metrics(&self, out: &mut String) {
-        metrics::render(&self.cameras, out);
+    /// The per-camera series of `/metrics` (labels: the configured cameras only), for the
+    /// registry to read at each scrape.
+    pub fn metrics(&self) -> metrics::CameraSeries {
+        metrics::CameraSeries(self.cameras.clone())
     }
 }
 
