@@ -193,8 +193,8 @@ function officerConsole(root) {
     }
   }
 
-  // --- idle blur: faces on an unattended screen are blurred after 2 minutes -----------------
-  const IDLE_MS = 120000;
+  // --- idle blur: faces on an unattended screen are blurred ([console] blur_after_secs) ----
+  const IDLE_MS = Number(document.querySelector("[data-blur-ms]")?.dataset.blurMs) || 120000;
   let idleTimer = null;
   const awake = () => {
     document.body.classList.remove("idle");

@@ -14,6 +14,8 @@ pub struct ConsoleSection {
     pub max_sessions_per_token: usize,
     /// Marks the session cookie `Secure` (set when the service is served over TLS).
     pub secure_cookies: bool,
+    /// The officer console blurs the faces after this long without a key press or pointer move.
+    pub blur_after_secs: u64,
 }
 
 impl Default for ConsoleSection {
@@ -24,6 +26,7 @@ impl Default for ConsoleSection {
             max_sessions: 512,
             max_sessions_per_token: 4,
             secure_cookies: false,
+            blur_after_secs: 120,
         }
     }
 }
@@ -35,6 +38,9 @@ pub fn problems(c: &ConsoleSection, bad: &mut Vec<String>) {
     }
     if c.max_session_secs < c.idle_secs || c.max_session_secs > 7 * 24 * 3600 {
         bad.push(format!("[console] max_session_secs {}: expected idle_secs..604800", c.max_session_secs));
+    }
+    if !(1..=3600).contains(&c.blur_after_secs) {
+        bad.push(format!("[console] blur_after_secs {}: expected 1..3600", c.blur_after_secs));
     }
     if !(1..=100_000).contains(&c.max_sessions) {
         bad.push(format!("[console] max_sessions {}: expected 1..100000", c.max_sessions));

@@ -250,7 +250,13 @@ fn help() -> Markup {
     }
 }
 
-fn console(me: &Session, views: &[AlertView], selected: Option<Markup>, selected_id: Option<&str>) -> Markup {
+fn console(
+    me: &Session,
+    views: &[AlertView],
+    selected: Option<Markup>,
+    selected_id: Option<&str>,
+    blur_after_ms: u64,
+) -> Markup {
     let now = crate::clock::now_ms();
     let body = html! {
         div.toolbar {
@@ -260,7 +266,7 @@ fn console(me: &Session, views: &[AlertView], selected: Option<Markup>, selected
             button #help-button type="button" aria-keyshortcuts="?" { "Keys (?)" }
         }
         div.sr-only #announce aria-live="assertive" {}
-        div.console data-officer-console data-selected=[selected_id] {
+        div.console data-officer-console data-selected=[selected_id] data-blur-ms=(blur_after_ms) {
             (queue(views, selected_id, now))
             @if let Some(card) = selected {
                 (card)
@@ -283,7 +289,7 @@ async fn queue_views(s: &AppState, me: &Session) -> PageResult<Vec<AlertView>> {
 /// `GET /alerts`: the queue.
 async fn queue_page(State(s): State<AppState>, me: Session) -> PageResult<Html<String>> {
     let views = queue_views(&s, &me).await?;
-    Ok(Html(console(&me, &views, None, None).into_string()))
+    Ok(Html(console(&me, &views, None, None, s.app.sessions.blur_after_ms()).into_string()))
 }
 
 /// Opens an alert (recording the first view per officer in the audit log).
@@ -296,7 +302,7 @@ async fn render_alert(s: &AppState, me: &Session, id: String, message: Option<&s
     let v = open(s, me, id).await?;
     let views = queue_views(s, me).await?;
     let card = card(&v, me, message, crate::clock::now_ms());
-    Ok(console(me, &views, Some(card), Some(&v.alert.id)).into_string())
+    Ok(console(me, &views, Some(card), Some(&v.alert.id), s.app.sessions.blur_after_ms()).into_string())
 }
 
 /// `GET /alerts/{id}`: the queue and the alert.

@@ -150,6 +150,11 @@ impl Sessions {
         now_ms.saturating_sub(l.seen_ms) > idle || now_ms.saturating_sub(l.created_ms) > max
     }
 
+    /// How long the officer console waits before blurring the faces of an unattended screen.
+    pub fn blur_after_ms(&self) -> u64 {
+        self.limits.blur_after_secs.saturating_mul(1000)
+    }
+
     pub fn secure_cookies(&self) -> bool {
         self.limits.secure_cookies
     }
