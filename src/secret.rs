@@ -190,3 +190,18 @@ mod tests {
         assert_eq!(r, "https://u:***@hooks.example/x?token=***: Connection Failed: refused (nats://***@h)");
     }
 }
+
+/// A file holding a secret (the TLS key, the key that seals the data key) must not be
+/// readable by every user of the machine; the error says how to fix it.
+pub fn check_private(meta: &std::fs::Metadata) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o004 != 0 {
+            return Err(format!("readable by every user (mode {mode:o}); chmod o-r it"));
+        }
+    }
+    let _ = meta;
+    Ok(())
+}

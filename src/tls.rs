@@ -73,16 +73,8 @@ fn read_pem(path: &Path, secret: bool) -> Result<Vec<u8>> {
     if meta.len() > MAX_PEM_BYTES {
         return Err(Error::Config(format!("[tls] {}: larger than {MAX_PEM_BYTES} bytes", path.display())));
     }
-    #[cfg(unix)]
     if secret {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o004 != 0 {
-            return Err(Error::Config(format!(
-                "[tls] key {}: readable by every user (mode {:o}); chmod o-r it",
-                path.display(),
-                meta.permissions().mode() & 0o777
-            )));
-        }
+        crate::secret::check_private(&meta).map_err(|m| Error::Config(format!("[tls] key {}: {m}", path.display())))?;
     }
     std::fs::read(path).map_err(|e| Error::Config(format!("[tls] {}: {e}", path.display())))
 }

@@ -91,14 +91,7 @@ pub fn read_key_file(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>> {
     if meta.len() > MAX_KEY_FILE {
         return Err(bad("not a key file (too large)".into()));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o004 != 0 {
-            return Err(bad(format!("readable by every user (mode {mode:o}); chmod o-r it")));
-        }
-    }
+    crate::secret::check_private(&meta).map_err(bad)?;
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     hex::decode_to_slice(text.trim(), &mut key[..]).map_err(|_| bad("expected 64 hex digits".into()))?;

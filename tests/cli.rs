@@ -345,24 +345,7 @@ fn old_setting_names_are_refused_and_url_credentials_never_printed() {
 fn eval_writes_the_report_and_charts_ops_read() {
     // A small labelled folder: the first 60 identities of the development faces, up to 3 photos
     // each (identities with one photo are the non-mated probes). No pairs file: no verification.
-    let faces = tempfile::tempdir().unwrap();
-    let mut ids: Vec<PathBuf> = std::fs::read_dir(common::data().join("faces"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    ids.sort();
-    let mut photos = 0;
-    for id in ids.iter().take(60) {
-        let mut jpgs: Vec<PathBuf> = std::fs::read_dir(id).unwrap().map(|e| e.unwrap().path()).collect();
-        jpgs.sort();
-        let d = faces.path().join(id.file_name().unwrap());
-        std::fs::create_dir(&d).unwrap();
-        for j in jpgs.iter().take(3) {
-            std::fs::copy(j, d.join(j.file_name().unwrap())).unwrap();
-            photos += 1;
-        }
-    }
+    let (faces, photos) = common::labelled_folder(60);
     let cli = Cli::new();
     let dir = faces.path().to_str().unwrap();
     assert!(cli.fails(&["eval", dir, "--target-fpir", "2"]).contains("--target-fpir"));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,27 +19,6 @@ fn with_csrf<'a>(fields: &[(&'a str, &'a str)], csrf: &'a str) -> Vec<(&'a str, 
     let mut all = fields.to_vec();
     all.push(("csrf", csrf));
     all
-}
-
-/// The first `n` identities of the development faces, up to 3 photos each.
-fn labelled_folder(n: usize) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ids: Vec<PathBuf> = std::fs::read_dir(common::data().join("faces"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    ids.sort();
-    for id in ids.iter().take(n) {
-        let mut jpgs: Vec<PathBuf> = std::fs::read_dir(id).unwrap().map(|e| e.unwrap().path()).collect();
-        jpgs.sort();
-        let d = dir.path().join(id.file_name().unwrap());
-        std::fs::create_dir(&d).unwrap();
-        for j in jpgs.iter().take(3) {
-            std::fs::copy(j, d.join(j.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
 }
 
 fn eval(data: &Path, faces: &Path) {
@@ -71,7 +50,7 @@ fn ops_preview_then_apply_a_threshold_admin_tokens_and_audit() {
     const LIST: &str = "O'Neil watch";
     const IN_PATH: &str = "O%27Neil%20watch";
     let data = tempfile::tempdir().unwrap();
-    let faces = labelled_folder(40);
+    let (faces, _) = common::labelled_folder(40);
     eval(data.path(), faces.path());
     let ops_token = server::token(data.path(), "ops", "Olga Ops");
     let officer_token = server::token(data.path(), "officer", "Oscar Officer");
@@ -187,7 +166,7 @@ const WAIT: Duration = Duration::from_secs(20);
 #[test]
 fn ops_move_a_threshold_in_a_real_browser() {
     let data = tempfile::tempdir().unwrap();
-    let faces = labelled_folder(20);
+    let (faces, _) = common::labelled_folder(20);
     eval(data.path(), faces.path());
     let ops_token = server::token(data.path(), "ops", "Olga Ops");
     let admin_token = server::token(data.path(), "admin", "Ada Admin");

@@ -56,8 +56,9 @@ pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<Stri
     Ok(Json(s.blocking(move |a| Ok(view(&a.alerts.get(&who, &id)?))).await?))
 }
 
-fn jpeg(bytes: Vec<u8>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes)
+/// A face image as served (API and console): JPEG, never cached.
+pub(crate) fn jpeg(bytes: Vec<u8>) -> axum::response::Response {
+    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()
 }
 
 pub async fn crop(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<impl IntoResponse> {

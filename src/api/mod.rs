@@ -3,7 +3,7 @@
 //! to tokio's blocking pool, and map errors to statuses in one place ([`error`]).
 
 mod admin;
-mod alerts;
+pub(crate) mod alerts;
 mod cameras;
 mod error;
 mod events;

@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -341,20 +341,16 @@ async fn review(State(s): State<AppState>, Path(id): Path<String>, f: Checked<Re
     }
 }
 
-fn jpeg(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()
-}
-
 /// `GET /alerts/{id}/crop`: the live face, through the session, never cached.
 async fn crop(State(s): State<AppState>, me: Session, Path(id): Path<String>) -> PageResult<Response> {
     let who = me.caller();
-    Ok(jpeg(s.blocking(move |a| a.alerts.crop_jpeg(&who, &id)).await?))
+    Ok(crate::api::alerts::jpeg(s.blocking(move |a| a.alerts.crop_jpeg(&who, &id)).await?))
 }
 
 /// `GET /alerts/{id}/reference`: the enrolled photo the alert was raised against.
 async fn reference(State(s): State<AppState>, me: Session, Path(id): Path<String>) -> PageResult<Response> {
     let who = me.caller();
-    Ok(jpeg(s.blocking(move |a| a.alerts.reference_jpeg(&who, &id)).await?))
+    Ok(crate::api::alerts::jpeg(s.blocking(move |a| a.alerts.reference_jpeg(&who, &id)).await?))
 }
 
 #[cfg(test)]

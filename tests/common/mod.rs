@@ -65,3 +65,24 @@ pub mod browser;
 pub mod console;
 pub mod nats;
 pub mod server;
+
+/// A labelled folder (`<identity>/*.jpg`) of the first `n` identities of the development faces,
+/// up to 3 photos each (identities with one photo are non-mated probes); the number of photos.
+pub fn labelled_folder(n: usize) -> (tempfile::TempDir, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids: Vec<PathBuf> =
+        std::fs::read_dir(data().join("faces")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    ids.sort();
+    let mut photos = 0;
+    for id in ids.iter().take(n) {
+        let mut jpgs: Vec<PathBuf> = std::fs::read_dir(id).unwrap().map(|e| e.unwrap().path()).collect();
+        jpgs.sort();
+        let d = dir.path().join(id.file_name().unwrap());
+        std::fs::create_dir(&d).unwrap();
+        for j in jpgs.iter().take(3) {
+            std::fs::copy(j, d.join(j.file_name().unwrap())).unwrap();
+            photos += 1;
+        }
+    }
+    (dir, photos)
+}
