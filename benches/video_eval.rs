@@ -153,6 +153,9 @@ fn main() {
             let (e, _) = calibrate::track_rule(&mut clip, 0.95, sweep.frame_threshold, &sweep.tracking).expect("track");
             switches(&clip, &e);
         }
+        if let Some(out) = arg("--dump") {
+            dump(&clip, &PathBuf::from(out).join(format!("clip-{seed}.json")));
+        }
         println!();
         if !full {
             smoke(&clip, &rows, sweep.frame_detection);
@@ -252,4 +255,33 @@ fn switches(clip: &AnalysedClip, e: &facewatch::eval::video::Emitted) {
             );
         }
     }
+}
+
+/// `--dump DIR`: the clip's analyses as JSON (templates; every face with its embedding and the
+/// truth pass it lands on), for offline analyses of scoring rules.
+fn dump(clip: &AnalysedClip, path: &std::path::Path) {
+    use facewatch::eval::video::associate;
+    let templates: Vec<_> =
+        clip.list.templates.iter().map(|t| serde_json::json!({"subject": t.subject, "embedding": t.embedding})).collect();
+    let mut faces = Vec::new();
+    for (f, truth) in clip.frames.iter().zip(&clip.truth) {
+        for face in &f.faces {
+            let p = associate(&face.detection.bbox, truth);
+            faces.push(serde_json::json!({
+                "frame": f.frame, "time": f.time, "detection": face.detection, "quality": face.quality,
+                "overall": face.quality.overall(), "embedding": face.embedding,
+                "pass": p.map(|p| p.pass), "visible": p.map(|p| p.visible),
+            }));
+        }
+    }
+    let passes: Vec<_> = clip
+        .manifest
+        .passes
+        .iter()
+        .map(|p| serde_json::json!({"id": p.id, "identity": p.identity, "subject": p.subject}))
+        .collect();
+    let doc = serde_json::json!({"seed": clip.manifest.seed, "fps": clip.manifest.fps, "templates": templates, "faces": faces, "passes": passes});
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dump dir");
+    std::fs::write(path, serde_json::to_vec(&doc).expect("json")).expect("write dump");
+    println!("dumped {}", path.display());
 }

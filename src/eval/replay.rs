@@ -178,6 +178,8 @@ pub struct EvalList {
     pub enrolled: usize,
     /// Photos the enrollment gate refused (clip subjects and distractors).
     pub refused: usize,
+    /// The templates the index was built from (for analyses of scores beyond the top hit).
+    pub templates: Vec<TemplateRow>,
 }
 
 /// Enrolls the manifest's subjects from their enrollment photos, then distractor identities
@@ -253,5 +255,5 @@ pub fn build_list(engine: &Inference, m: &ClipManifest, size: usize, seed: u64, 
     }
     let n = subjects(&templates);
     let index = ListIndex::build(&templates, factory, &spec.name, spec.embedding_size as u32)?;
-    Ok(EvalList { index, subjects: n, enrolled, refused })
+    Ok(EvalList { index, subjects: n, enrolled, refused, templates })
 }
