@@ -261,8 +261,12 @@ fn switches(clip: &AnalysedClip, e: &facewatch::eval::video::Emitted) {
 /// truth pass it lands on), for offline analyses of scoring rules.
 fn dump(clip: &AnalysedClip, path: &std::path::Path) {
     use facewatch::eval::video::associate;
-    let templates: Vec<_> =
-        clip.list.templates.iter().map(|t| serde_json::json!({"subject": t.subject, "embedding": t.embedding})).collect();
+    let templates: Vec<_> = clip
+        .list
+        .templates
+        .iter()
+        .map(|t| serde_json::json!({"subject": t.subject, "embedding": t.embedding}))
+        .collect();
     let mut faces = Vec::new();
     for (f, truth) in clip.frames.iter().zip(&clip.truth) {
         for face in &f.faces {

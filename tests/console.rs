@@ -108,6 +108,14 @@ fn sessions_csrf_headers_and_roles() {
         let p = request(&s, "POST", "/signout", Some(&ann_c), origin, Some(&fields));
         assert_eq!(p.status, 403, "{origin:?} {fields:?}: {}", p.body);
     }
+    // A form over the console's 16 KiB limit, even with the right token, or to the sign-in page
+    // before any session: 413, and nothing changed.
+    let big = "x".repeat(17 * 1024);
+    let p = request(&s, "POST", "/signout", Some(&ann_c), Some(&s.url), Some(&[("csrf", &csrf), ("note", &big)]));
+    assert_eq!(p.status, 413, "{}", p.body);
+    let p = request(&s, "POST", "/signin", None, Some(&s.url), Some(&[("token", &big)]));
+    assert_eq!(p.status, 413, "{}", p.body);
+    assert!(p.session_cookie().is_none());
     assert_eq!(get(&s, "/alerts", Some(&ann_c)).status, 200, "refused posts changed nothing");
     // The right token from this origin signs out: the session ends on the server.
     let out = post(&s, "/signout", Some(&ann_c), &[("csrf", &csrf)]);

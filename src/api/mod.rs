@@ -30,7 +30,7 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 
-pub use error::{error_response, status};
+pub use error::{error_response, rejection, status};
 pub use health::OPENAPI;
 
 #[derive(Clone)]

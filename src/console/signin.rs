@@ -54,7 +54,7 @@ pub async fn submit(
     body: Result<axum::Form<SignIn>, axum::extract::rejection::FormRejection>,
 ) -> PageResult<Response> {
     csrf::same_origin(&headers, s.app.sessions.secure_cookies(), "anonymous")?;
-    let axum::Form(f) = body.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let axum::Form(f) = body.map_err(|e| crate::api::rejection(e.status(), e.body_text(), csrf::MAX_FORM_BYTES))?;
     let principal = match crate::api::authenticate(&s, f.token.trim()).await {
         Ok(p) => p,
         Err(Error::Unauthorized) => {
