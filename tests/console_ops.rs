@@ -141,15 +141,18 @@ fn ops_preview_then_apply_a_threshold_admin_tokens_and_audit() {
     // Admin creates a token: shown on the answer once, working, then revoked.
     let csrf = get(&srv, "/admin", Some(&admin)).csrf();
     let new = with_csrf(&[("name", "Nina <New>"), ("role", "officer")], &csrf);
-    let created = post(&srv, "/admin/tokens", Some(&admin), &new);
-    assert_eq!(created.status, 201, "{}", created.body);
+    let posted = post(&srv, "/admin/tokens", Some(&admin), &new);
+    assert_eq!((posted.status, posted.location()), (303, Some("/admin")), "post, redirect, get: {}", posted.body);
+    let created = get(&srv, "/admin", Some(&admin));
+    assert_eq!(created.status, 200, "{}", created.body);
     assert!(created.body.contains("Nina &lt;New&gt;"), "{}", created.body);
     let at = r#"<output id="new-token"><code>"#;
     let i = created.body.find(at).expect("the new token") + at.len();
     let secret = created.body[i..i + created.body[i..].find('<').unwrap()].to_string();
     assert_eq!(srv.get("/v1/alerts", Some(&secret)).status, 200, "the new token works");
     let list: Page = get(&srv, "/admin", Some(&admin));
-    assert!(!list.body.contains(&secret), "a token is shown once");
+    assert!(!list.body.contains(&secret), "a token is shown once: a reload does not show it again");
+    assert_eq!(list.body.matches("<td>Nina &lt;New&gt;</td>").count(), 1, "and made no second token");
     let tokens = srv.get("/v1/tokens", Some(&admin_token)).ok();
     let id = tokens["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "Nina <New>").unwrap()["id"].clone();
     let revoked = post(&srv, &format!("/admin/tokens/{id}/revoke"), Some(&admin), &with_csrf(&[], &csrf));

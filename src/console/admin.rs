@@ -1,11 +1,11 @@
-//! Admin pages: tokens (create: the secret is shown once, on the answer to the form; revoke)
+//! Admin pages: tokens (create: the secret is shown once, on the page the form redirects to, so
+//! a reload neither shows it again nor creates another; revoke)
 //! and the audit log, paged, with the chain's verification. Through the same services as
 //! `/v1/tokens` and `/v1/audit`, so every change is audited as there.
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -84,11 +84,14 @@ fn tokens_page(who: &Session, tokens: &[TokenInfo], created: Option<&NewToken>) 
     }
 }
 
-/// `GET /admin`: the tokens and the form for a new one.
+/// `GET /admin`: the tokens and the form for a new one; above them, once, the token this
+/// session just created.
 async fn tokens(State(s): State<AppState>, who: Session) -> PageResult<Html<String>> {
     let caller = who.caller();
+    let created = s.app.sessions.take_once(&who, crate::clock::now_ms());
     let list = s.blocking(move |a| a.access.tokens(&caller)).await?;
-    Ok(Html(layout::page("Tokens", Some(&who), tokens_page(&who, &list, None)).into_string()))
+    let title = if created.is_some() { "Token created" } else { "Tokens" };
+    Ok(Html(layout::page(title, Some(&who), tokens_page(&who, &list, created.as_ref())).into_string()))
 }
 
 #[derive(Deserialize)]
@@ -101,22 +104,22 @@ struct NewTokenForm {
     cameras: String,
 }
 
-/// `POST /admin/tokens`: creates the token and answers with it, once (the page is not cached).
+/// `POST /admin/tokens`: creates the token, then sends the browser to `/admin`, which shows
+/// the secret once (pages are not cached).
 async fn create(
     State(s): State<AppState>,
     Checked { session: who, form }: Checked<NewTokenForm>,
 ) -> PageResult<Response> {
     let caller = who.caller();
-    let (new, list) = s
+    let new = s
         .blocking(move |a| {
             let principal = Some(form.principal.trim()).filter(|p| !p.is_empty());
             let cameras: Vec<String> = form.cameras.split_whitespace().map(str::to_string).collect();
-            let new = a.access.create_token(&caller, form.name.trim(), form.role, principal, &cameras)?;
-            Ok((new, a.access.tokens(&caller)?))
+            a.access.create_token(&caller, form.name.trim(), form.role, principal, &cameras)
         })
         .await?;
-    let page = layout::page("Token created", Some(&who), tokens_page(&who, &list, Some(&new)));
-    Ok((StatusCode::CREATED, Html(page.into_string())).into_response())
+    s.app.sessions.show_once(&who, new, crate::clock::now_ms());
+    Ok(Redirect::to("/admin").into_response())
 }
 
 /// `POST /admin/tokens/{id}/revoke`: revokes it (its sessions and streams end), back to the list.

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, params};
 use sha2::{Digest as _, Sha256};
 
-use crate::access::{Caller, Principal, Role};
+use crate::access::{Caller, NewToken, Principal, Role};
 use crate::console::config::ConsoleSection;
 use crate::console::page::PageError;
 use crate::db::{self, lock};
@@ -80,8 +80,15 @@ pub enum Lookup {
 pub struct Sessions {
     db: Mutex<Connection>,
     live: Mutex<HashMap<[u8; 32], Live>>,
+    /// A token just created by a session, waiting for that session's next page to show it once
+    /// (post, redirect, get: a reload cannot create a second one). Memory only, never stored;
+    /// one per session, gone after [`SHOW_ONCE_MS`].
+    once: Mutex<HashMap<[u8; 32], (NewToken, i64)>>,
     limits: ConsoleSection,
 }
+
+/// How long a created token waits for the page that shows it.
+const SHOW_ONCE_MS: i64 = 60_000;
 
 /// A new session's cookie value: 256 random bits, hex.
 fn new_id() -> Result<String> {
@@ -137,7 +144,7 @@ impl Sessions {
                 live.insert(key, Live { principal, created_ms, seen_ms, saved_seen_ms: seen_ms });
             }
         }
-        Ok(Self { db: Mutex::new(conn), live: Mutex::new(live), limits })
+        Ok(Self { db: Mutex::new(conn), live: Mutex::new(live), once: Mutex::default(), limits })
     }
 
     fn windows(limits: &ConsoleSection) -> (i64, i64) {
@@ -246,12 +253,25 @@ impl Sessions {
     /// Sign-out (blocking).
     pub fn end(&self, s: &Session) -> Result<()> {
         lock(&self.live).remove(&s.digest);
+        lock(&self.once).remove(&s.digest);
         lock(&self.db).execute("DELETE FROM console_sessions WHERE digest = ?1", [&s.digest[..]])?;
         Ok(())
     }
 
     pub fn count(&self) -> usize {
         lock(&self.live).len()
+    }
+
+    /// Keeps `token` for `s`'s next [`Sessions::take_once`] (replacing one not yet shown).
+    pub fn show_once(&self, s: &Session, token: NewToken, now_ms: i64) {
+        let mut once = lock(&self.once);
+        once.retain(|_, (_, at)| now_ms - *at < SHOW_ONCE_MS);
+        once.insert(s.digest, (token, now_ms));
+    }
+
+    /// The token `s` created a moment ago, if it was not shown yet; it is not kept after this.
+    pub fn take_once(&self, s: &Session, now_ms: i64) -> Option<NewToken> {
+        lock(&self.once).remove(&s.digest).filter(|(_, at)| now_ms - *at < SHOW_ONCE_MS).map(|(t, _)| t)
     }
 }
 
@@ -341,6 +361,31 @@ mod tests {
             max_sessions_per_token: 2,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_created_token_is_shown_once_to_its_own_session_and_not_after_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sessions::open(&dir.path().join("f.db"), limits(), 0).unwrap();
+        let yes = |_| true;
+        let (a, b) = (s.create(officer(1), yes, 0).unwrap().session, s.create(officer(2), yes, 0).unwrap().session);
+        let token = |id| NewToken {
+            id,
+            name: "N".into(),
+            role: Role::Officer,
+            principal: "p".into(),
+            cameras: vec![],
+            token: format!("secret{id}"),
+        };
+        s.show_once(&a, token(7), 1_000);
+        assert!(s.take_once(&b, 2_000).is_none(), "not to another session");
+        assert_eq!(s.take_once(&a, 2_000).map(|t| t.token), Some("secret7".into()));
+        assert!(s.take_once(&a, 2_000).is_none(), "once");
+        s.show_once(&a, token(8), 1_000);
+        assert!(s.take_once(&a, 1_000 + SHOW_ONCE_MS).is_none(), "expired");
+        s.show_once(&a, token(9), 1_000);
+        s.end(&a).unwrap();
+        assert!(s.take_once(&a, 1_001).is_none(), "signed out");
     }
 
     #[test]
