@@ -284,7 +284,7 @@ fn dump(clip: &AnalysedClip, path: &std::path::Path) {
         .iter()
         .map(|p| serde_json::json!({"id": p.id, "identity": p.identity, "subject": p.subject}))
         .collect();
-    let doc = serde_json::json!({"seed": clip.manifest.seed, "fps": clip.manifest.fps, "templates": templates, "faces": faces, "passes": passes});
+    let doc = serde_json::json!({"seed": clip.manifest.seed, "fps": clip.manifest.fps, "templates": templates, "faces": faces, "passes": passes, "enroll": clip.manifest.enroll});
     std::fs::create_dir_all(path.parent().expect("dir")).expect("dump dir");
     std::fs::write(path, serde_json::to_vec(&doc).expect("json")).expect("write dump");
     println!("dumped {}", path.display());

@@ -679,6 +679,7 @@ impl ServiceConfig {
         InferenceOptions {
             pipeline,
             live_threshold: self.inference.detect_threshold,
+            enroll_threshold: self.inference.detect_threshold,
             detect_workers: self.inference.detect_workers,
             queue_capacity: self.inference.queue_capacity,
             max_pixels: self.limits.max_pixels,

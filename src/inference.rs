@@ -63,11 +63,15 @@ pub struct InferenceOptions {
     pub memory_budget_bytes: u64,
     /// Live frames keep their largest faces up to this many; the rest are counted as skipped.
     pub max_faces: usize,
-    /// Posted frames and enrollment photos keep detections scoring at least this. The detector
-    /// itself runs at `pipeline.detector.score_threshold`, which may be lower: a tracked camera
+    /// Posted frames keep detections scoring at least this. The detector itself runs at
+    /// `pipeline.detector.score_threshold`, which may be lower: a tracked camera
     /// (`Mode::Track`) keeps weaker detections, because its tracker continues a track with a
     /// face half turned away instead of losing it.
     pub live_threshold: f32,
+    /// Enrollment photos keep detections scoring at least this (`[inference] detect_threshold`):
+    /// a weaker one must not make a photo look like two faces. Separate from `live_threshold`
+    /// so that an evaluation can analyse frames lower and still enroll as the service does.
+    pub enroll_threshold: f32,
     /// A tracked camera's frame (`Mode::Track`) is detected scaled down so that its longer side
     /// is at most this (0 = as posted frames); its faces are aligned from the full frame.
     pub track_detect_max_side: u32,
@@ -88,6 +92,7 @@ impl Default for InferenceOptions {
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_MB << 20,
             max_faces: DEFAULT_MAX_FACES,
             live_threshold: DetectorOptions::default().score_threshold,
+            enroll_threshold: DetectorOptions::default().score_threshold,
             track_detect_max_side: DEFAULT_TRACK_DETECT_MAX_SIDE,
         }
     }
@@ -241,6 +246,7 @@ impl Inference {
             let limits = Limits {
                 max_faces: cost.max_faces,
                 live_threshold: opts.live_threshold,
+                enroll_threshold: opts.enroll_threshold,
                 track_max_side: opts.track_detect_max_side,
             };
             let spec = models.embedder.clone();
@@ -486,6 +492,7 @@ fn decode_loop(
 struct Limits {
     max_faces: usize,
     live_threshold: f32,
+    enroll_threshold: f32,
     track_max_side: u32,
 }
 
@@ -543,7 +550,7 @@ fn analyse(
     mode: &Mode,
     m: &Metrics,
 ) -> Result<Parts> {
-    let Limits { max_faces, live_threshold, track_max_side } = limits;
+    let Limits { max_faces, live_threshold, enroll_threshold, track_max_side } = limits;
     let t = Instant::now();
     // A tracked camera is detected on a smaller copy (the boxes come back in the frame's
     // pixels); the faces are aligned and measured from the full frame below.
@@ -552,8 +559,10 @@ fn analyse(
         _ => det.detect(&image)?,
     };
     m.stage(Stage::Detect).observe(t.elapsed());
-    if !matches!(mode, Mode::Track(_)) {
-        dets.retain(|d| d.score >= live_threshold);
+    match mode {
+        Mode::Live(_) => dets.retain(|d| d.score >= live_threshold),
+        Mode::Enroll(_) => dets.retain(|d| d.score >= enroll_threshold),
+        Mode::Track(_) => {}
     }
     let t = Instant::now();
     let (faces, faces_skipped, refused) = match mode {

@@ -27,7 +27,10 @@ pub const FRAME_THRESHOLDS: [f32; 11] = [0.91, 0.92, 0.93, 0.935, 0.94, 0.945, 0
 pub const TRACK_THRESHOLDS: [f32; 11] = [0.92, 0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96, 0.965, 0.97, 0.975];
 
 /// The engine as a tracked camera runs it: detections down to `[tracking] low` kept in live
-/// mode (the frame rule then looks only at those a posted frame keeps).
+/// mode (the frame rule then looks only at those a posted frame keeps). Enrollment keeps the
+/// service's `[inference] detect_threshold`: with the low one, a weak second detection made
+/// about 15 % of the list's photos "two faces" and refused them (13 of the three clips' 72
+/// enrolled people lost one of their two photos before this was fixed).
 pub fn engine_options(cfg: &ServiceConfig) -> InferenceOptions {
     let mut o = cfg.inference_options();
     o.pipeline.detector.score_threshold = cfg.tracking.low;

@@ -243,3 +243,22 @@ fn a_tracked_frame_reserves_the_detectors_scaled_copy() {
     assert_eq!(e.memory_reserved().0, 0);
     e.shutdown();
 }
+
+/// Posted frames and enrollment photos keep detections by their own thresholds: an evaluation
+/// analyses frames low and must still enroll as the service does.
+#[test]
+fn frames_and_enrollment_photos_keep_detections_by_their_own_threshold() {
+    let opts = InferenceOptions {
+        live_threshold: fake::SCORE - 0.1,
+        enroll_threshold: fake::SCORE + 0.001,
+        ..Default::default()
+    };
+    let e = engine(FakeBackend::default(), opts);
+    let img = one_face(3, 160);
+    let a = e.submit_image(img.clone(), live()).unwrap().blocking_recv().unwrap().unwrap();
+    assert_eq!(identities(&a), [3], "the frame keeps the face");
+    let enroll = Mode::Enroll(QualityGate::enrollment());
+    let b = e.submit_image(img, enroll).unwrap().blocking_recv().unwrap().unwrap();
+    assert!(b.faces.is_empty() && b.refused == Some(crate::vision::quality::Rejection::NoFace), "{:?}", b.refused);
+    e.shutdown();
+}
