@@ -490,6 +490,9 @@ fn openapi_document_matches_the_routes_and_the_answers() {
     let s = Server::start_with_config(&config, dir.path());
     let doc = s.get("/v1/openapi.json", None).ok();
     assert_eq!(doc, serde_json::from_str::<Value>(facewatch::api::openapi_json()).unwrap(), "served = built");
+    let printed = std::process::Command::new(common::server::bin()).arg("openapi").output().unwrap();
+    assert!(printed.status.success());
+    assert_eq!(serde_json::from_slice::<Value>(&printed.stdout).unwrap(), doc, "facewatch openapi = served");
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
 
     // Routes: documented <=> served.
@@ -550,7 +553,15 @@ fn openapi_document_matches_the_routes_and_the_answers() {
     let frame = check("POST", "/v1/cameras/gate-2/frames", &t.camera, Body::Raw("image/jpeg".into(), colin(4)), 200);
     let id = frame["alerts"][0].as_str().unwrap_or_else(|| panic!("no alert: {frame}")).to_string();
     check("GET", "/v1/alerts", &t.ann, Body::None, 200);
-    check("GET", &format!("/v1/alerts/{id}"), &t.ann, Body::None, 200);
+    let alert = check("GET", &format!("/v1/alerts/{id}"), &t.ann, Body::None, 200);
+    // The check itself catches an undocumented property and a missing required one.
+    let schema = &doc["paths"]["/v1/alerts/{id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    let mut extra = alert.clone();
+    extra["surprise"] = json!(1);
+    assert!(fits(&doc, schema, &extra, "extra").is_err());
+    let mut missing = alert.clone();
+    missing.as_object_mut().unwrap().remove("sightings");
+    assert!(fits(&doc, schema, &missing, "missing").is_err());
     let review = Body::Json(json!({"decision": "confirm", "note": "looks like him"}));
     check("POST", &format!("/v1/alerts/{id}/review"), &t.ann, review, 200);
     let again = Body::Json(json!({"decision": "confirm"}));

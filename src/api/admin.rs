@@ -24,8 +24,9 @@ pub struct NewTokenBody {
     /// two-officer rule compares principals, not names.
     #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     principal: Option<String>,
-    /// The camera ids a camera token may post as (required for role `camera`, else empty).
+    /// The camera ids a camera token may post as: 1-256 for role `camera`, none for the others.
     #[serde(default)]
+    #[schema(max_items = 256)]
     cameras: Vec<String>,
 }
 
