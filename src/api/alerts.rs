@@ -17,7 +17,8 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::openapi::{
-    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, TooManyStreams, Unauthorized, UnsupportedMediaType,
+    BadRequest, Forbidden, ImageBytes, Internal, NotFound, PayloadTooLarge, TooManyStreams, Unauthorized,
+    UnsupportedMediaType,
 };
 use super::{AppState, Auth, JsonBody};
 use crate::access::Action;
@@ -110,7 +111,7 @@ pub(crate) fn jpeg(bytes: Vec<u8>) -> axum::response::Response {
     extensions(("x-role" = json!("officer"))),
     params(("id" = String, Path, description = ID)),
     responses(
-        (status = 200, description = "The crop (`Cache-Control: no-store`)", body = [u8], content_type = "image/jpeg"),
+        (status = 200, description = "The crop (`Cache-Control: no-store`)", body = ImageBytes, content_type = "image/jpeg"),
         Unauthorized,
         Forbidden,
         NotFound,
@@ -130,7 +131,7 @@ pub async fn crop(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<Str
     extensions(("x-role" = json!("officer"))),
     params(("id" = String, Path, description = ID)),
     responses(
-        (status = 200, description = "The image (`Cache-Control: no-store`)", body = [u8], content_type = "image/jpeg"),
+        (status = 200, description = "The image (`Cache-Control: no-store`)", body = ImageBytes, content_type = "image/jpeg"),
         Unauthorized,
         Forbidden,
         NotFound,

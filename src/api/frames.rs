@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::rejection;
 use super::openapi::{
-    BadRequest, CorruptImage, Forbidden, ImageTooLarge, Internal, Unauthorized, Unavailable, UnsupportedMediaType,
+    BadRequest, CorruptImage, Forbidden, ImageBytes, ImageTooLarge, Internal, Unauthorized, Unavailable,
+    UnsupportedMediaType,
 };
 use super::{AppState, Auth};
 use crate::access::{Action, Caller};
@@ -93,7 +94,7 @@ pub fn image_type(headers: &HeaderMap) -> Result<&'static str> {
     params(("camera" = String, Path, description = "Camera id: 1-64 of `A-Z a-z 0-9 - _ .`"), FrameQuery),
     request_body(
         description = "The frame: a JPEG or PNG image",
-        content(([u8] = "image/jpeg"), ([u8] = "image/png")),
+        content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png")),
     ),
     responses(
         (status = 200, description = "The faces found and the alerts raised", body = FrameAnswer),

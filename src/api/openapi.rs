@@ -56,6 +56,12 @@ pub fn json() -> &'static str {
     })
 }
 
+/// An image's bytes, as a request or answer body (`image/jpeg`, `image/png`).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct ImageBytes(Vec<u8>);
+
 // The error answers a route may give, named once and listed in each route's `responses(...)`.
 // They are never built: the body is `ErrorBody`, made by `Error::into_response`.
 
