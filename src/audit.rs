@@ -55,7 +55,9 @@ impl Actor {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One audit entry, linked to the one before it by `prev_hash`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     pub seq: i64,
     pub at_ms: i64,
@@ -63,6 +65,7 @@ pub struct Entry {
     pub role: String,
     pub action: String,
     pub target: String,
+    /// The state before the change (a policy's old values...), if it had one.
     pub old: Option<Value>,
     pub new: Option<Value>,
     pub prev_hash: String,
@@ -168,7 +171,7 @@ pub fn entries(conn: &Connection, after_seq: i64, limit: usize) -> Result<Vec<En
 }
 
 /// The outcome of checking the whole chain.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Verification {
     pub ok: bool,
     pub entries: i64,

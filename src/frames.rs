@@ -18,7 +18,7 @@ use crate::metrics::{Metrics, Stage};
 use crate::vision::quality::QualityReport;
 
 /// What happened to one match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A new alert.
@@ -30,7 +30,7 @@ pub enum Outcome {
 }
 
 /// One candidate above its list's threshold.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MatchOutcome {
     pub list: String,
     pub subject: String,
@@ -41,7 +41,7 @@ pub struct MatchOutcome {
     pub alert_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FaceStatus {
     Match,
@@ -50,8 +50,10 @@ pub enum FaceStatus {
     Rejected,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One face of a frame, analysed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FaceReport {
+    /// `[x, y, width, height]` in frame pixels.
     pub bbox: [f32; 4],
     pub score: f32,
     pub quality: QualityReport,
@@ -60,12 +62,15 @@ pub struct FaceReport {
     pub matches: Vec<MatchOutcome>,
     /// A tracked (push) camera's frame: the face's track, once it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
     pub track: Option<crate::track::TrackId>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A frame analysed (`camera_response = "full"`): every face with its quality and matches.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FrameReport {
     pub camera: String,
+    /// RFC 3339.
     pub captured_at: String,
     pub faces: Vec<FaceReport>,
     /// Faces beyond `max_faces_per_frame` (the smallest), not analysed.

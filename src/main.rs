@@ -23,6 +23,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Needs no settings: the document is the same for every configuration.
+    if let Command::Openapi = cli.command {
+        return Ok(openapi());
+    }
     let s = &cli.settings.load(cli.config.as_deref(), std::env::vars())?;
     // Commands that open the data folder learn its key first (`serve` does so in App::open).
     if matches!(
@@ -51,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import { list, threshold, dir } => cli::watchlist::import(s, &list, threshold, &dir),
         Command::Identify { json, top, images } => cli::probe::identify(s, json, top, &images),
         Command::Embed { json: _, images } => cli::probe::embed(s, &images),
+        Command::Openapi => Ok(openapi()),
         Command::Lists { json } => cli::watchlist::lists(s, json),
         Command::Remove { list, subject } => cli::watchlist::remove(s, &list, &subject),
         Command::Threshold { list, value } => cli::watchlist::threshold(s, &list, value),
@@ -63,4 +68,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::bail!("eval: give a faces folder, `eval clip` to make a clip, or `eval video` to run one")
         }
     }
+}
+
+/// `facewatch openapi`: the API's document, for clients and for review.
+fn openapi() -> ExitCode {
+    println!("{}", facewatch::api::openapi_json());
+    ExitCode::SUCCESS
 }

@@ -8,13 +8,15 @@ use serde::Serialize;
 
 use crate::clock;
 
-#[derive(Debug, Clone, Serialize)]
+/// Whether the service can do its job (`ready` = all of the checks below).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     pub models_loaded: bool,
     pub index_loaded: bool,
     /// From the last background write probe, if recent.
     pub store_writable: bool,
+    /// The execution provider the model sessions run on (`cpu`, `cuda`).
     pub provider: &'static str,
 }
 

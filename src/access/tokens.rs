@@ -42,7 +42,7 @@ const LEGACY_PRINCIPAL_PREFIX: &str = "name:";
 
 /// What a token may do. Roles do not nest: separation of duties means an admin manages tokens
 /// and reads the audit log but does not review alerts or edit watch lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Posts frames, nothing else.
@@ -146,19 +146,22 @@ fn check_cameras(role: Role, cameras: &[String]) -> Result<Vec<String>> {
     Ok(v)
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A token as listed: never its secret (only its SHA-256 is stored).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    /// The person or device behind the token (the two-officer rule compares these).
     pub principal: String,
     pub created_at_ms: i64,
     pub revoked: bool,
+    /// The cameras a camera token may post as.
     pub cameras: Vec<String>,
 }
 
 /// A newly created token: the secret is in here and nowhere else.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub id: i64,
     pub name: String,

@@ -66,7 +66,9 @@ CREATE TABLE IF NOT EXISTS alert_views (
 /// Confirmations by different officers needed for `verified`.
 pub const CONFIRMATIONS_TO_VERIFY: usize = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `confirmed` by one officer, `verified` when a second, different officer confirms;
+/// `verified` and `dismissed` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Open,
@@ -95,14 +97,14 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Confirm,
     Dismiss,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Review {
     /// The token's name, as the officer was shown.
     pub officer: String,
@@ -110,25 +112,33 @@ pub struct Review {
     pub principal: String,
     pub decision: Decision,
     pub note: Option<String>,
+    /// RFC 3339.
     pub at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A lead for an officer: a face that matched a watch-list subject at or above the list's
+/// threshold.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     pub id: String,
     pub status: Status,
     pub site: String,
     pub camera: String,
+    /// When the camera captured the frame (RFC 3339).
     pub captured_at: String,
     pub created_at: String,
     pub updated_at: String,
     pub list: String,
     pub subject: String,
     pub subject_name: Option<String>,
+    /// The enrolled template that matched (its image is the alert's reference).
     pub template_id: i64,
+    /// Cosine score of the match.
     pub score: f32,
+    /// The list's threshold when the alert was raised.
     pub threshold: f32,
     pub severity: Severity,
+    /// `[x, y, width, height]` in frame pixels.
     pub bbox: [f32; 4],
     /// `None` only if the stored value cannot be read.
     pub quality: Option<QualityReport>,
@@ -144,7 +154,7 @@ pub struct Alert {
 pub use crate::backend::ModelId;
 
 /// The models that produced an alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelIds {
     pub detector: ModelId,
     pub embedder: ModelId,
@@ -213,15 +223,20 @@ impl NewAlert {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `GET /v1/alerts`: which alerts, newest first, one page.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
+    /// `open`, `confirmed`, `verified` or `dismissed`.
     pub status: Option<String>,
     pub camera: Option<String>,
     pub list: Option<String>,
     pub subject: Option<String>,
     /// Only alerts created at or after this RFC 3339 time.
     pub since: Option<String>,
+    /// Alerts per page: 1..500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     pub offset: Option<usize>,
 }

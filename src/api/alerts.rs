@@ -10,50 +10,91 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt as _};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use super::openapi::{
+    BadRequest, Forbidden, ImageBytes, Internal, NotFound, PayloadTooLarge, TooManyStreams, Unauthorized,
+    UnsupportedMediaType,
+};
 use super::{AppState, Auth, JsonBody};
 use crate::access::Action;
 use crate::alerts::{Alert, AlertEvent, AlertView, Decision, Filter};
 use crate::error::{Error, Result};
 
 /// An alert as officers see it: with links to its two images (the reference image's link only
-/// while the template it was raised against and its image exist, see `Alerts::reference`).
-fn view(v: &AlertView) -> Value {
-    view_of(&v.alert, v.has_reference)
+/// while the template it was raised against and its image exist).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OfficerAlert)]
+pub struct Shown {
+    #[serde(flatten)]
+    alert: Alert,
+    /// The live face crop (JPEG), until retention deletes it.
+    crop_url: Option<String>,
+    /// The enrolled reference image (JPEG) of the matched template, while it exists.
+    reference_url: Option<String>,
 }
 
-fn view_of(a: &Alert, has_reference: bool) -> Value {
-    let mut v = json!(a);
-    if let Value::Object(m) = &mut v {
-        let crop = a.has_crop.then(|| format!("/v1/alerts/{}/crop", a.id));
-        let reference = has_reference.then(|| format!("/v1/alerts/{}/reference", a.id));
-        m.insert("crop_url".into(), json!(crop));
-        m.insert("reference_url".into(), json!(reference));
-    }
-    v
+fn view(v: AlertView) -> Shown {
+    view_of(v.alert, v.has_reference)
 }
 
+fn view_of(alert: Alert, has_reference: bool) -> Shown {
+    let crop_url = alert.has_crop.then(|| format!("/v1/alerts/{}/crop", alert.id));
+    let reference_url = has_reference.then(|| format!("/v1/alerts/{}/reference", alert.id));
+    Shown { alert, crop_url, reference_url }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AlertPage {
+    alerts: Vec<Shown>,
+    /// The `offset` of the next page; null when this page is empty.
+    next_offset: Option<i64>,
+}
+
+const ID: &str = "The alert's id";
+
+/// Alerts, newest first, one page
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    tag = "alerts",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("officer"))),
+    params(Filter),
+    responses((status = 200, description = "One page of alerts", body = AlertPage), BadRequest, Unauthorized, Forbidden, Internal)
+)]
 pub async fn list(
     State(s): State<AppState>,
     Auth(who): Auth,
     q: std::result::Result<Query<Filter>, QueryRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Json<AlertPage>> {
     who.may(Action::ReadAlerts)?;
     let Query(f) = q.map_err(|e| Error::BadRequest(e.body_text()))?;
     // Checked here too: the next page's offset is computed from it.
     let (_, offset) = f.page()?;
-    let views: Vec<Value> = s.blocking(move |a| Ok(a.alerts.list(&who, &f)?.iter().map(view).collect())).await?;
-    let next_offset = (!views.is_empty()).then(|| offset.saturating_add(views.len() as i64));
-    Ok(Json(json!({"alerts": views, "next_offset": next_offset})))
+    let alerts: Vec<Shown> = s.blocking(move |a| Ok(a.alerts.list(&who, &f)?.into_iter().map(view).collect())).await?;
+    let next_offset = (!alerts.is_empty()).then(|| offset.saturating_add(alerts.len() as i64));
+    Ok(Json(AlertPage { alerts, next_offset }))
 }
 
-pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Value>> {
-    Ok(Json(s.blocking(move |a| Ok(view(&a.alerts.get(&who, &id)?))).await?))
+/// One alert, with links to its crop and the enrolled reference image
+///
+/// An officer's first view of an alert is audited.
+#[utoipa::path(
+    get,
+    path = "/v1/alerts/{id}",
+    tag = "alerts",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("officer"))),
+    params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "The alert", body = Shown), Unauthorized, Forbidden, NotFound, Internal)
+)]
+pub async fn get(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<Json<Shown>> {
+    Ok(Json(s.blocking(move |a| Ok(view(a.alerts.get(&who, &id)?))).await?))
 }
 
 /// A face image as served (API and console): JPEG, never cached.
@@ -61,10 +102,42 @@ pub(crate) fn jpeg(bytes: Vec<u8>) -> axum::response::Response {
     ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()
 }
 
+/// The live face crop (JPEG), until retention deletes it
+#[utoipa::path(
+    get,
+    path = "/v1/alerts/{id}/crop",
+    tag = "alerts",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("officer"))),
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "The crop (`Cache-Control: no-store`)", body = ImageBytes, content_type = "image/jpeg"),
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Internal,
+    )
+)]
 pub async fn crop(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<impl IntoResponse> {
     Ok(jpeg(s.blocking(move |a| a.alerts.crop_jpeg(&who, &id)).await?))
 }
 
+/// The enrolled reference image (JPEG) of the matched template
+#[utoipa::path(
+    get,
+    path = "/v1/alerts/{id}/reference",
+    tag = "alerts",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("officer"))),
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "The image (`Cache-Control: no-store`)", body = ImageBytes, content_type = "image/jpeg"),
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Internal,
+    )
+)]
 pub async fn reference(
     State(s): State<AppState>,
     Auth(who): Auth,
@@ -73,29 +146,77 @@ pub async fn reference(
     Ok(jpeg(s.blocking(move |a| a.alerts.reference_jpeg(&who, &id)).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     decision: Decision,
+    #[schema(max_length = 2000)]
     note: Option<String>,
 }
 
+/// Confirm or dismiss an alert
+///
+/// `verified` once two different officers (principals) confirm; any officer may dismiss;
+/// verified and dismissed are final (409). Audited; announced with `alert.reviewed` (and
+/// `alert.verified`).
+#[utoipa::path(
+    post,
+    path = "/v1/alerts/{id}/review",
+    tag = "alerts",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("officer"))),
+    params(("id" = String, Path, description = ID)),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "The alert after the review", body = Shown),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        (
+            status = 409,
+            description = "`conflict`: the alert is already final, this officer already confirmed it, or it \
+                changed meanwhile",
+            body = super::error::ErrorBody
+        ),
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Internal,
+    )
+)]
 pub async fn review(
     State(s): State<AppState>,
     Auth(who): Auth,
     Path(id): Path<String>,
     body: JsonBody<ReviewBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Shown>> {
     who.may(Action::ReviewAlerts)?;
     let b = s.json(body)?;
     let v = s.blocking(move |a| a.alerts.review(&who, &id, b.decision, b.note.as_deref())).await?;
-    Ok(Json(view(&v)))
+    Ok(Json(view(v)))
 }
 
-/// `alert.created`, `alert.reviewed` and `alert.verified` events (the outbox's names), each
-/// carrying the alert. Ends at shutdown and,
-/// within moments, when the caller's token is revoked. Streams are capped in all and per token
-/// (429 beyond); a stream that falls behind the buffer is sent `resync` instead of a silent gap.
+/// Server-Sent Events: new and reviewed alerts as they happen
+///
+/// Events `alert.created`, `alert.reviewed` and `alert.verified` (the outbox's names), each with
+/// `data` = `{"kind", "alert"}`, the alert as `GET /v1/alerts/{id}` shows it (`OfficerAlert`),
+/// and `id` = the alert's id. A stream that falls behind the buffer is sent `resync`
+/// (`{"missed", "hint"}`: re-read `GET /v1/alerts`) instead of a silent gap. Ends at shutdown
+/// and, within moments, when the caller's token is revoked. Streams are capped in all and per
+/// token (`[api] sse_max_streams`, `sse_max_streams_per_token`: 429 beyond).
+#[utoipa::path(
+    get,
+    path = "/v1/alerts/stream",
+    tag = "alerts",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("officer"))),
+    responses(
+        (status = 200, description = "The event stream", body = String, content_type = "text/event-stream"),
+        Unauthorized,
+        Forbidden,
+        TooManyStreams,
+    )
+)]
 pub async fn stream(
     State(s): State<AppState>,
     Auth(who): Auth,
@@ -130,8 +251,9 @@ pub async fn stream(
 fn alert_events(rx: broadcast::Receiver<AlertEvent>) -> impl Stream<Item = Event> {
     BroadcastStream::new(rx).map(move |m| match m {
         Ok(ev) => {
-            let data = json!({"kind": ev.kind, "alert": view_of(&ev.alert, ev.has_reference)}).to_string();
-            Event::default().event(ev.kind.as_str()).id(ev.alert.id.clone()).data(data)
+            let id = ev.alert.id.clone();
+            let data = json!({"kind": ev.kind, "alert": view_of(ev.alert, ev.has_reference)}).to_string();
+            Event::default().event(ev.kind.as_str()).id(id).data(data)
         }
         Err(BroadcastStreamRecvError::Lagged(missed)) => {
             tracing::warn!(missed, "alert stream fell behind: resync sent");

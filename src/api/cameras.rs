@@ -2,12 +2,32 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 
+use super::openapi::{Forbidden, Unauthorized};
 use super::{AppState, Auth};
 use crate::error::Result;
+use crate::ingest::CameraView;
 
-pub async fn list(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CameraList {
+    cameras: Vec<CameraView>,
+}
+
+/// Every configured camera (`[[cameras]]`)
+///
+/// Id, url (credentials redacted), source, state (starting, up, down with its reason, disabled),
+/// last frame age, fps in and out, frames read, dropped (oldest first) and handed on, queue,
+/// restarts by reason, frame size.
+#[utoipa::path(
+    get,
+    path = "/v1/cameras",
+    tag = "cameras",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    responses((status = 200, description = "Every configured camera", body = CameraList), Unauthorized, Forbidden)
+)]
+pub async fn list(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<CameraList>> {
     let cameras = s.app.cameras.list(&who)?;
-    Ok(Json(json!({ "cameras": cameras })))
+    Ok(Json(CameraList { cameras }))
 }

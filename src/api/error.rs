@@ -4,13 +4,59 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::Error;
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable; the status says the class.
+    #[schema(schema_with = error_codes)]
+    pub code: String,
+    /// For people: what was wrong, naming the field or limit.
+    pub message: String,
+}
+
+/// Every code an error answer may carry: those of [`status`] and of [`json_errors`].
+pub const CODES: [&str; 19] = [
+    "bad_request",
+    "empty_input",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "model_mismatch",
+    "payload_too_large",
+    "image_too_large",
+    "unsupported_media_type",
+    "corrupt_image",
+    "enrollment_refused",
+    "unprocessable",
+    "too_many_streams",
+    "overloaded",
+    "shutting_down",
+    "model_unavailable",
+    "internal",
+];
+
+fn error_codes() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(CODES))
+        .build()
+}
+
 pub fn error_response(status: u16, code: &str, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    let body = ErrorBody { error: ErrorDetail { code: code.into(), message: message.into() } };
+    (status, Json(body)).into_response()
 }
 
 impl IntoResponse for Error {

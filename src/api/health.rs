@@ -5,25 +5,56 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::AppState;
+use crate::readiness::Readiness;
 
-/// The API description, kept beside the routes (a test checks they agree).
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    status: &'static str,
 }
 
+/// Liveness: the process answers
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: models loaded, index loaded, store writable
+///
 /// From state kept by the writers and a background store probe: no store access per call.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: the checks say which part is not", body = Readiness),
+    )
+)]
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let r = s.app.readiness();
     let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!(r)))
+    (status, Json(r))
 }
 
-/// Counters, plus the outbox gauges read off the store locks (coalesced between scrapers).
+/// Prometheus metrics
+///
+/// OpenMetrics text written by the `prometheus-client` crate: counters, plus the outbox gauges
+/// read off the store locks (coalesced between scrapers).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((
+        status = 200,
+        description = "The metrics",
+        body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    ))
+)]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let outbox = s.app.outbox_gauges().await;
     (
@@ -32,6 +63,15 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// This document (OpenAPI 3.1)
+///
+/// Generated from the handlers and the types they serialise; also printed by `facewatch openapi`.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "health",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    ([(header::CONTENT_TYPE, "application/json")], super::openapi::json())
 }

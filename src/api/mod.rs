@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod frames;
 mod health;
+mod openapi;
 mod scan_gate;
 mod stream_slots;
 mod uploads;
@@ -18,11 +19,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
-use axum::handler::Handler as _;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt as _};
+use utoipa_axum::routes;
 
 use crate::access::miss::{self as token_miss, MissReload};
 use crate::access::{Action, Caller};
@@ -31,7 +33,12 @@ use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 
 pub use error::{error_response, rejection, status};
-pub use health::OPENAPI;
+
+/// The API's OpenAPI document (JSON), generated from the routes and the handlers' types; built
+/// once. Served at `GET /v1/openapi.json`, printed by `facewatch openapi`.
+pub fn openapi_json() -> &'static str {
+    openapi::json()
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -83,10 +90,14 @@ impl AppState {
 pub type JsonBody<T> = std::result::Result<axum::Json<T>, axum::extract::rejection::JsonRejection>;
 
 /// `?after=SEQ&limit=N`: paging through an append-only log (audit entries, events).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SeqPage {
+    /// Entries after this sequence number (default 0: from the first).
     after: Option<i64>,
+    /// At most this many: 1..1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -144,33 +155,42 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<crate::access
     }
 }
 
+/// Every route of the API, each registered together with its document entry (its handler's
+/// `#[utoipa::path]`): a route cannot be served undocumented nor documented unserved. `upload`
+/// wraps the two upload routes (the upload gate; the document does not change).
+fn routes(upload: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(health::openapi))
+        .routes(routes!(cameras::list))
+        .routes(upload(routes!(frames::post_frame)))
+        .routes(routes!(watchlists::lists, watchlists::create_list))
+        .routes(routes!(watchlists::get_list, watchlists::delete_list))
+        .routes(routes!(watchlists::get_policy, watchlists::put_policy))
+        .routes(routes!(watchlists::subjects))
+        .routes(upload(routes!(watchlists::enroll)))
+        .routes(routes!(watchlists::subject, watchlists::delete_subject))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::stream))
+        .routes(routes!(alerts::get))
+        .routes(routes!(alerts::crop))
+        .routes(routes!(alerts::reference))
+        .routes(routes!(alerts::review))
+        .routes(routes!(admin::tokens, admin::create_token))
+        .routes(routes!(admin::revoke_token))
+        .routes(routes!(admin::audit))
+        .routes(routes!(admin::verify_audit))
+        .routes(routes!(events::after))
+}
+
 pub fn router(state: AppState) -> Router {
     let limit = state.body_limit();
     let upload_gate = axum::middleware::from_fn_with_state(state.clone(), uploads::gate);
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/openapi.json", get(health::openapi))
-        .route("/v1/cameras", get(cameras::list))
-        .route("/v1/cameras/{camera}/frames", post(frames::post_frame.layer(upload_gate.clone())))
-        .route("/v1/lists", get(watchlists::lists).post(watchlists::create_list))
-        .route("/v1/lists/{list}", get(watchlists::get_list).delete(watchlists::delete_list))
-        .route("/v1/lists/{list}/policy", get(watchlists::get_policy).put(watchlists::put_policy))
-        .route("/v1/lists/{list}/subjects", get(watchlists::subjects).post(watchlists::enroll.layer(upload_gate)))
-        .route("/v1/lists/{list}/subjects/{subject}", get(watchlists::subject).delete(watchlists::delete_subject))
-        .route("/v1/alerts", get(alerts::list))
-        .route("/v1/alerts/stream", get(alerts::stream))
-        .route("/v1/alerts/{id}", get(alerts::get))
-        .route("/v1/alerts/{id}/crop", get(alerts::crop))
-        .route("/v1/alerts/{id}/reference", get(alerts::reference))
-        .route("/v1/alerts/{id}/review", post(alerts::review))
-        .route("/v1/tokens", get(admin::tokens).post(admin::create_token))
-        .route("/v1/tokens/{id}", delete(admin::revoke_token))
-        .route("/v1/audit", get(admin::audit))
-        .route("/v1/audit/verify", get(admin::verify_audit))
-        .route("/v1/events", get(events::after))
-        .fallback(not_found)
+    // A route layer: a method the route does not serve still gets 405, not the gate's 401.
+    let (api, _) = routes(|r| r.map(|m| m.route_layer(upload_gate.clone()))).split_for_parts();
+    api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(error::json_errors))

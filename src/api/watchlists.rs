@@ -5,14 +5,17 @@ use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::watchlist::ListView;
 use crate::watchlist::enroll::{EnrollReport, Examined};
 use crate::watchlist::policy::{Policy, PolicyPatch};
+use crate::watchlist::store::SubjectInfo;
 
 use super::error::rejection;
+use super::openapi::{
+    BadRequest, Forbidden, Internal, NotFound, PayloadTooLarge, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use super::{AppState, Auth, JsonBody};
 use crate::access::Action;
 use crate::error::{Error, Result};
@@ -22,7 +25,7 @@ use crate::vision::quality::QualityGate;
 /// Most photos accepted in one enrollment request.
 const MAX_PHOTOS: usize = 16;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewList {
     name: String,
@@ -31,10 +34,84 @@ pub struct NewList {
     policy: PolicyPatch,
 }
 
-pub async fn lists(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<Value>> {
-    Ok(Json(json!({"lists": s.blocking(move |a| a.watchlists.lists(&who)).await?})))
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListList {
+    lists: Vec<ListView>,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListDeleted {
+    /// The list's name.
+    deleted: String,
+    /// Templates removed from the store and the index.
+    templates_purged: usize,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubjectList {
+    subjects: Vec<SubjectInfo>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubjectDeleted {
+    list: String,
+    /// The subject's id.
+    deleted: String,
+    /// Templates removed from the store and the index.
+    templates_purged: usize,
+}
+
+/// The enrollment form (`multipart/form-data`), as `enroll` reads it (a description for
+/// clients: the handler reads the parts one by one).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EnrollForm {
+    /// The subject's id on the list (new, or one to add photos to).
+    subject: String,
+    /// A display name for officers.
+    name: Option<String>,
+    /// One or more photos (JPEG or PNG), at most 16; each gets a verdict.
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 16)]
+    image: Vec<Vec<u8>>,
+}
+
+const LIST: &str = "The watch list's name";
+const SUBJECT: &str = "The subject's id on the list";
+
+/// Watch lists with their policies and counts
+#[utoipa::path(
+    get,
+    path = "/v1/lists",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    responses((status = 200, description = "Every watch list", body = ListList), Unauthorized, Forbidden, Internal)
+)]
+pub async fn lists(State(s): State<AppState>, Auth(who): Auth) -> Result<Json<ListList>> {
+    Ok(Json(ListList { lists: s.blocking(move |a| a.watchlists.lists(&who)).await? }))
+}
+
+/// Create a watch list
+///
+/// With the policy fields given; the others take their defaults (the threshold: the model's).
+#[utoipa::path(
+    post,
+    path = "/v1/lists",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    request_body = NewList,
+    responses(
+        (status = 201, description = "Created", body = ListView),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        (status = 409, description = "`conflict`: a list of that name exists", body = super::error::ErrorBody),
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Internal,
+    )
+)]
 pub async fn create_list(
     State(s): State<AppState>,
     Auth(who): Auth,
@@ -46,21 +123,78 @@ pub async fn create_list(
     Ok((StatusCode::CREATED, Json(list)))
 }
 
+/// One watch list
+#[utoipa::path(
+    get,
+    path = "/v1/lists/{list}",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    params(("list" = String, Path, description = LIST)),
+    responses((status = 200, description = "The list", body = ListView), Unauthorized, Forbidden, NotFound, Internal)
+)]
 pub async fn get_list(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<ListView>> {
     Ok(Json(s.blocking(move |a| a.watchlists.list(&who, &list)).await?))
 }
 
-pub async fn delete_list(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
+/// Delete a list with its subjects, templates and reference images
+///
+/// Each subject removed is announced with a `subject.removed` event; audited.
+#[utoipa::path(
+    delete,
+    path = "/v1/lists/{list}",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    params(("list" = String, Path, description = LIST)),
+    responses((status = 200, description = "Deleted", body = ListDeleted), Unauthorized, Forbidden, NotFound, Internal)
+)]
+pub async fn delete_list(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    Path(list): Path<String>,
+) -> Result<Json<ListDeleted>> {
     let l = list.clone();
     let n = s.blocking(move |a| a.watchlists.delete_list(&who, &l)).await?;
-    Ok(Json(json!({"deleted": list, "templates_purged": n})))
+    Ok(Json(ListDeleted { deleted: list, templates_purged: n }))
 }
 
+/// The list's policy
+#[utoipa::path(
+    get,
+    path = "/v1/lists/{list}/policy",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    params(("list" = String, Path, description = LIST)),
+    responses((status = 200, description = "The policy in force", body = Policy), Unauthorized, Forbidden, NotFound, Internal)
+)]
 pub async fn get_policy(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Policy>> {
     Ok(Json(s.blocking(move |a| a.watchlists.policy(&who, &list)).await?))
 }
 
-/// Sets the policy fields given (the others keep their values); audited with old and new.
+/// Set policy fields (the others keep their values)
+///
+/// Audited with the old and the new policy; announced with a `policy.changed` event.
+#[utoipa::path(
+    put,
+    path = "/v1/lists/{list}/policy",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    params(("list" = String, Path, description = LIST)),
+    request_body = PolicyPatch,
+    responses(
+        (status = 200, description = "The policy now in force", body = Policy),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Internal,
+    )
+)]
 pub async fn put_policy(
     State(s): State<AppState>,
     Auth(who): Auth,
@@ -72,29 +206,95 @@ pub async fn put_policy(
     Ok(Json(s.blocking(move |a| a.watchlists.set_policy(&who, &list, &patch)).await?))
 }
 
-pub async fn subjects(State(s): State<AppState>, Auth(who): Auth, Path(list): Path<String>) -> Result<Json<Value>> {
-    Ok(Json(json!({"subjects": s.blocking(move |a| a.watchlists.subjects(&who, &list)).await?})))
+/// Subjects of a list (template ids, no biometric data)
+#[utoipa::path(
+    get,
+    path = "/v1/lists/{list}/subjects",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    params(("list" = String, Path, description = LIST)),
+    responses((status = 200, description = "The list's subjects", body = SubjectList), Unauthorized, Forbidden, NotFound, Internal)
+)]
+pub async fn subjects(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    Path(list): Path<String>,
+) -> Result<Json<SubjectList>> {
+    Ok(Json(SubjectList { subjects: s.blocking(move |a| a.watchlists.subjects(&who, &list)).await? }))
 }
 
+/// One subject (template ids, no biometric data)
+#[utoipa::path(
+    get,
+    path = "/v1/lists/{list}/subjects/{subject}",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    params(("list" = String, Path, description = LIST), ("subject" = String, Path, description = SUBJECT)),
+    responses((status = 200, description = "The subject", body = SubjectInfo), Unauthorized, Forbidden, NotFound, Internal)
+)]
 pub async fn subject(
     State(s): State<AppState>,
     Auth(who): Auth,
     Path((list, subject)): Path<(String, String)>,
-) -> Result<Json<Value>> {
-    Ok(Json(json!(s.blocking(move |a| a.watchlists.subject(&who, &list, &subject)).await?)))
+) -> Result<Json<SubjectInfo>> {
+    Ok(Json(s.blocking(move |a| a.watchlists.subject(&who, &list, &subject)).await?))
 }
 
+/// Delete a subject: its templates leave the store and the index, its reference images the disk
+///
+/// Audited; announced with a `subject.removed` event.
+#[utoipa::path(
+    delete,
+    path = "/v1/lists/{list}/subjects/{subject}",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    params(("list" = String, Path, description = LIST), ("subject" = String, Path, description = SUBJECT)),
+    responses((status = 200, description = "Deleted", body = SubjectDeleted), Unauthorized, Forbidden, NotFound, Internal)
+)]
 pub async fn delete_subject(
     State(s): State<AppState>,
     Auth(who): Auth,
     Path((list, subject)): Path<(String, String)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SubjectDeleted>> {
     let (l, sub) = (list.clone(), subject.clone());
     let n = s.blocking(move |a| a.watchlists.delete_subject(&who, &l, &sub)).await?;
-    Ok(Json(json!({"list": list, "deleted": subject, "templates_purged": n})))
+    Ok(Json(SubjectDeleted { list, deleted: subject, templates_purged: n }))
 }
 
-/// Multipart form: `subject` (required), `name` (optional), one or more `image` files.
+/// Enroll a subject from one or more photos; a quality verdict for each
+///
+/// Multipart form: `subject` (required), `name` (optional), one or more `image` files (at most
+/// 16). Each photo must show exactly one clear, frontal, well-lit face; the accepted ones become
+/// templates (422 `enrollment_refused` when none is). Audited; announced with `subject.enrolled`.
+/// Uploads are read one body at a time per slot (`[limits] max_concurrent_uploads`, 503 beyond).
+#[utoipa::path(
+    post,
+    path = "/v1/lists/{list}/subjects",
+    tag = "lists",
+    security(("bearer" = [])),
+    extensions(("x-role" = json!("ops"))),
+    params(("list" = String, Path, description = LIST)),
+    request_body(content = EnrollForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Enrolled: a verdict for each photo", body = EnrollReport),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        (
+            status = 422,
+            description = "`enrollment_refused`: no photo was usable (the message says why for each)",
+            body = super::error::ErrorBody
+        ),
+        Internal,
+        Unavailable,
+    )
+)]
 pub async fn enroll(
     State(s): State<AppState>,
     Auth(who): Auth,

@@ -51,7 +51,7 @@ pub trait Backend: Send + Sync {
 }
 
 /// A model's identity, as alerts and events carry it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ModelId {
     pub name: String,
     pub sha256: String,

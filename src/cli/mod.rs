@@ -102,6 +102,8 @@ pub enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Print the HTTP API's OpenAPI document (JSON), as `GET /v1/openapi.json` serves it.
+    Openapi,
     /// Show the watch lists.
     Lists {
         #[arg(long)]

@@ -12,7 +12,8 @@ use crate::db::lock;
 use crate::error::Result;
 use crate::events::{Envelope, envelope, outbox};
 
-#[derive(Debug, Clone, Serialize)]
+/// Where an event stands: delivered to the broker, parked (can never be sent) or waiting.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub delivered: bool,
     pub parked_reason: Option<String>,
@@ -20,7 +21,7 @@ pub struct Delivery {
 }
 
 /// One outbox row: its envelope, or (for a row that can never be sent) its id and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxEntry {
     pub seq: i64,
     pub event: Option<Envelope>,

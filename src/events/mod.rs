@@ -36,8 +36,8 @@ pub mod kind {
     pub const POLICY_CHANGED: &str = "policy.changed";
 }
 
-/// One event as it leaves the checkpoint.
-#[derive(Debug, Clone, Serialize)]
+/// One event as it leaves the checkpoint (`schemas/event.v1.json`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Envelope {
     pub schema: &'static str,
     pub id: String,

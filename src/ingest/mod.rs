@@ -51,13 +51,15 @@ impl Camera {
 }
 
 /// A camera as `GET /v1/cameras` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CameraView {
     pub id: String,
     /// Credentials redacted (`rtsp://user:***@cam/...`).
     pub url: String,
+    /// What it is read from: `rtsp`, `http`, `file`, `device` or `push`.
     pub source: &'static str,
     pub enabled: bool,
+    /// `starting`, `up`, `down` (see `reason`) or `disabled`.
     pub state: &'static str,
     /// Why it is down (the last failure), if it is.
     pub reason: Option<String>,
@@ -74,6 +76,7 @@ pub struct CameraView {
     /// The most the queue can hold: capacity x the largest frame accepted (rgb24).
     pub queue_max_bytes: u64,
     pub restarts: u64,
+    /// Restarts by reason: `spawn_failed`, `exited`, `stalled`, `bad_stream`.
     pub restarts_by_reason: std::collections::BTreeMap<&'static str, u64>,
     pub width: Option<u32>,
     pub height: Option<u32>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::vision::detect::Detection;
 
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Quality {
     /// Shorter side of the detector box, in frame pixels.
     pub face_px: f32,
@@ -36,11 +36,12 @@ impl Quality {
 }
 
 /// A face's quality as it is stored with templates and alerts and reported: the measures and
-/// their [`Quality::overall`].
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+/// their overall score ([`Quality::overall`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QualityReport {
     #[serde(flatten)]
     pub measures: Quality,
+    /// The measures in one number, 0..1 (what a list's `min_quality` compares).
     pub overall: f32,
 }
 

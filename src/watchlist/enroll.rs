@@ -13,19 +13,23 @@ use crate::vision::quality::{QualityGate, QualityReport, Rejection};
 use crate::watchlist::store::NewTemplate;
 
 /// The verdict on one enrollment photo.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ImageVerdict {
+    /// The photo's file name in the form.
     pub image: String,
     pub accepted: bool,
+    /// Why it was refused (no face, several faces, too small, blurry, dark, not frontal...).
     pub reasons: Vec<String>,
     pub quality: Option<QualityReport>,
     pub template_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// An enrollment: a verdict for each photo, a template for each accepted one.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EnrollReport {
     pub list: String,
     pub subject: String,
+    /// Templates added by this request.
     pub templates: usize,
     pub images: Vec<ImageVerdict>,
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -32,24 +32,31 @@ impl Severity {
 /// A new list's track threshold above its frame threshold, until `facewatch eval` measures one.
 pub const TRACK_MARGIN: f32 = 0.01;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A watch list's policy: when a match becomes an alert, and how long its images are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Cosine score at or above which a face matches a subject of this list (the frame rule:
     /// one frame's embedding).
+    #[schema(minimum = -1.0, maximum = 1.0)]
     pub threshold: f32,
     /// The same for the track rule: a tracked pass's fused embedding (the quality-weighted mean
     /// of its faces' unit vectors, renormalised). A mean scores higher against everyone than a
     /// single frame does, so it has a threshold of its own (`facewatch eval` recommends both).
+    #[schema(minimum = -1.0, maximum = 1.0)]
     pub track_threshold: f32,
     /// Faces smaller than this (shorter box side, frame pixels) never alert on this list.
+    #[schema(minimum = 0.0, maximum = 10000.0)]
     pub min_face_px: f32,
     /// Faces whose overall quality (0..1) is below this never alert on this list.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub min_quality: f32,
     pub severity: Severity,
     /// A subject seen again by the same camera within this many seconds adds no new alert.
+    #[schema(maximum = 86400)]
     pub cooldown_secs: u32,
     /// Alert crops and enrolled reference images are deleted after this many days.
+    #[schema(maximum = 3650)]
     pub retention_days: u32,
     /// Whether face crops may leave the checkpoint with the events sent to the central system.
     pub share_crops: bool,
@@ -111,15 +118,22 @@ impl Policy {
 
 /// Policy fields to change (`PUT /v1/lists/{list}/policy`, a new list's `policy`); the others
 /// keep their values. Unknown fields are refused.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// The ranges are those of [`Policy`]; a value outside them is refused (400).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyPatch {
+    #[schema(minimum = -1.0, maximum = 1.0)]
     pub threshold: Option<f32>,
+    #[schema(minimum = -1.0, maximum = 1.0)]
     pub track_threshold: Option<f32>,
+    #[schema(minimum = 0.0, maximum = 10000.0)]
     pub min_face_px: Option<f32>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub min_quality: Option<f32>,
     pub severity: Option<Severity>,
+    #[schema(maximum = 86400)]
     pub cooldown_secs: Option<u32>,
+    #[schema(maximum = 3650)]
     pub retention_days: Option<u32>,
     pub share_crops: Option<bool>,
 }

@@ -21,7 +21,7 @@ use crate::watchlist::policy::{Policy, PolicyPatch};
 use crate::watchlist::store::{ListRow, SubjectInfo};
 
 /// A watch list as ops see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ListView {
     pub name: String,
     pub policy: Policy,

@@ -103,11 +103,13 @@ pub struct ListSummary {
 }
 
 /// A subject as the API shows it (no biometric data).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubjectInfo {
     pub subject: String,
     pub name: Option<String>,
+    /// Its templates' ids (the embeddings themselves are never shown).
     pub templates: Vec<i64>,
+    /// Unix seconds.
     pub created_at: i64,
 }
 
