@@ -5,10 +5,19 @@
 //! `[encryption] key_file`, which the service reads and nobody else may (a key file that others
 //! can read is refused).
 //!
-//! `facewatch key rotate` replaces the key file's key: it unseals the data key with the old one
-//! and seals it again with a new one, so the service keeps running on the data key it holds,
-//! and the old key file opens nothing any more. Rotating the data key itself means re-encrypting
-//! every file; that is not done here (see README).
+//! Two rotations:
+//! - `facewatch key rotate` replaces the key file's key: it unseals the data key with the old
+//!   one and seals it again with a new one, so the service keeps running on the data key it
+//!   holds, and the old key file opens nothing any more ([`rotate`]). Routine, beside the service.
+//! - `facewatch key rotate --data-key` replaces the data key too, re-keying the store and
+//!   re-encrypting every sealed file, with the service stopped ([`rotate_data_key`], `rekey.rs`):
+//!   for when an old key file together with an old `data.key.sealed` may be in other hands,
+//!   since that pair would otherwise still open the data. Crash-safe: until it ends the sealed
+//!   file holds both data keys, and the next run or the service's start finishes it.
+//!
+//! Both replace the key file and the sealed file so that a crash at any point leaves a key
+//! file (or its `.next`) that opens the sealed file; `<data_dir>/data.key.lock` keeps them
+//! from running at once.
 //!
 //! Keys are registered per data folder for the process ([`install`]); [`key_for`] finds the key
 //! of any file inside one, which is how `db::connect`, `media` and the index files learn it.
