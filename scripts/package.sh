@@ -2,7 +2,8 @@
 # Builds the Debian package (cargo-deb) from the release build (--no-build: the one there), and with --check also proves it:
 # systemd-analyze accepts the unit, the package installs, its binary runs `config check` as the
 # service user (again after root rotates the key file, then the data key), and it purges cleanly.
-# The check installs system-wide, so it runs only as root on a machine where no other facewatch package is installed (CI's fresh machine).
+# The check installs system-wide, so it runs only as root on a machine where no other facewatch
+# package is installed (CI's fresh machine).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"

@@ -243,6 +243,8 @@ pub fn unlock(section: &EncryptionSection, data_dir: &Path) -> Result<Option<Dat
             }
             let dek = random_key()?;
             write_private(&sealed_path, &seal_key(&kek, &Sealed::One(dek.clone()))?)?;
+            // On disk before the store or any file is encrypted with it.
+            sync_parent(&sealed_path)?;
             tracing::info!(data_dir = %data_dir.display(), "data folder encrypted with a new data key");
             dek
         }

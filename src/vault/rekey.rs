@@ -156,7 +156,10 @@ fn rekey_store(db: &Path, new: &DataKey, old: &DataKey, resumed: bool) -> Result
         ),
     };
     conn.busy_timeout(Duration::from_secs(10))?;
-    // The commit that switches keys is on disk before the old key can be dropped.
+    // In WAL mode the rekey is one commit that a crash either has or has not (a rollback
+    // journal would hold old-key pages the new key cannot roll back); it is on disk before the
+    // old key can be dropped.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     checkpoint(&conn, db)?;
     if rekey {
