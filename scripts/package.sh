@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Debian package (cargo-deb) from the release build (--no-build: the one there), and with --check also proves it:
 # systemd-analyze accepts the unit, the package installs, its binary runs `config check` as the
-# service user, and it purges cleanly. The check installs system-wide, so it runs only as root
-# on a machine where no other facewatch package is installed (CI's fresh machine).
+# service user (again after root rotates the key file, then the data key), and it purges cleanly.
+# The check installs system-wide, so it runs only as root on a machine where no other facewatch
+# package is installed (CI's fresh machine).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -55,6 +56,14 @@ check_as_service
 # An admin rotates the key as root; the service user still opens the data folder after.
 /usr/bin/facewatch --config /etc/facewatch/facewatch.toml key rotate
 test "$(stat -c '%U %a' /etc/facewatch/data.key)" = "facewatch 600"
+check_as_service
+# With the service stopped, an admin replaces the data key itself as root: the store the service
+# user made is re-keyed, every file stays the service user's, and the service user reads it after.
+runuser -u facewatch -- /usr/bin/facewatch --config /etc/facewatch/facewatch.toml token create --role admin --name package-check >/dev/null
+/usr/bin/facewatch --config /etc/facewatch/facewatch.toml key rotate --data-key
+test "$(stat -c '%U %a' /etc/facewatch/data.key)" = "facewatch 600"
+test -z "$(find /var/lib/facewatch/data ! -user facewatch)"
+runuser -u facewatch -- /usr/bin/facewatch --config /etc/facewatch/facewatch.toml token list | grep package-check >/dev/null
 check_as_service
 dpkg --purge facewatch
 test ! -e /usr/bin/facewatch

@@ -241,6 +241,8 @@ pub async fn run(config: ServiceConfig) -> Result<()> {
         )),
         e => e,
     })?;
+    // A data-key rotation cut short (`key rotate --data-key`) is finished before anything opens.
+    crate::vault::finish_interrupted(&config.encryption, &config.service.data_dir, &_data_lock)?;
     let app = tokio::task::spawn_blocking(move || App::open(config))
         .await
         .map_err(|e| Error::Runtime(format!("start-up task failed: {e}")))??;

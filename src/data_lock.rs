@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-const LOCK_FILE: &str = "facewatch.lock";
+pub const LOCK_FILE: &str = "facewatch.lock";
 
 /// An exclusive hold on a data folder; released on drop.
 #[derive(Debug)]

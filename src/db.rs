@@ -12,18 +12,25 @@ pub fn connect(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let conn = Connection::open(path)?;
-    // An encrypted data folder (crate::vault): SQLCipher's raw key first, then a read proves it.
-    if let Some(key) = crate::vault::key_for(path) {
-        let sql = zeroize::Zeroizing::new(format!("PRAGMA key = \"{}\";", key.sqlcipher_literal().as_str()));
-        conn.execute_batch(&sql)?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(|e| Error::Encryption(format!("the data key does not open {} ({e})", path.display())))?;
-    }
+    let conn = match crate::vault::key_for(path) {
+        Some(key) => open_keyed(path, &key)?,
+        None => Connection::open(path)?,
+    };
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Opens the store of an encrypted data folder (`crate::vault`) with `key`: SQLCipher's raw key
+/// first, then a read proves it.
+pub fn open_keyed(path: &Path, key: &crate::vault::DataKey) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    let sql = zeroize::Zeroizing::new(format!("PRAGMA key = \"{}\";", key.sqlcipher_literal().as_str()));
+    conn.execute_batch(&sql)?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(|e| Error::Encryption(format!("the data key does not open {} ({e})", path.display())))?;
     Ok(conn)
 }
 

@@ -5,10 +5,19 @@
 //! `[encryption] key_file`, which the service reads and nobody else may (a key file that others
 //! can read is refused).
 //!
-//! `facewatch key rotate` replaces the key file's key: it unseals the data key with the old one
-//! and seals it again with a new one, so the service keeps running on the data key it holds,
-//! and the old key file opens nothing any more. Rotating the data key itself means re-encrypting
-//! every file; that is not done here (see README).
+//! Two rotations:
+//! - `facewatch key rotate` replaces the key file's key: it unseals the data key with the old
+//!   one and seals it again with a new one, so the service keeps running on the data key it
+//!   holds, and the old key file opens nothing any more ([`rotate`]). Routine, beside the service.
+//! - `facewatch key rotate --data-key` replaces the data key too, re-keying the store and
+//!   re-encrypting every sealed file, with the service stopped ([`rotate_data_key`], `rekey.rs`):
+//!   for when an old key file together with an old `data.key.sealed` may be in other hands,
+//!   since that pair would otherwise still open the data. Crash-safe: until it ends the sealed
+//!   file holds both data keys, and the next run or the service's start finishes it.
+//!
+//! Both replace the key file and the sealed file so that a crash at any point leaves a key
+//! file (or its `.next`) that opens the sealed file; `<data_dir>/data.key.lock` keeps them
+//! from running at once.
 //!
 //! Keys are registered per data folder for the process ([`install`]); [`key_for`] finds the key
 //! of any file inside one, which is how `db::connect`, `media` and the index files learn it.
@@ -22,10 +31,15 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+mod rekey;
+pub use rekey::{Rekeyed, finish_interrupted, rotate_data_key};
+
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 /// A sealed data key: magic, nonce, 32 bytes of key + 16 of tag.
 const SEALED_MAGIC: &[u8; 8] = b"FWDATAK1";
+/// During a data-key rotation: magic, nonce, the new key and the old one + 16 of tag.
+const ROTATING_MAGIC: &[u8; 8] = b"FWDATAR1";
 /// An encrypted file: magic, nonce, ciphertext + tag.
 const BLOB_MAGIC: &[u8; 4] = b"FWE1";
 /// A key file holds 64 hex digits and perhaps a newline; anything much bigger is not one.
@@ -128,29 +142,52 @@ pub fn create_key_file(path: &Path) -> Result<()> {
     write_private(path, format!("{}\n", hex::encode(&random_key()?[..])).as_bytes())
 }
 
-fn seal_key(kek: &[u8; KEY_LEN], dek: &[u8; KEY_LEN]) -> Result<Vec<u8>> {
+/// What `data.key.sealed` holds: the data key, or during a data-key rotation both the new one
+/// and the old one, so that every file opens with one of them until the old one is dropped.
+pub(crate) enum Sealed {
+    One(Zeroizing<[u8; KEY_LEN]>),
+    Rotating { new: Zeroizing<[u8; KEY_LEN]>, old: Zeroizing<[u8; KEY_LEN]> },
+}
+
+impl Sealed {
+    fn magic(&self) -> &'static [u8; 8] {
+        match self {
+            Sealed::One(_) => SEALED_MAGIC,
+            Sealed::Rotating { .. } => ROTATING_MAGIC,
+        }
+    }
+}
+
+fn seal_key(kek: &[u8; KEY_LEN], content: &Sealed) -> Result<Vec<u8>> {
+    let plain = match content {
+        Sealed::One(dek) => Zeroizing::new(dek.to_vec()),
+        Sealed::Rotating { new, old } => Zeroizing::new([&new[..], &old[..]].concat()),
+    };
+    let magic = content.magic();
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(kek));
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let ct = cipher
-        .encrypt(&nonce, Payload { msg: dek, aad: SEALED_MAGIC })
+        .encrypt(&nonce, Payload { msg: &plain, aad: magic })
         .map_err(|_| Error::Encryption("sealing the data key failed".into()))?;
-    Ok([&SEALED_MAGIC[..], &nonce[..], &ct[..]].concat())
+    Ok([&magic[..], &nonce[..], &ct[..]].concat())
 }
 
-fn unseal_key(kek: &[u8; KEY_LEN], sealed: &[u8]) -> Option<Zeroizing<[u8; KEY_LEN]>> {
-    let rest = sealed.strip_prefix(&SEALED_MAGIC[..])?;
-    if rest.len() != NONCE_LEN + KEY_LEN + 16 {
+fn unseal_key(kek: &[u8; KEY_LEN], sealed: &[u8]) -> Option<Sealed> {
+    let (magic, keys) = if sealed.starts_with(SEALED_MAGIC) { (SEALED_MAGIC, 1) } else { (ROTATING_MAGIC, 2) };
+    let rest = sealed.strip_prefix(&magic[..])?;
+    if rest.len() != NONCE_LEN + keys * KEY_LEN + 16 {
         return None;
     }
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(kek));
     let plain = Zeroizing::new(
-        cipher
-            .decrypt(Nonce::from_slice(&rest[..NONCE_LEN]), Payload { msg: &rest[NONCE_LEN..], aad: SEALED_MAGIC })
-            .ok()?,
+        cipher.decrypt(Nonce::from_slice(&rest[..NONCE_LEN]), Payload { msg: &rest[NONCE_LEN..], aad: magic }).ok()?,
     );
-    let mut dek = Zeroizing::new([0u8; KEY_LEN]);
-    dek.copy_from_slice(&plain);
-    Some(dek)
+    let key = |i: usize| {
+        let mut k = Zeroizing::new([0u8; KEY_LEN]);
+        k.copy_from_slice(&plain[i * KEY_LEN..(i + 1) * KEY_LEN]);
+        k
+    };
+    Some(if keys == 1 { Sealed::One(key(0)) } else { Sealed::Rotating { new: key(0), old: key(1) } })
 }
 
 fn pending(key_file: &Path) -> PathBuf {
@@ -159,27 +196,43 @@ fn pending(key_file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Opens the sealed file's bytes with the key file (finishing an interrupted key-file rotation).
+fn open_sealed(section: &EncryptionSection, sealed_path: &Path, sealed: &[u8]) -> Result<Sealed> {
+    let kek = read_key_file(&section.key_file)?;
+    match unseal_key(&kek, sealed) {
+        Some(content) => Ok(content),
+        None => finish_rotation(&section.key_file, sealed).ok_or_else(|| {
+            Error::Config(format!(
+                "[encryption] key_file {} does not open {} (a wrong or rotated-away key file)",
+                section.key_file.display(),
+                sealed_path.display()
+            ))
+        }),
+    }
+}
+
 /// Opens the data folder's data key with the key file, making one on first use; registers it
-/// for the process. `None` when encryption is off.
+/// for the process. `None` when encryption is off. Refuses a folder whose data-key rotation is
+/// unfinished: only `key rotate --data-key` or the service's start, holding the folder, finish it.
 pub fn unlock(section: &EncryptionSection, data_dir: &Path) -> Result<Option<DataKey>> {
     if !section.enabled() {
         return Ok(None);
     }
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     let sealed_path = data_dir.join(SEALED_NAME);
-    let kek = read_key_file(&section.key_file)?;
     let dek = match std::fs::read(&sealed_path) {
-        Ok(sealed) => match unseal_key(&kek, &sealed) {
-            Some(dek) => dek,
-            None => finish_rotation(&section.key_file, &sealed).ok_or_else(|| {
-                Error::Config(format!(
-                    "[encryption] key_file {} does not open {} (a wrong or rotated-away key file)",
-                    section.key_file.display(),
-                    sealed_path.display()
-                ))
-            })?,
+        Ok(sealed) => match open_sealed(section, &sealed_path, &sealed)? {
+            Sealed::One(dek) => dek,
+            Sealed::Rotating { .. } => {
+                return Err(Error::Config(format!(
+                    "the data key of {} is being replaced (a `facewatch key rotate --data-key` runs or was \
+                     interrupted): run it again, or start the service, to finish it",
+                    data_dir.display()
+                )));
+            }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let kek = read_key_file(&section.key_file)?;
             let db = data_dir.join("facewatch.db");
             if std::fs::read(&db).is_ok_and(|b| b.starts_with(b"SQLite format 3\0")) {
                 return Err(Error::Config(format!(
@@ -189,7 +242,9 @@ pub fn unlock(section: &EncryptionSection, data_dir: &Path) -> Result<Option<Dat
                 )));
             }
             let dek = random_key()?;
-            write_private(&sealed_path, &seal_key(&kek, &dek)?)?;
+            write_private(&sealed_path, &seal_key(&kek, &Sealed::One(dek.clone()))?)?;
+            // On disk before the store or any file is encrypted with it.
+            sync_parent(&sealed_path)?;
             tracing::info!(data_dir = %data_dir.display(), "data folder encrypted with a new data key");
             dek
         }
@@ -202,13 +257,14 @@ pub fn unlock(section: &EncryptionSection, data_dir: &Path) -> Result<Option<Dat
 
 /// A rotation that stopped after the sealed key was replaced but before the new key file was
 /// moved into place: the pending key opens the sealed key, so the move is finished now.
-fn finish_rotation(key_file: &Path, sealed: &[u8]) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+fn finish_rotation(key_file: &Path, sealed: &[u8]) -> Option<Sealed> {
     let next = pending(key_file);
     let kek = read_key_file(&next).ok()?;
-    let dek = unseal_key(&kek, sealed)?;
+    let content = unseal_key(&kek, sealed)?;
     std::fs::rename(&next, key_file).ok()?;
+    sync_parent(key_file).ok()?;
     tracing::warn!(key_file = %key_file.display(), "finished an interrupted key rotation");
-    Some(dek)
+    Some(content)
 }
 
 /// `facewatch key rotate`: seals the data key under a new key and replaces the key file.
@@ -219,24 +275,80 @@ pub fn rotate(section: &EncryptionSection, data_dir: &Path) -> Result<()> {
         return Err(Error::Config("[encryption] key_file is not set: nothing to rotate".into()));
     }
     let sealed_path = data_dir.join(SEALED_NAME);
+    std::fs::metadata(&sealed_path).map_err(|e| Error::io(&sealed_path, e))?;
+    // A data-key rotation replaces the key file too: one at a time.
+    let _keys = KeyLock::acquire(data_dir)?;
     let sealed = std::fs::read(&sealed_path).map_err(|e| Error::io(&sealed_path, e))?;
-    let old = read_key_file(&section.key_file)?;
-    let dek = unseal_key(&old, &sealed).ok_or_else(|| {
-        Error::Config(format!(
-            "[encryption] key_file {} does not open {}",
-            section.key_file.display(),
-            sealed_path.display()
-        ))
-    })?;
+    let content = open_sealed(section, &sealed_path, &sealed)?;
+    replace_key_file(section, &sealed_path, &content)
+}
+
+/// Seals `content` under a new random key, then moves that key into the key file. Each step
+/// is on disk (file and folder synced) before the next: the sealed file never names a key
+/// that a crash could lose.
+fn replace_key_file(section: &EncryptionSection, sealed_path: &Path, content: &Sealed) -> Result<()> {
     let new = random_key()?;
     let next = pending(&section.key_file);
     write_private(&next, format!("{}\n", hex::encode(&new[..])).as_bytes())?;
     keep_owner(&section.key_file, &next)?;
-    let sealed_next = sealed_path.with_extension("next");
-    write_private(&sealed_next, &seal_key(&new, &dek)?)?;
-    keep_owner(&sealed_path, &sealed_next)?;
-    std::fs::rename(&sealed_next, &sealed_path).map_err(|e| Error::io(&sealed_path, e))?;
-    std::fs::rename(&next, &section.key_file).map_err(|e| Error::io(&section.key_file, e))
+    sync_parent(&next)?;
+    replace_sealed(sealed_path, &seal_key(&new, content)?)?;
+    std::fs::rename(&next, &section.key_file).map_err(|e| Error::io(&section.key_file, e))?;
+    sync_parent(&section.key_file)
+}
+
+/// Replaces `data.key.sealed` atomically and durably, keeping its owner.
+fn replace_sealed(sealed_path: &Path, bytes: &[u8]) -> Result<()> {
+    let next = sealed_path.with_extension("next");
+    write_private(&next, bytes)?;
+    keep_owner(sealed_path, &next)?;
+    std::fs::rename(&next, sealed_path).map_err(|e| Error::io(sealed_path, e))?;
+    sync_parent(sealed_path)
+}
+
+/// Makes a rename in `path`'s folder durable.
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+/// Serializes the operations that replace the key file (`key rotate`, with or without
+/// `--data-key`, and the service's start finishing an interrupted one): `<data_dir>/data.key.lock`,
+/// held until dropped. Not the data folder's lock: the key file rotates beside the service.
+struct KeyLock(#[allow(dead_code)] std::fs::File);
+
+impl KeyLock {
+    fn acquire(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join("data.key.lock");
+        let created = !path.exists();
+        // Read-only is enough to lock; the file may be another user's (made by root or the service).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .or_else(|_| std::fs::File::open(&path))
+            .map_err(|e| Error::io(&path, e))?;
+        if created {
+            keep_owner(data_dir, &path)?;
+        }
+        match file.try_lock() {
+            Ok(()) => Ok(Self(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Config(format!(
+                "the key of {} is being rotated by another `facewatch key rotate`: wait for it to finish",
+                data_dir.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
 }
 
 /// An admin rotates as root; the service, its own user, must still read both files after.
@@ -347,7 +459,8 @@ mod tests {
         // As `rotate` leaves it when stopped before its last rename.
         let new = random_key().unwrap();
         write_private(&pending(&sec.key_file), format!("{}\n", hex::encode(&new[..])).as_bytes()).unwrap();
-        write_private(&data.join(SEALED_NAME), &seal_key(&new, &dek.0).unwrap()).unwrap();
+        write_private(&data.join(SEALED_NAME), &seal_key(&new, &Sealed::One(Zeroizing::new(**dek.0))).unwrap())
+            .unwrap();
         let opened = unlock(&sec, &data).unwrap().unwrap();
         assert_eq!(&opened.0[..], &dek.0[..]);
         assert!(!pending(&sec.key_file).exists());

@@ -2,7 +2,9 @@
 //! the data folder is readable without the key (no enrolled template's bytes, no JPEG), the
 //! key rotates while the service runs, everything still reads back after a restart on the new
 //! key, and the old key opens nothing. The same flow without a key finds both in clear, so
-//! the search can fail.
+//! the search can fail. The data key itself is replaced with the service stopped (refused
+//! while it runs): everything reads back after, and the old key file with the old sealed data
+//! key opens neither the store nor any file.
 
 mod common;
 
@@ -149,4 +151,105 @@ fn nothing_biometric_is_readable_without_the_key_and_the_key_rotates_while_servi
     let out = cli(&data, Some(&old), &["token", "list"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not open"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Every file under `dir` sealed by the vault (`FWE1`), with its name.
+fn sealed_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p).unwrap().starts_with(b"FWE1") {
+                let name = p.file_name().unwrap().to_str().unwrap().to_string();
+                out.push((p, name));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_data_key_is_replaced_with_the_service_stopped_and_the_old_pair_opens_nothing() {
+    use facewatch::vault::{self, EncryptionSection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("facewatch.key");
+    let out = cli(dir.path(), None, &["key", "create", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let data = dir.path().join("data");
+    let k = Some(key.as_path());
+    let (ops, cam, ann) = (
+        token(&data, k, "ops", "olga", &[]),
+        token(&data, k, "camera", "gate-1", &["gate-1"]),
+        token(&data, k, "officer", "ann", &[]),
+    );
+    let env = [("FACEWATCH_ENCRYPTION__KEY_FILE", key.to_str().unwrap()), ("FACEWATCH_API__CAMERA_RESPONSE", "full")];
+    let s = Server::start(&data, &env);
+    // Two subjects, two alerts with crops.
+    let Run { alert } = enroll_and_match(&s, &ops, &cam);
+    let form = multipart(
+        &[("subject", "bush"), ("name", "George W Bush")],
+        &[("0001.jpg", "image/jpeg", photo("faces/George_W_Bush/0001.jpg"))],
+    );
+    assert_eq!(s.call("POST", "/v1/lists/wanted/subjects", Some(&ops), form).ok()["templates"], 1);
+    let r = s.frame("gate-1", &cam, &photo("faces/George_W_Bush/0002.jpg")).ok();
+    let alerts = [alert, r["alerts"][0].as_str().unwrap_or_else(|| panic!("no alert: {r}")).to_string()];
+
+    // Refused while the service runs, and nothing changes.
+    let sealed = data.join(vault::SEALED_NAME);
+    let (key_before, sealed_before) = (std::fs::read(&key).unwrap(), std::fs::read(&sealed).unwrap());
+    let out = cli(&data, k, &["key", "rotate", "--data-key"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((std::fs::read(&key).unwrap(), std::fs::read(&sealed).unwrap()), (key_before, sealed_before));
+    assert!(s.stop().success());
+
+    // The pair a thief might have kept: the key file and the sealed data key of before.
+    let thief = dir.path().join("thief");
+    std::fs::create_dir(&thief).unwrap();
+    std::fs::copy(&key, thief.join("old.key")).unwrap();
+    std::fs::copy(&sealed, thief.join(vault::SEALED_NAME)).unwrap();
+    let before = sealed_files(&data);
+    assert!(before.len() >= 5, "2 crops, 2 references, the index: {before:?}");
+
+    let out = cli(&data, k, &["key", "rotate", "--data-key"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("store re-keyed") && said.contains(&format!("{} file(s) re-encrypted", before.len())),
+        "{said}"
+    );
+    assert_ne!(std::fs::read(&key).unwrap(), std::fs::read(thief.join("old.key")).unwrap(), "a new key file too");
+
+    // A restart on the new keys: every alert, crop and reference reads back, and matching works.
+    let s = Server::start(&data, &env);
+    for (a, subject) in alerts.iter().zip(["colin", "bush"]) {
+        for part in ["crop", "reference"] {
+            let got = s.get(&format!("/v1/alerts/{a}/{part}"), Some(&ann));
+            assert!(got.status == 200 && got.body.starts_with(JPEG_SOI), "{a} {part}: {}", got.status);
+        }
+        assert_eq!(s.get(&format!("/v1/alerts/{a}"), Some(&ann)).json()["subject"], subject);
+    }
+    assert_eq!(s.get("/v1/alerts", Some(&ann)).json()["alerts"].as_array().map(Vec::len), Some(2));
+    let r = s.frame("gate-1", &cam, &photo("faces/Colin_Powell/0005.jpg")).ok();
+    assert_eq!(r["faces"][0]["matches"][0]["subject"], "colin", "{r}");
+    assert!(s.stop().success());
+
+    // The old pair is a real key (it opens the old sealed data key) but opens nothing here.
+    let old = vault::unlock(&EncryptionSection { key_file: thief.join("old.key") }, &thief).unwrap().unwrap();
+    let db = data.join("facewatch.db");
+    let e = facewatch::db::open_keyed(&db, &old).err().expect("the old data key opens the store").to_string();
+    assert!(e.contains("does not open"), "{e}");
+    let new = vault::unlock(&EncryptionSection { key_file: key.clone() }, &data).unwrap().unwrap();
+    let after = sealed_files(&data);
+    assert_eq!(after.len(), before.len());
+    for (p, name) in &after {
+        let bytes = std::fs::read(p).unwrap();
+        assert!(vault::open_blob(&old, name, &bytes).is_err(), "the old data key opens {}", p.display());
+        assert!(vault::open_blob(&new, name, &bytes).is_ok(), "the new data key opens {}", p.display());
+    }
+    facewatch::db::open_keyed(&db, &new).unwrap();
 }
