@@ -166,6 +166,9 @@ struct EmbedJob {
     reply: Reply,
     in_flight: InFlight,
     span: Span,
+    /// An enrollment photo under an embedder with `enroll_mirrored`: each face is embedded with
+    /// its mirror image too, and its template is their mean.
+    mirror: bool,
 }
 
 /// Counts a frame from the moment it is decoded until it is answered (dropped first, so a
@@ -341,7 +344,13 @@ impl Inference {
         let analysis = Parts { image: RgbImage::new(0, 0), faces, faces_skipped: 0, refused: None }.with(memory);
         let guard = self.embed.lock().map_err(|_| Error::ShuttingDown)?;
         let tx = guard.as_ref().ok_or(Error::ShuttingDown)?;
-        let job = EmbedJob { analysis, reply, in_flight: InFlight::enter(&self.in_flight), span: Span::current() };
+        let job = EmbedJob {
+            analysis,
+            reply,
+            in_flight: InFlight::enter(&self.in_flight),
+            span: Span::current(),
+            mirror: false,
+        };
         match tx.try_send(job) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(Error::Overloaded { queue: "embed", retry_after_s: self.retry_after_s }),
@@ -517,7 +526,8 @@ fn detect_loop(
         drop(entered);
         match res {
             Ok(a) if mode.embeds() && a.faces.iter().any(Face::accepted) => {
-                if let Err(e) = tx.send(EmbedJob { analysis: a, reply, in_flight, span }) {
+                let mirror = spec.enroll_mirrored && matches!(mode, Mode::Enroll(_));
+                if let Err(e) = tx.send(EmbedJob { analysis: a, reply, in_flight, span, mirror }) {
                     let EmbedJob { reply, in_flight, .. } = e.0;
                     in_flight.answer(reply, Err(Error::ShuttingDown));
                 }
@@ -584,7 +594,9 @@ fn analyse(
 }
 
 fn embed_loop(mut emb: Box<dyn Embed>, max_batch: usize, rx: Receiver<EmbedJob>, m: Arc<Metrics>) {
-    let accepted = |j: &EmbedJob| j.analysis.faces.iter().filter(|f| f.accepted()).count();
+    // Model inputs a job takes: a mirrored job two per face.
+    let accepted =
+        |j: &EmbedJob| j.analysis.faces.iter().filter(|f| f.accepted()).count() * (1 + usize::from(j.mirror));
     while let Ok(first) = rx.recv() {
         // Batch the faces of every frame already waiting, up to the model's batch size.
         let mut n = accepted(&first);
@@ -600,8 +612,19 @@ fn embed_loop(mut emb: Box<dyn Embed>, max_batch: usize, rx: Receiver<EmbedJob>,
         }
         let t = Instant::now();
         let res = {
-            let chips: Vec<&RgbImage> =
-                jobs.iter().flat_map(|j| j.analysis.faces.iter().filter(|f| f.accepted()).map(|f| &f.chip)).collect();
+            let mirrors: Vec<Vec<RgbImage>> = jobs
+                .iter()
+                .map(|j| {
+                    let faces = j.analysis.faces.iter().filter(|f| f.accepted() && j.mirror);
+                    faces.map(|f| crate::vision::embed::mirrored(&f.chip)).collect()
+                })
+                .collect();
+            // Each job's faces in order, a mirrored job's mirrors after its faces.
+            let chips: Vec<&RgbImage> = jobs
+                .iter()
+                .zip(&mirrors)
+                .flat_map(|(j, m)| j.analysis.faces.iter().filter(|f| f.accepted()).map(|f| &f.chip).chain(m))
+                .collect();
             std::panic::catch_unwind(AssertUnwindSafe(|| emb.embed(&chips)))
                 .unwrap_or_else(|_| Err(Error::Runtime("internal error in the embedder".into())))
         };
@@ -620,13 +643,20 @@ fn embed_loop(mut emb: Box<dyn Embed>, max_batch: usize, rx: Receiver<EmbedJob>,
                         f.embedding = it.next();
                         faces += 1;
                     }
+                    if j.mirror {
+                        for f in j.analysis.faces.iter_mut().filter(|f| f.accepted()) {
+                            if let (Some(e), Some(m)) = (f.embedding.as_mut(), it.next()) {
+                                *e = crate::vision::embed::mirror_template(e, &m);
+                            }
+                        }
+                    }
                     j.span.in_scope(|| tracing::trace!(faces, batch = n, frames, ms, "embedded"));
                     j.in_flight.answer(j.reply, Ok(j.analysis));
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
-                for EmbedJob { analysis, reply, in_flight, span } in jobs {
+                for EmbedJob { analysis, reply, in_flight, span, .. } in jobs {
                     drop(analysis);
                     span.in_scope(|| tracing::debug!(error = %msg, batch = n, frames, "embedding failed"));
                     in_flight.answer(reply, Err(Error::Runtime(msg.clone())));

@@ -40,6 +40,11 @@ pub struct EmbedderSpec {
     /// 5 points in chip pixels, YuNet landmark order.
     pub template: [[f32; 2]; 5],
     pub default_threshold: f32,
+    /// An enrollment template is the mean of the embeddings of the aligned face and of its
+    /// mirror image (renormalised): set where it was measured to help the model (dlib's:
+    /// BENCHMARKS.md, "Mirrored enrollment templates"). Probes are embedded once, as before.
+    #[serde(default)]
+    pub enroll_mirrored: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::manifest::{EmbedderSpec, Manifest};
 use crate::vision::align::{self, Affine};
 use crate::vision::detect::{Detection, Detector, DetectorOptions};
-use crate::vision::embed::Embedder;
+use crate::vision::embed::{self, Embedder};
 use crate::vision::quality::{self, Quality, QualityGate, Rejection};
 use crate::vision::runtime::RuntimeOptions;
 
@@ -80,6 +80,34 @@ impl Pipeline {
     /// Aligns and measures detections (no model call).
     pub fn prepare(&self, img: &RgbImage, dets: Vec<Detection>, gate: Option<&QualityGate>) -> Vec<Face> {
         prepare_faces(&self.manifest.embedder, img, dets, gate)
+    }
+
+    /// Embeds accepted faces as enrollment templates: as [`Pipeline::embed_faces`], and where
+    /// the embedder's manifest says so, each averaged with its mirror image's embedding (one
+    /// batched call for all the mirrors).
+    pub fn embed_templates(&mut self, faces: &mut [Face]) -> Result<()> {
+        self.embed_faces(faces)?;
+        self.mirror_templates(faces)
+    }
+
+    /// Turns embedded faces into enrollment templates (see [`Pipeline::embed_templates`]);
+    /// faces without an embedding are left as they are.
+    pub fn mirror_templates(&mut self, faces: &mut [Face]) -> Result<()> {
+        if !self.manifest.embedder.enroll_mirrored {
+            return Ok(());
+        }
+        let idx: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].embedding.is_some()).collect();
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let mirrors: Vec<RgbImage> = idx.iter().map(|&i| embed::mirrored(&faces[i].chip)).collect();
+        let embs = self.embedder.embed(&mirrors.iter().collect::<Vec<_>>())?;
+        for (i, m) in idx.into_iter().zip(embs) {
+            if let Some(e) = faces[i].embedding.as_mut() {
+                *e = embed::mirror_template(e, &m);
+            }
+        }
+        Ok(())
     }
 
     /// Embeds every accepted face in one batched call.

@@ -123,6 +123,8 @@ impl Default for FakeBackend {
             embedding_size: EMBEDDING_SIZE,
             template: TEMPLATE,
             default_threshold: 0.94,
+            // The fake embedder reads an identity spelt left to right: a mirror spells another.
+            enroll_mirrored: false,
         };
         let detector = ModelId { name: "fake-detector-v1".into(), sha256: "fake".into() };
         Self { models: Models { detector, embedder }, delay: None }

@@ -173,7 +173,16 @@ pub fn run(s: &ServiceConfig, threads_given: bool, f: &FolderEval) -> anyhow::Re
         "embedding {bar:40} {pos}/{len} photos, {per_sec}, {eta} left",
     )?);
     let t0 = std::time::Instant::now();
-    let embs = eval::embed_centre_faces(&s.models_dir(), &opts, &paths, f.workers, &|n| bar.set_position(n as u64))?;
+    let embs =
+        eval::embed_centre_faces(&s.models_dir(), &opts, &paths, f.workers, false, &|n| bar.set_position(n as u64))?;
+    // The gallery again, as the service enrolls it (templates may differ from a probe's embedding).
+    let gallery_paths: Vec<PathBuf> = set.gallery.iter().map(|g| g.1.clone()).collect();
+    bar.set_length((paths.len() + gallery_paths.len()) as u64);
+    let n0 = paths.len();
+    let templates = eval::embed_centre_faces(&s.models_dir(), &opts, &gallery_paths, f.workers, true, &|n| {
+        bar.set_position((n0 + n) as u64)
+    })?;
+    let gallery: BTreeMap<PathBuf, Option<Vec<f32>>> = gallery_paths.into_iter().zip(templates).collect();
     bar.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     let by_path: BTreeMap<PathBuf, Option<Vec<f32>>> = paths.iter().cloned().zip(embs).collect();
@@ -186,6 +195,7 @@ pub fn run(s: &ServiceConfig, threads_given: bool, f: &FolderEval) -> anyhow::Re
     let (ident, scores) = eval::identification_scores(
         &set,
         &by_path,
+        &gallery,
         &s.watchlist.index_factory,
         &m.embedder.name,
         m.embedder.embedding_size as u32,

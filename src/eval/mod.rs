@@ -31,11 +31,14 @@ use crate::watchlist::store::TemplateRow;
 
 /// Embeds the centre face of every image with `workers` pipelines in parallel (each with
 /// `opts.runtime.intra_threads` threads). `None` where no face was found or the file is bad.
+/// With `as_templates`, each embedding is the enrollment template the service would store for
+/// that face (mirrored where the embedder's manifest says so): for a gallery.
 pub fn embed_centre_faces(
     models: &Path,
     opts: &PipelineOptions,
     paths: &[PathBuf],
     workers: usize,
+    as_templates: bool,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Option<Vec<f32>>>> {
     let out = Mutex::new(vec![None; paths.len()]);
@@ -59,7 +62,11 @@ pub fn embed_centre_faces(
                     }
                     let emb = decode_file(&paths[i], DEFAULT_MAX_PIXELS).ok().and_then(|img| {
                         let faces = p.faces(&img, None).ok()?;
-                        nearest_center(&faces, img.width(), img.height())?.embedding.clone()
+                        let mut face = nearest_center(&faces, img.width(), img.height())?.clone();
+                        if as_templates {
+                            p.mirror_templates(std::slice::from_mut(&mut face)).ok()?;
+                        }
+                        face.embedding
                     });
                     out.lock().unwrap_or_else(|e| e.into_inner())[i] = emb;
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1);
@@ -256,15 +263,17 @@ pub struct Identification {
 }
 
 /// Runs open-set identification through a FAISS index built like a watch list's.
-/// `emb` maps every path of `set` to its embedding.
+/// `emb` maps every probe of `set` to its embedding, `gallery` every gallery photo to its
+/// enrollment template ([`embed_centre_faces`] with `as_templates`).
 pub fn identification(
     set: &IdentificationSet,
     emb: &BTreeMap<PathBuf, Option<Vec<f32>>>,
+    gallery: &BTreeMap<PathBuf, Option<Vec<f32>>>,
     factory: &str,
     model: &str,
     dim: u32,
 ) -> Result<Identification> {
-    Ok(identification_scores(set, emb, factory, model, dim)?.0)
+    Ok(identification_scores(set, emb, gallery, factory, model, dim)?.0)
 }
 
 /// [`identification`] and the scores behind it (the DET curve, histograms and thresholds of
@@ -272,6 +281,7 @@ pub fn identification(
 pub fn identification_scores(
     set: &IdentificationSet,
     emb: &BTreeMap<PathBuf, Option<Vec<f32>>>,
+    gallery: &BTreeMap<PathBuf, Option<Vec<f32>>>,
     factory: &str,
     model: &str,
     dim: u32,
@@ -279,7 +289,7 @@ pub fn identification_scores(
     let mut missing = 0;
     let mut templates = Vec::new();
     for (i, (name, path)) in set.gallery.iter().enumerate() {
-        match emb.get(path).cloned().flatten() {
+        match gallery.get(path).cloned().flatten() {
             Some(e) => templates.push(TemplateRow {
                 id: i as i64 + 1,
                 subject: name.clone(),

@@ -85,6 +85,19 @@ impl Embedder {
     }
 }
 
+/// The chip mirrored left to right: still an aligned face (the alignment template is nearly
+/// symmetric), seen as if turned the other way.
+pub fn mirrored(chip: &image::RgbImage) -> image::RgbImage {
+    image::imageops::flip_horizontal(chip)
+}
+
+/// An enrollment template from a face's embedding and its mirror image's: their mean,
+/// renormalised (see `EmbedderSpec::enroll_mirrored`).
+pub fn mirror_template(face: &[f32], mirror: &[f32]) -> Vec<f32> {
+    let sum: Vec<f32> = face.iter().zip(mirror).map(|(a, b)| a + b).collect();
+    normalized(&sum)
+}
+
 /// L2-normalised copy (a zero vector stays zero).
 pub fn normalized(v: &[f32]) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -147,7 +147,7 @@ pub fn examine(
     };
     let mut face = pipeline.prepare(img, vec![chosen], Some(gate)).pop();
     if let Some(f) = face.as_mut().filter(|f| f.rejections.is_empty()) {
-        pipeline.embed_faces(std::slice::from_mut(f))?;
+        pipeline.embed_templates(std::slice::from_mut(f))?;
     }
     Ok((face, None))
 }
