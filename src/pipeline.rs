@@ -86,8 +86,23 @@ impl Pipeline {
     /// the embedder's manifest says so, each averaged with its mirror image's embedding (one
     /// batched call for all the mirrors).
     pub fn embed_templates(&mut self, faces: &mut [Face]) -> Result<()> {
-        self.embed_faces(faces)?;
-        self.mirror_templates(faces)
+        if !self.manifest.embedder.enroll_mirrored {
+            return self.embed_faces(faces);
+        }
+        // One call for the faces and their mirrors, in the order the engine's enroll mode uses,
+        // so that both paths store the same template to the bit.
+        let idx: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].rejections.is_empty()).collect();
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let mirrors: Vec<RgbImage> = idx.iter().map(|&i| embed::mirrored(&faces[i].chip)).collect();
+        let chips: Vec<&RgbImage> = idx.iter().map(|&i| &faces[i].chip).chain(&mirrors).collect();
+        let embs = self.embedder.embed(&chips)?;
+        let (own, mirror) = embs.split_at(idx.len());
+        for ((i, e), m) in idx.into_iter().zip(own).zip(mirror) {
+            faces[i].embedding = Some(embed::mirror_template(e, m));
+        }
+        Ok(())
     }
 
     /// Turns embedded faces into enrollment templates (see [`Pipeline::embed_templates`]);

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use common::server::{Server, bin, multipart};
 use common::{colin, photo};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const JPEG_SOI: &[u8] = b"\xff\xd8\xff";
 
@@ -38,16 +38,17 @@ fn token(data: &Path, key: Option<&Path>, role: &str, name: &str, cameras: &[&st
 
 /// The first 8 floats of the enrolled photo's embedding, as stored: little-endian f32.
 fn template_bytes(photo_path: &Path) -> Vec<u8> {
-    let out = Command::new(bin())
-        .args(["embed", "--json"])
-        .arg(photo_path)
-        .env("FACEWATCH_MODELS__DIR", common::models())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
-    let e = line["embedding"].as_array().expect("an embedding");
-    e[..8].iter().flat_map(|v| (v.as_f64().unwrap() as f32).to_le_bytes()).collect()
+    // The template as the service stores it (mirrored for dlib's embedder), made by the same
+    // code with the same settings: the CLI's enrollment path computes it to the bit.
+    let opts = facewatch::config::ServiceConfig::default().pipeline_options();
+    let mut p = facewatch::pipeline::Pipeline::open(&common::models(), opts).unwrap();
+    let img =
+        facewatch::vision::decode::decode_file(photo_path, facewatch::vision::decode::DEFAULT_MAX_PIXELS).unwrap();
+    let gate = facewatch::vision::quality::QualityGate::enrollment();
+    let (face, refused) = facewatch::watchlist::enroll::examine(&mut p, &img, &gate).unwrap();
+    assert!(refused.is_none(), "{refused:?}");
+    let e = face.and_then(|f| f.embedding).expect("an enrollment template");
+    e[..8].iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 /// Every file under `dir` that contains `needle`.

@@ -40,6 +40,7 @@ fn both_enrollment_paths_store_the_mirrored_template_and_probes_stay_plain() {
     let a = enrolled.blocking_recv().unwrap().unwrap();
     let e = a.faces[0].embedding.clone().expect("accepted");
     assert!(cosine(&e, &expected) > 0.9999, "{}", cosine(&e, &expected));
+    assert_eq!(e, template, "both paths store the same template, to the bit");
     // A posted frame of the same photo: the same face, embedded once.
     let live = engine.submit_image(img, Mode::Live(QualityGate::default())).unwrap();
     let b = live.blocking_recv().unwrap().unwrap();
