@@ -72,6 +72,47 @@ struct Run {
     alert: String,
 }
 
+/// A key file made by `facewatch key create`, an encrypted data folder beside it with an ops, a
+/// camera (`gate-1`) and an officer token, and the settings that start the service on them.
+struct Encrypted {
+    key: PathBuf,
+    data: PathBuf,
+    ops: String,
+    cam: String,
+    ann: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Encrypted {
+    fn new(dir: &Path) -> Self {
+        let key = dir.join("facewatch.key");
+        let out = cli(dir, None, &["key", "create", key.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let data = dir.join("data");
+        let k = Some(key.as_path());
+        let (ops, cam, ann) = (
+            token(&data, k, "ops", "olga", &[]),
+            token(&data, k, "camera", "gate-1", &["gate-1"]),
+            token(&data, k, "officer", "ann", &[]),
+        );
+        let env = vec![
+            ("FACEWATCH_ENCRYPTION__KEY_FILE", key.to_str().unwrap().to_string()),
+            ("FACEWATCH_API__CAMERA_RESPONSE", "full".to_string()),
+        ];
+        Self { key, data, ops, cam, ann, env }
+    }
+
+    fn start(&self) -> Server {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Server::start(&self.data, &env)
+    }
+
+    /// `facewatch` on the folder with the key file.
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        cli(&self.data, Some(&self.key), args)
+    }
+}
+
 /// Enrolls Colin Powell, posts a new photo of him (one alert with a crop); returns the alert.
 fn enroll_and_match(s: &Server, ops: &str, camera: &str) -> Run {
     assert_eq!(s.post_json("/v1/lists", Some(ops), &json!({"name": "wanted"})).status, 201);
@@ -112,44 +153,35 @@ fn nothing_biometric_is_readable_without_the_key_and_the_key_rotates_while_servi
     assert!(!files_with(&plain, JPEG_SOI).is_empty(), "the unencrypted folder holds JPEGs");
 
     // With a key file.
-    let key = dir.path().join("facewatch.key");
-    let out = cli(&plain, None, &["key", "create", key.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let data = dir.path().join("data");
-    let k = Some(key.as_path());
-    let (ops, cam, ann) = (
-        token(&data, k, "ops", "olga", &[]),
-        token(&data, k, "camera", "gate-1", &["gate-1"]),
-        token(&data, k, "officer", "ann", &[]),
-    );
-    let env = [("FACEWATCH_ENCRYPTION__KEY_FILE", key.to_str().unwrap()), ("FACEWATCH_API__CAMERA_RESPONSE", "full")];
-    let s = Server::start(&data, &env);
-    let run = enroll_and_match(&s, &ops, &cam);
-    reads_back(&s, &ann, &run.alert);
+    let f = Encrypted::new(dir.path());
+    let (key, data, cam, ann) = (&f.key, &f.data, &f.cam, &f.ann);
+    let s = f.start();
+    let run = enroll_and_match(&s, &f.ops, cam);
+    reads_back(&s, ann, &run.alert);
 
     // Rotate beside the running service; it keeps serving everything.
     let old = dir.path().join("old.key");
-    std::fs::copy(&key, &old).unwrap();
-    let out = cli(&data, k, &["key", "rotate"]);
+    std::fs::copy(key, &old).unwrap();
+    let out = f.cli(&["key", "rotate"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_ne!(std::fs::read(&key).unwrap(), std::fs::read(&old).unwrap());
-    reads_back(&s, &ann, &run.alert);
+    assert_ne!(std::fs::read(key).unwrap(), std::fs::read(&old).unwrap());
+    reads_back(&s, ann, &run.alert);
     assert!(s.stop().success());
 
-    let hits = files_with(&data, &template);
+    let hits = files_with(data, &template);
     assert!(hits.is_empty(), "an enrolled template's bytes are readable in {hits:?}");
-    let hits = files_with(&data, JPEG_SOI);
+    let hits = files_with(data, JPEG_SOI);
     assert!(hits.is_empty(), "JPEG data is readable in {hits:?}");
 
     // A restart on the new key reads everything back and still matches (the index decrypts).
-    let s = Server::start(&data, &env);
-    reads_back(&s, &ann, &run.alert);
-    let r = s.frame("gate-1", &cam, &photo("faces/Colin_Powell/0005.jpg")).ok();
+    let s = f.start();
+    reads_back(&s, ann, &run.alert);
+    let r = s.frame("gate-1", cam, &photo("faces/Colin_Powell/0005.jpg")).ok();
     assert_eq!(r["faces"][0]["matches"][0]["subject"], "colin", "{r}");
     assert!(s.stop().success());
 
     // The old key opens nothing.
-    let out = cli(&data, Some(&old), &["token", "list"]);
+    let out = cli(data, Some(&old), &["token", "list"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not open"), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -177,65 +209,56 @@ fn the_data_key_is_replaced_with_the_service_stopped_and_the_old_pair_opens_noth
     use facewatch::vault::{self, EncryptionSection};
 
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("facewatch.key");
-    let out = cli(dir.path(), None, &["key", "create", key.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let data = dir.path().join("data");
-    let k = Some(key.as_path());
-    let (ops, cam, ann) = (
-        token(&data, k, "ops", "olga", &[]),
-        token(&data, k, "camera", "gate-1", &["gate-1"]),
-        token(&data, k, "officer", "ann", &[]),
-    );
-    let env = [("FACEWATCH_ENCRYPTION__KEY_FILE", key.to_str().unwrap()), ("FACEWATCH_API__CAMERA_RESPONSE", "full")];
-    let s = Server::start(&data, &env);
+    let f = Encrypted::new(dir.path());
+    let (key, data, ops, cam, ann) = (&f.key, &f.data, &f.ops, &f.cam, &f.ann);
+    let s = f.start();
     // Two subjects, two alerts with crops.
-    let Run { alert } = enroll_and_match(&s, &ops, &cam);
+    let Run { alert } = enroll_and_match(&s, ops, cam);
     let form = multipart(
         &[("subject", "bush"), ("name", "George W Bush")],
         &[("0001.jpg", "image/jpeg", photo("faces/George_W_Bush/0001.jpg"))],
     );
-    assert_eq!(s.call("POST", "/v1/lists/wanted/subjects", Some(&ops), form).ok()["templates"], 1);
-    let r = s.frame("gate-1", &cam, &photo("faces/George_W_Bush/0002.jpg")).ok();
+    assert_eq!(s.call("POST", "/v1/lists/wanted/subjects", Some(ops), form).ok()["templates"], 1);
+    let r = s.frame("gate-1", cam, &photo("faces/George_W_Bush/0002.jpg")).ok();
     let alerts = [alert, r["alerts"][0].as_str().unwrap_or_else(|| panic!("no alert: {r}")).to_string()];
 
     // Refused while the service runs, and nothing changes.
     let sealed = data.join(vault::SEALED_NAME);
-    let (key_before, sealed_before) = (std::fs::read(&key).unwrap(), std::fs::read(&sealed).unwrap());
-    let out = cli(&data, k, &["key", "rotate", "--data-key"]);
+    let (key_before, sealed_before) = (std::fs::read(key).unwrap(), std::fs::read(&sealed).unwrap());
+    let out = f.cli(&["key", "rotate", "--data-key"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!((std::fs::read(&key).unwrap(), std::fs::read(&sealed).unwrap()), (key_before, sealed_before));
+    assert_eq!((std::fs::read(key).unwrap(), std::fs::read(&sealed).unwrap()), (key_before, sealed_before));
     assert!(s.stop().success());
 
     // The pair a thief might have kept: the key file and the sealed data key of before.
     let thief = dir.path().join("thief");
     std::fs::create_dir(&thief).unwrap();
-    std::fs::copy(&key, thief.join("old.key")).unwrap();
+    std::fs::copy(key, thief.join("old.key")).unwrap();
     std::fs::copy(&sealed, thief.join(vault::SEALED_NAME)).unwrap();
-    let before = sealed_files(&data);
+    let before = sealed_files(data);
     assert!(before.len() >= 5, "2 crops, 2 references, the index: {before:?}");
 
-    let out = cli(&data, k, &["key", "rotate", "--data-key"]);
+    let out = f.cli(&["key", "rotate", "--data-key"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         said.contains("store re-keyed") && said.contains(&format!("{} file(s) re-encrypted", before.len())),
         "{said}"
     );
-    assert_ne!(std::fs::read(&key).unwrap(), std::fs::read(thief.join("old.key")).unwrap(), "a new key file too");
+    assert_ne!(std::fs::read(key).unwrap(), std::fs::read(thief.join("old.key")).unwrap(), "a new key file too");
 
     // A restart on the new keys: every alert, crop and reference reads back, and matching works.
-    let s = Server::start(&data, &env);
+    let s = f.start();
     for (a, subject) in alerts.iter().zip(["colin", "bush"]) {
         for part in ["crop", "reference"] {
-            let got = s.get(&format!("/v1/alerts/{a}/{part}"), Some(&ann));
+            let got = s.get(&format!("/v1/alerts/{a}/{part}"), Some(ann));
             assert!(got.status == 200 && got.body.starts_with(JPEG_SOI), "{a} {part}: {}", got.status);
         }
-        assert_eq!(s.get(&format!("/v1/alerts/{a}"), Some(&ann)).json()["subject"], subject);
+        assert_eq!(s.get(&format!("/v1/alerts/{a}"), Some(ann)).json()["subject"], subject);
     }
-    assert_eq!(s.get("/v1/alerts", Some(&ann)).json()["alerts"].as_array().map(Vec::len), Some(2));
-    let r = s.frame("gate-1", &cam, &photo("faces/Colin_Powell/0005.jpg")).ok();
+    assert_eq!(s.get("/v1/alerts", Some(ann)).json()["alerts"].as_array().map(Vec::len), Some(2));
+    let r = s.frame("gate-1", cam, &photo("faces/Colin_Powell/0005.jpg")).ok();
     assert_eq!(r["faces"][0]["matches"][0]["subject"], "colin", "{r}");
     assert!(s.stop().success());
 
@@ -244,8 +267,8 @@ fn the_data_key_is_replaced_with_the_service_stopped_and_the_old_pair_opens_noth
     let db = data.join("facewatch.db");
     let e = facewatch::db::open_keyed(&db, &old).err().expect("the old data key opens the store").to_string();
     assert!(e.contains("does not open"), "{e}");
-    let new = vault::unlock(&EncryptionSection { key_file: key.clone() }, &data).unwrap().unwrap();
-    let after = sealed_files(&data);
+    let new = vault::unlock(&EncryptionSection { key_file: key.clone() }, data).unwrap().unwrap();
+    let after = sealed_files(data);
     assert_eq!(after.len(), before.len());
     for (p, name) in &after {
         let bytes = std::fs::read(p).unwrap();
