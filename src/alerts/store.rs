@@ -177,6 +177,36 @@ impl ModelIds {
     }
 }
 
+#[cfg(test)]
+impl Alert {
+    /// An alert at gate-1 of list `wanted` for subject `x` (score 0.95 over 0.94), with a crop,
+    /// one sighting and no review: tests change what they need.
+    pub fn test(id: &str, status: Status) -> Self {
+        Alert {
+            id: id.into(),
+            status,
+            site: "s".into(),
+            camera: "gate-1".into(),
+            captured_at: "2026-11-30T12:00:00Z".into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            list: "wanted".into(),
+            subject: "x".into(),
+            subject_name: None,
+            template_id: 1,
+            score: 0.95,
+            threshold: 0.94,
+            severity: crate::watchlist::policy::Severity::High,
+            bbox: [0.0; 4],
+            quality: None,
+            models: Some(ModelIds::test()),
+            has_crop: true,
+            sightings: 1,
+            reviews: Vec::new(),
+        }
+    }
+}
+
 /// What the matcher knows when it raises an alert.
 #[derive(Debug, Clone)]
 pub struct NewAlert {

@@ -267,33 +267,18 @@ fn alert_events(rx: broadcast::Receiver<AlertEvent>) -> impl Stream<Item = Event
 mod tests {
     use super::*;
     use crate::alerts::{Change, ModelId, ModelIds, Status};
-    use crate::watchlist::policy::Severity;
 
     fn alert(id: &str) -> Alert {
+        let models = ModelIds {
+            detector: ModelId { name: "d".into(), sha256: String::new() },
+            embedder: ModelId { name: "e".into(), sha256: String::new() },
+        };
         Alert {
-            id: id.into(),
-            status: Status::Open,
-            site: "s".into(),
-            camera: "gate-1".into(),
             captured_at: String::new(),
-            created_at: String::new(),
-            updated_at: String::new(),
             list: "l".into(),
-            subject: "x".into(),
-            subject_name: None,
-            template_id: 1,
-            score: 0.95,
-            threshold: 0.94,
-            severity: Severity::High,
-            bbox: [0.0; 4],
-            quality: None,
-            models: Some(ModelIds {
-                detector: ModelId { name: "d".into(), sha256: String::new() },
-                embedder: ModelId { name: "e".into(), sha256: String::new() },
-            }),
+            models: Some(models),
             has_crop: false,
-            sightings: 1,
-            reviews: Vec::new(),
+            ..Alert::test(id, Status::Open)
         }
     }
 

@@ -131,32 +131,10 @@ pub async fn stream(State(s): State<AppState>, me: Session) -> PageResult<Respon
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{Alert, ModelIds};
-    use crate::watchlist::policy::Severity;
+    use crate::alerts::Alert;
 
     fn alert(id: &str, status: Status) -> Alert {
-        Alert {
-            id: id.into(),
-            status,
-            site: "s".into(),
-            camera: "gate-1".into(),
-            captured_at: "2026-11-30T12:00:00Z".into(),
-            created_at: String::new(),
-            updated_at: String::new(),
-            list: "wanted".into(),
-            subject: "x".into(),
-            subject_name: Some("<b>X</b>".into()),
-            template_id: 1,
-            score: 0.95,
-            threshold: 0.94,
-            severity: Severity::High,
-            bbox: [0.0; 4],
-            quality: None,
-            models: Some(ModelIds::test()),
-            has_crop: true,
-            sightings: 1,
-            reviews: Vec::new(),
-        }
+        Alert { subject_name: Some("<b>X</b>".into()), ..Alert::test(id, status) }
     }
 
     /// On the wire: changes as they come; a subscriber behind the buffer gets a fresh snapshot

@@ -357,8 +357,7 @@ async fn reference(State(s): State<AppState>, me: Session, Path(id): Path<String
 mod tests {
     use super::*;
     use crate::access::Role;
-    use crate::alerts::{Alert, ModelIds};
-    use crate::watchlist::policy::Severity;
+    use crate::alerts::Alert;
 
     fn officer(principal: &str) -> Session {
         Session {
@@ -377,24 +376,8 @@ mod tests {
     fn view(name: &str, note: &str, status: Status) -> AlertView {
         AlertView {
             alert: Alert {
-                id: "a1".into(),
-                status,
-                site: "s".into(),
-                camera: "gate-1".into(),
-                captured_at: "2026-11-30T12:00:00Z".into(),
-                created_at: String::new(),
-                updated_at: String::new(),
-                list: "wanted".into(),
-                subject: "x".into(),
                 subject_name: Some(name.into()),
-                template_id: 1,
                 score: 0.9621,
-                threshold: 0.94,
-                severity: Severity::High,
-                bbox: [0.0; 4],
-                quality: None,
-                models: Some(ModelIds::test()),
-                has_crop: true,
                 sightings: 4,
                 reviews: vec![Review {
                     officer: "Bob <b>".into(),
@@ -403,6 +386,7 @@ mod tests {
                     note: Some(note.into()),
                     at: "2026-11-30T12:01:00Z".into(),
                 }],
+                ..Alert::test("a1", status)
             },
             has_reference: true,
         }
