@@ -51,8 +51,8 @@ fn template_bytes(photo_path: &Path) -> Vec<u8> {
     e[..8].iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Every file under `dir` that contains `needle`.
-fn files_with(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+/// Every file under `dir` whose bytes pass `keep`.
+fn files_where(dir: &Path, keep: impl Fn(&[u8]) -> bool) -> Vec<PathBuf> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -60,12 +60,17 @@ fn files_with(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if std::fs::read(&p).unwrap().windows(needle.len()).any(|w| w == needle) {
+            } else if keep(&std::fs::read(&p).unwrap()) {
                 hits.push(p);
             }
         }
     }
     hits
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_with(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    files_where(dir, |bytes| bytes.windows(needle.len()).any(|w| w == needle))
 }
 
 struct Run {
@@ -188,20 +193,8 @@ fn nothing_biometric_is_readable_without_the_key_and_the_key_rotates_while_servi
 
 /// Every file under `dir` sealed by the vault (`FWE1`), with its name.
 fn sealed_files(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p).unwrap().starts_with(b"FWE1") {
-                let name = p.file_name().unwrap().to_str().unwrap().to_string();
-                out.push((p, name));
-            }
-        }
-    }
-    out
+    let sealed = files_where(dir, |bytes| bytes.starts_with(b"FWE1"));
+    sealed.into_iter().map(|p| (p.clone(), p.file_name().unwrap().to_str().unwrap().to_string())).collect()
 }
 
 #[test]
