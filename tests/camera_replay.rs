@@ -6,23 +6,20 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::server::{Server, bin, token};
-use facewatch::eval::clip::{self, ClipOptions};
+use facewatch::eval::clip::{self, ClipManifest, ClipOptions};
 
-#[test]
-fn a_replayed_clip_raises_one_alert_per_enrolled_pass_and_none_for_strangers() {
-    let dir = tempfile::tempdir().unwrap();
-    let (clips, data) = (dir.path().join("clip"), dir.path().join("data"));
+/// The tests' clip (6 passes, 3 enrolled, 640x360 at 5 fps, seed 5) generated into `clips`, and
+/// its watch list enrolled into `data` with the command line, from photos that never appear in
+/// the clip.
+fn enrolled_clip(clips: &Path, data: &Path) -> ClipManifest {
     let opts =
         ClipOptions { passes: 6, enrolled: 3, width: 640, height: 360, fps: 5, ..ClipOptions::new(5, &common::data()) };
-    let m = clip::generate(&opts, &clips).expect("generate the clip (ffmpeg from scripts/setup.sh)");
-    let enrolled: Vec<&str> = m.passes.iter().filter_map(|p| p.subject.as_deref()).collect();
-    assert_eq!(enrolled.len(), 3);
-
-    // The watch list, from photos that never appear in the clip, with the command line.
+    let m = clip::generate(&opts, clips).expect("generate the clip (ffmpeg from scripts/setup.sh)");
     for e in &m.enroll {
         let mut args = vec!["--data-dir".into(), data.display().to_string(), "--models-dir".into()];
         args.push(common::models().display().to_string());
@@ -32,6 +29,16 @@ fn a_replayed_clip_raises_one_alert_per_enrolled_pass_and_none_for_strangers() {
         let out = Command::new(bin()).args(&args).output().unwrap();
         assert!(out.status.success(), "enroll {}: {}", e.subject, String::from_utf8_lossy(&out.stderr));
     }
+    m
+}
+
+#[test]
+fn a_replayed_clip_raises_one_alert_per_enrolled_pass_and_none_for_strangers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clips, data) = (dir.path().join("clip"), dir.path().join("data"));
+    let m = enrolled_clip(&clips, &data);
+    let enrolled: Vec<&str> = m.passes.iter().filter_map(|p| p.subject.as_deref()).collect();
+    assert_eq!(enrolled.len(), 3);
     let ops = token(&data, "ops", "olga");
     let officer = token(&data, "officer", "ana");
 
@@ -98,19 +105,8 @@ fn a_push_camera_tracks_posted_frames_and_refuses_them_out_of_order() {
     use common::server::{Body, camera_token};
     let dir = tempfile::tempdir().unwrap();
     let (clips, data, jpegs) = (dir.path().join("clip"), dir.path().join("data"), dir.path().join("jpeg"));
-    let opts =
-        ClipOptions { passes: 6, enrolled: 3, width: 640, height: 360, fps: 5, ..ClipOptions::new(5, &common::data()) };
-    let m = clip::generate(&opts, &clips).expect("generate the clip (ffmpeg from scripts/setup.sh)");
+    let m = enrolled_clip(&clips, &data);
     let enrolled: Vec<&str> = m.passes.iter().filter_map(|p| p.subject.as_deref()).collect();
-    for e in &m.enroll {
-        let mut args = vec!["--data-dir".into(), data.display().to_string(), "--models-dir".into()];
-        args.push(common::models().display().to_string());
-        args.extend(["enroll", "--list", "wanted", "--threshold", "0.94", "--subject"].map(String::from));
-        args.push(e.subject.clone());
-        args.extend(e.photos.iter().map(|p| m.faces_dir.join(p).display().to_string()));
-        let out = Command::new(bin()).args(&args).output().unwrap();
-        assert!(out.status.success(), "enroll {}: {}", e.subject, String::from_utf8_lossy(&out.stderr));
-    }
     // The camera's frames as it would post them: JPEGs, one per frame of the clip.
     std::fs::create_dir_all(&jpegs).unwrap();
     let out = Command::new("ffmpeg")
