@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -29,19 +29,24 @@ fn lfw() -> &'static Lfw {
         let set = IdentificationSet::from_faces_dir(&faces).expect("LFW folder");
         let paths = set.all_paths();
         assert_eq!(paths.len(), PHOTOS, "the full development set, every photo once");
-        let unique: std::collections::BTreeSet<_> = paths.iter().collect();
+        let unique: BTreeSet<_> = paths.iter().collect();
         assert_eq!(unique.len(), PHOTOS, "a photo counted twice");
         let mut opts = PipelineOptions::default();
         // The labelled face is picked among all candidates, as the reference evaluation does.
         opts.detector.score_threshold = 0.6;
         opts.runtime.intra_threads = 1;
-        let embs = eval::embed_centre_faces(&common::models(), &opts, &paths, 2, false, &|_| {}).expect("embedding");
+        let gallery: BTreeSet<PathBuf> = set.gallery.iter().map(|g| g.1.clone()).collect();
+        let embs = eval::embed_centre_faces(&common::models(), &opts, &paths, 2, &gallery, &|_| {}).expect("embedding");
         let missing: Vec<_> = paths.iter().zip(&embs).filter(|(_, e)| e.is_none()).map(|(p, _)| p).collect();
         assert!(missing.is_empty(), "{} photos gave no face: {missing:?}", missing.len());
-        let gallery: Vec<PathBuf> = set.gallery.iter().map(|g| g.1.clone()).collect();
-        let templates =
-            eval::embed_centre_faces(&common::models(), &opts, &gallery, 2, true, &|_| {}).expect("templates");
-        Lfw { set, emb: paths.into_iter().zip(embs).collect(), gallery: gallery.into_iter().zip(templates).collect() }
+        let templates = paths
+            .iter()
+            .zip(&embs)
+            .filter(|(p, _)| gallery.contains(*p))
+            .map(|(p, e)| (p.clone(), e.as_ref().and_then(|e| e.template.clone())))
+            .collect();
+        let emb = paths.into_iter().zip(embs.into_iter().map(|e| e.map(|e| e.embedding))).collect();
+        Lfw { set, emb, gallery: templates }
     })
 }
 

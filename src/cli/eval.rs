@@ -4,7 +4,7 @@
 //! seeded arrival-hall clip with its ground truth; `facewatch eval video`: both rules on such a
 //! clip, and the thresholds to set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -173,19 +173,22 @@ pub fn run(s: &ServiceConfig, threads_given: bool, f: &FolderEval) -> anyhow::Re
         "embedding {bar:40} {pos}/{len} photos, {per_sec}, {eta} left",
     )?);
     let t0 = std::time::Instant::now();
-    let embs =
-        eval::embed_centre_faces(&s.models_dir(), &opts, &paths, f.workers, false, &|n| bar.set_position(n as u64))?;
-    // The gallery again, as the service enrolls it (templates may differ from a probe's embedding).
-    let gallery_paths: Vec<PathBuf> = set.gallery.iter().map(|g| g.1.clone()).collect();
-    bar.set_length((paths.len() + gallery_paths.len()) as u64);
-    let n0 = paths.len();
-    let templates = eval::embed_centre_faces(&s.models_dir(), &opts, &gallery_paths, f.workers, true, &|n| {
-        bar.set_position((n0 + n) as u64)
+    // The gallery is also embedded as the service enrolls it (a template may differ from a
+    // probe's embedding).
+    let gallery_paths: BTreeSet<PathBuf> = set.gallery.iter().map(|g| g.1.clone()).collect();
+    let embs = eval::embed_centre_faces(&s.models_dir(), &opts, &paths, f.workers, &gallery_paths, &|n| {
+        bar.set_position(n as u64)
     })?;
-    let gallery: BTreeMap<PathBuf, Option<Vec<f32>>> = gallery_paths.into_iter().zip(templates).collect();
     bar.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    let by_path: BTreeMap<PathBuf, Option<Vec<f32>>> = paths.iter().cloned().zip(embs).collect();
+    let gallery: BTreeMap<PathBuf, Option<Vec<f32>>> = paths
+        .iter()
+        .zip(&embs)
+        .filter(|(p, _)| gallery_paths.contains(*p))
+        .map(|(p, e)| (p.clone(), e.as_ref().and_then(|e| e.template.clone())))
+        .collect();
+    let by_path: BTreeMap<PathBuf, Option<Vec<f32>>> =
+        paths.iter().cloned().zip(embs.into_iter().map(|e| e.map(|e| e.embedding))).collect();
     let by_rel: BTreeMap<String, Option<Vec<f32>>> = by_path
         .iter()
         .filter_map(|(p, e)| Some((p.strip_prefix(faces).ok()?.to_string_lossy().into_owned(), e.clone())))

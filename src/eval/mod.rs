@@ -15,7 +15,7 @@ pub(crate) mod rng;
 pub mod rule;
 pub mod video;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,18 +29,26 @@ use crate::vision::embed::cosine;
 use crate::watchlist::index::ListIndex;
 use crate::watchlist::store::TemplateRow;
 
+/// The centre face of one image: its embedding as a probe, and, for the images asked for as a
+/// gallery, the enrollment template the service would store for it (mirrored where the
+/// embedder's manifest says so).
+#[derive(Debug, Clone)]
+pub struct CentreFace {
+    pub embedding: Vec<f32>,
+    pub template: Option<Vec<f32>>,
+}
+
 /// Embeds the centre face of every image with `workers` pipelines in parallel (each with
-/// `opts.runtime.intra_threads` threads). `None` where no face was found or the file is bad.
-/// With `as_templates`, each embedding is the enrollment template the service would store for
-/// that face (mirrored where the embedder's manifest says so): for a gallery.
+/// `opts.runtime.intra_threads` threads), and makes the template of those in `gallery`. `None`
+/// where no face was found or the file is bad.
 pub fn embed_centre_faces(
     models: &Path,
     opts: &PipelineOptions,
     paths: &[PathBuf],
     workers: usize,
-    as_templates: bool,
+    gallery: &BTreeSet<PathBuf>,
     progress: &(dyn Fn(usize) + Sync),
-) -> Result<Vec<Option<Vec<f32>>>> {
+) -> Result<Vec<Option<CentreFace>>> {
     let out = Mutex::new(vec![None; paths.len()]);
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -62,11 +70,16 @@ pub fn embed_centre_faces(
                     }
                     let emb = decode_file(&paths[i], DEFAULT_MAX_PIXELS).ok().and_then(|img| {
                         let faces = p.faces(&img, None).ok()?;
-                        let mut face = nearest_center(&faces, img.width(), img.height())?.clone();
-                        if as_templates {
-                            p.mirror_templates(std::slice::from_mut(&mut face)).ok()?;
-                        }
-                        face.embedding
+                        let face = nearest_center(&faces, img.width(), img.height())?;
+                        let embedding = face.embedding.clone()?;
+                        let template = if gallery.contains(&paths[i]) {
+                            let mut t = face.clone();
+                            p.mirror_templates(std::slice::from_mut(&mut t)).ok()?;
+                            t.embedding
+                        } else {
+                            None
+                        };
+                        Some(CentreFace { embedding, template })
                     });
                     out.lock().unwrap_or_else(|e| e.into_inner())[i] = emb;
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1);
@@ -264,7 +277,7 @@ pub struct Identification {
 
 /// Runs open-set identification through a FAISS index built like a watch list's.
 /// `emb` maps every probe of `set` to its embedding, `gallery` every gallery photo to its
-/// enrollment template ([`embed_centre_faces`] with `as_templates`).
+/// enrollment template ([`CentreFace::template`]).
 pub fn identification(
     set: &IdentificationSet,
     emb: &BTreeMap<PathBuf, Option<Vec<f32>>>,
