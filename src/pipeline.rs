@@ -105,26 +105,6 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Turns embedded faces into enrollment templates (see [`Pipeline::embed_templates`]);
-    /// faces without an embedding are left as they are.
-    pub fn mirror_templates(&mut self, faces: &mut [Face]) -> Result<()> {
-        if !self.manifest.embedder.enroll_mirrored {
-            return Ok(());
-        }
-        let idx: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].embedding.is_some()).collect();
-        if idx.is_empty() {
-            return Ok(());
-        }
-        let mirrors: Vec<RgbImage> = idx.iter().map(|&i| embed::mirrored(&faces[i].chip)).collect();
-        let embs = self.embedder.embed(&mirrors.iter().collect::<Vec<_>>())?;
-        for (i, m) in idx.into_iter().zip(embs) {
-            if let Some(e) = faces[i].embedding.as_mut() {
-                *e = embed::mirror_template(e, &m);
-            }
-        }
-        Ok(())
-    }
-
     /// Embeds every accepted face in one batched call.
     pub fn embed_faces(&mut self, faces: &mut [Face]) -> Result<()> {
         let idx: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].rejections.is_empty()).collect();

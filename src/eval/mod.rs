@@ -73,8 +73,9 @@ pub fn embed_centre_faces(
                         let face = nearest_center(&faces, img.width(), img.height())?;
                         let embedding = face.embedding.clone()?;
                         let template = if gallery.contains(&paths[i]) {
+                            // Exactly what the service stores for this face.
                             let mut t = face.clone();
-                            p.mirror_templates(std::slice::from_mut(&mut t)).ok()?;
+                            p.embed_templates(std::slice::from_mut(&mut t)).ok()?;
                             t.embedding
                         } else {
                             None
